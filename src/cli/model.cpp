@@ -1,0 +1,183 @@
+#include "cli/commands.h"
+
+#include "core/error.h"
+#include "core/format.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "model/info.h"
+#include "model/quant.h"
+#include "model/ref.h"
+#include "model/synth.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace im::cli {
+
+namespace {
+
+struct synth_args {
+    std::string preset;
+    std::string arch = "qwen2";
+    int layers = 0, embd = 0, ff = 0, heads = 0, kv_heads = 0, ctx_train = 32768;
+    std::string vocab;
+    std::string quant = "q4_k_m";
+    std::string out;
+    uint64_t seed = 42;
+    int threads = 0;
+};
+
+void run_synth(const synth_args & a) {
+    init_engine();
+    model::synth_options opts;
+    if (!a.preset.empty()) {
+        auto s = model::find_preset(a.preset);
+        if (!s) {
+            std::string names;
+            for (const auto & n : model::preset_names()) names += (names.empty() ? "" : ", ") + n;
+            throw_usage("--preset: unknown preset '{}' (presets: {})", a.preset, names);
+        }
+        opts.s = *s;
+    } else {
+        if (a.layers == 0 || a.embd == 0 || a.ff == 0 || a.heads == 0) {
+            throw_usage("model synth: give --preset NAME, or a custom shape with --layers --embd --ff --heads "
+                        "[--kv-heads] [--arch]");
+        }
+        opts.s.arch = a.arch;
+        opts.s.name = fmt::format("custom-{}-{}L-{}", a.arch, a.layers, a.embd);
+        opts.s.n_layer = a.layers;
+        opts.s.n_embd = a.embd;
+        opts.s.n_ff = a.ff;
+        opts.s.n_head = a.heads;
+        opts.s.n_head_kv = a.kv_heads > 0 ? a.kv_heads : a.heads;
+        opts.s.n_ctx_train = a.ctx_train;
+        const bool qwen = a.arch == "qwen2";
+        opts.s.rope_freq_base = qwen ? 1000000.0f : 500000.0f;
+        opts.s.rms_norm_eps = qwen ? 1e-6f : 1e-5f;
+        opts.s.tied_embeddings = true;
+        opts.s.vocab = qwen ? "ggml-vocab-qwen2.gguf" : "ggml-vocab-llama-bpe.gguf";
+    }
+    model::validate(opts.s);
+    const auto ftype = model::ftype_from_name(a.quant);
+    if (!ftype) {
+        std::string names;
+        for (const auto & n : model::ftype_names()) names += (names.empty() ? "" : ", ") + n;
+        throw_usage("--quant: unknown file type '{}' (one of: {})", a.quant, names);
+    }
+    opts.ftype = *ftype;
+    opts.vocab_path = a.vocab;
+    opts.seed = a.seed;
+    opts.n_threads = a.threads;
+    if (!a.out.empty()) {
+        opts.out = a.out;
+    } else {
+        std::string q = model::ftype_name(*ftype);
+        for (auto & c : q) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const std::string base = a.preset.empty() ? opts.s.name : a.preset;
+        opts.out = fs::cache_dir() / "models" / (base + "-" + q + ".gguf");
+    }
+    int last_pct = -1;
+    const auto res = model::synthesize(opts, [&last_pct](const std::string & stage, double f) {
+        const int pct = static_cast<int>(f * 10) * 10;
+        if (pct != last_pct) {
+            last_pct = pct;
+            log::info("{}: {}%", stage, pct);
+        }
+    });
+    const auto m = model::read_info(res.path);
+    fmt::print("{}\n", res.path.string());
+    log::info("wrote {}: {} MiB, {} params, {} of {} embedding rows zeroed (non-text tokens), {}{}",
+              res.path.string(), fmtx::thousands(static_cast<double>(m.size_bytes) / fmtx::mib),
+              fmtx::count_si(static_cast<double>(m.n_params)), res.n_rows_zeroed, res.n_vocab,
+              fmtx::duration(res.seconds),
+              res.temp_bytes ? fmt::format(", {} MiB temporary Q8_0 file", fmtx::thousands(
+                                   static_cast<double>(res.temp_bytes) / fmtx::mib, 0)) : std::string());
+}
+
+nlohmann::ordered_json info_json(const model::info & m) {
+    nlohmann::ordered_json j;
+    j["path"] = m.path.string();
+    j["name"] = m.name;
+    j["architecture"] = m.arch;
+    j["n_layer"] = m.n_layer;
+    j["n_embd"] = m.n_embd;
+    j["n_ff"] = m.n_ff;
+    j["n_head"] = m.n_head;
+    j["n_head_kv"] = m.n_head_kv.empty() ? 0 : m.n_head_kv.front();
+    j["head_dim"] = m.head_dim_k;
+    j["n_vocab"] = m.n_vocab;
+    j["n_ctx_train"] = m.n_ctx_train;
+    j["file_type"] = model::ftype_name(m.file_type);
+    j["tied_embeddings"] = m.tied_embeddings;
+    j["size_bytes"] = m.size_bytes;
+    j["size_mib"] = static_cast<double>(m.size_bytes) / fmtx::mib;
+    j["file_bytes"] = m.file_bytes;
+    j["n_params"] = m.n_params;
+    j["kv_bytes_per_token"] = {
+        {"f16", model::kv_bytes_per_token(m, GGML_TYPE_F16, GGML_TYPE_F16)},
+        {"q8_0", model::kv_bytes_per_token(m, GGML_TYPE_Q8_0, GGML_TYPE_Q8_0)},
+        {"q4_0", model::kv_bytes_per_token(m, GGML_TYPE_Q4_0, GGML_TYPE_Q4_0)},
+    };
+    return j;
+}
+
+void run_info(const std::string & ref, bool json) {
+    init_engine();
+    const auto m = model::read_info(model::resolve(ref));
+    if (json) {
+        fmt::print("{}\n", info_json(m).dump(2));
+        return;
+    }
+    const auto kv = [&](ggml_type t) { return fmtx::thousands(static_cast<int64_t>(model::kv_bytes_per_token(m, t, t))); };
+    fmt::print("model          {}\n", m.name);
+    fmt::print("file           {}\n", m.path.string());
+    fmt::print("architecture   {}\n", m.arch);
+    fmt::print("layers         {}\n", m.n_layer);
+    fmt::print("hidden size    {}\n", m.n_embd);
+    fmt::print("FFN size       {}\n", m.n_ff);
+    fmt::print("heads          {} (KV heads {}, head dim {})\n", m.n_head, m.n_head_kv.front(), m.head_dim_k);
+    fmt::print("vocab size     {}\n", fmtx::thousands(static_cast<int64_t>(m.n_vocab)));
+    fmt::print("context length {}\n", fmtx::thousands(static_cast<int64_t>(m.n_ctx_train)));
+    fmt::print("file type      {}\n", model::ftype_name(m.file_type));
+    fmt::print("embeddings     {}\n", m.tied_embeddings ? "tied (token_embd doubles as output)" : "separate output.weight");
+    fmt::print("size           {} MiB ({} GiB)\n", fmtx::thousands(static_cast<double>(m.size_bytes) / fmtx::mib),
+               fmtx::thousands(static_cast<double>(m.size_bytes) / fmtx::gib));
+    fmt::print("params         {} ({})\n", fmtx::count_si(static_cast<double>(m.n_params)),
+               fmtx::thousands(static_cast<int64_t>(m.n_params)));
+    fmt::print("KV per token   f16 {} B, q8_0 {} B, q4_0 {} B\n", kv(GGML_TYPE_F16), kv(GGML_TYPE_Q8_0), kv(GGML_TYPE_Q4_0));
+}
+
+}  // namespace
+
+void add_model(CLI::App & root) {
+    auto * cmd = root.add_subcommand("model", "Synthesize a random-weight GGUF of a real architecture, or describe a model");
+    cmd->require_subcommand(1);
+
+    auto a = std::make_shared<synth_args>();
+    auto * synth = cmd->add_subcommand("synth", "Write a GGUF with a real architecture and vocabulary and random weights");
+    std::string presets;
+    for (const auto & n : model::preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+    synth->add_option("--preset", a->preset, "Published shape: " + presets);
+    synth->add_option("--arch", a->arch, "Custom shape: architecture (qwen2 or llama)")->capture_default_str();
+    synth->add_option("--layers", a->layers, "Custom shape: number of layers");
+    synth->add_option("--embd", a->embd, "Custom shape: hidden size");
+    synth->add_option("--ff", a->ff, "Custom shape: FFN size");
+    synth->add_option("--heads", a->heads, "Custom shape: attention heads");
+    synth->add_option("--kv-heads", a->kv_heads, "Custom shape: KV heads (default: --heads)");
+    synth->add_option("--ctx-train", a->ctx_train, "Custom shape: trained context length")->capture_default_str();
+    synth->add_option("--vocab", a->vocab, "Vocabulary file (a ggml-vocab-*.gguf); default: the preset's, from llama.cpp's models/");
+    synth->add_option("--quant", a->quant, "llama.cpp file type (q4_k_m, q8_0, f16, ...)")->capture_default_str();
+    synth->add_option("-o,--output", a->out, "Output file (default: ~/.cache/infermeter/models/<preset>-<quant>.gguf)");
+    synth->add_option("--seed", a->seed, "Random seed for the weights")->capture_default_str();
+    synth->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
+    synth->callback([a] { run_synth(*a); });
+
+    auto ref = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false);
+    auto * info = cmd->add_subcommand("info", "Architecture, size, params and KV bytes per token of a GGUF model");
+    info->add_option("model", *ref, "A .gguf file or synth:PRESET[-QUANT] (e.g. synth:qwen2-1.5b-q4_k_m)")->required();
+    info->add_flag("--json", *json, "Print JSON");
+    info->callback([ref, json] { run_info(*ref, *json); });
+}
+
+}  // namespace im::cli

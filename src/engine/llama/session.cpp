@@ -1,0 +1,147 @@
+#include "engine/llama/session.h"
+
+#include "core/error.h"
+#include "engine/backend.h"
+
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+namespace im::engine::llama {
+
+int default_threads() {
+    // Physical cores, counted as llama.cpp's common_cpu_get_num_physical_cores does: distinct
+    // thread-sibling sets.
+    std::set<std::string> siblings;
+    for (unsigned cpu = 0; cpu < std::max(1u, std::thread::hardware_concurrency()); ++cpu) {
+        std::ifstream in("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings");
+        std::string line;
+        if (in && std::getline(in, line)) siblings.insert(line);
+    }
+    if (!siblings.empty()) return static_cast<int>(siblings.size());
+    const unsigned n = std::thread::hardware_concurrency();
+    return n > 0 ? static_cast<int>(n <= 4 ? n : n / 2) : 4;
+}
+
+std::string flash_attn_name(flash_attn fa) {
+    switch (fa) {
+        case flash_attn::on:  return "on";
+        case flash_attn::off: return "off";
+        default:              return "auto";
+    }
+}
+
+std::string split_mode_name(llama_split_mode sm) {
+    switch (sm) {
+        case LLAMA_SPLIT_MODE_NONE:  return "none";
+        case LLAMA_SPLIT_MODE_ROW:   return "row";
+        default:                     return "layer";
+    }
+}
+
+model::model(const std::filesystem::path & path, const engine_params & p, bool no_alloc) {
+    info_ = im::model::read_info(path);  // clean errors for missing, non-GGUF and truncated files
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = p.n_gpu_layers;
+    mp.split_mode = p.split_mode;
+    mp.main_gpu = p.main_gpu;
+    mp.load_mode = p.use_mmap ? LLAMA_LOAD_MODE_AUTO : LLAMA_LOAD_MODE_NONE;
+    mp.no_alloc = no_alloc;
+    model_ = llama_model_load_from_file(path.c_str(), mp);
+    if (!model_) {
+        const std::string why = last_llama_errors();
+        throw_runtime("llama.cpp could not load {} ({}){}", path.string(), info_.arch,
+                      why.empty() ? "" : ": " + why);
+    }
+}
+
+model::~model() { llama_model_free(model_); }
+
+std::string model::type_desc() const {
+    char buf[256];
+    llama_model_desc(model_, buf, sizeof(buf));
+    return buf;
+}
+
+bool model::same_load(const engine_params & a, const engine_params & b) {
+    return a.n_gpu_layers == b.n_gpu_layers && a.split_mode == b.split_mode && a.main_gpu == b.main_gpu &&
+           a.use_mmap == b.use_mmap;
+}
+
+void parse_allocation_log(const std::vector<std::string> & lines, allocation & a) {
+    static const std::regex kv(R"(llama_kv_cache: size = +([0-9.]+) MiB)");
+    static const std::regex compute(R"(compute buffer size = +([0-9.]+) MiB)");
+    std::smatch m;
+    for (const auto & line : lines) {
+        if (std::regex_search(line, m, kv)) {
+            a.kv_bytes += static_cast<uint64_t>(std::stod(m[1]) * 1024.0 * 1024.0 + 0.5);
+        } else if (std::regex_search(line, m, compute)) {
+            a.compute_bytes += static_cast<uint64_t>(std::stod(m[1]) * 1024.0 * 1024.0 + 0.5);
+        }
+    }
+}
+
+context::context(const model & m, const engine_params & p, const context_request & r) {
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = r.n_ctx;
+    cp.n_batch = static_cast<uint32_t>(p.n_batch);
+    cp.n_ubatch = static_cast<uint32_t>(p.n_ubatch);
+    cp.n_seq_max = r.n_seq_max;
+    cp.kv_unified = r.kv_unified;
+    cp.type_k = p.type_k;
+    cp.type_v = p.type_v;
+    cp.flash_attn_type = p.fa == flash_attn::on    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                         : p.fa == flash_attn::off ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                   : LLAMA_FLASH_ATTN_TYPE_AUTO;
+    cp.swa_full = false;
+    n_threads_ = p.n_threads > 0 ? p.n_threads : default_threads();
+    cp.n_threads = n_threads_;
+    cp.n_threads_batch = n_threads_;
+    {
+        log_capture capture;
+        ctx_ = llama_init_from_model(m.get(), cp);
+        parse_allocation_log(capture.lines(), alloc_);
+    }
+    if (!ctx_) {
+        const std::string why = last_llama_errors();
+        throw_runtime("llama.cpp could not create a context of {} cells for {} sequences{} (lower --workers, -n or "
+                      "-ub, or quantize the cache with -ctk/-ctv q8_0)",
+                      r.n_ctx, r.n_seq_max, why.empty() ? "" : ": " + why);
+    }
+    alloc_.n_ctx = llama_n_ctx(ctx_);
+    alloc_.n_ctx_seq = llama_n_ctx_seq(ctx_);
+
+    // Own threadpool, as llama-bench attaches one: same thread placement and polling.
+    if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) {
+        ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu);
+        auto * tp_new = reinterpret_cast<decltype(ggml_threadpool_new) *>(
+            ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));
+        if (tp_new) {
+            ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads_);
+            tpp.poll = static_cast<uint32_t>(p.poll);
+            threadpool_ = tp_new(&tpp);
+            if (threadpool_) {
+                llama_attach_threadpool(ctx_, threadpool_, nullptr);
+            }
+        }
+    }
+}
+
+context::~context() {
+    llama_free(ctx_);
+    if (threadpool_) {
+        if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) {
+            auto * tp_free = reinterpret_cast<decltype(ggml_threadpool_free) *>(
+                ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_threadpool_free"));
+            if (tp_free) tp_free(threadpool_);
+        }
+    }
+}
+
+void context::clear() { llama_memory_clear(llama_get_memory(ctx_), false); }
+
+}  // namespace im::engine::llama

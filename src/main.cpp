@@ -1,0 +1,57 @@
+#include "cli/commands.h"
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "core/log.h"
+#include "engine/backend.h"
+
+#include <fmt/format.h>
+
+#include <clocale>
+#include <cstdlib>
+
+static std::string version_text() {
+    im::engine::init(false);
+    std::string backends;
+    for (const auto & b : im::engine::backend_names()) backends += (backends.empty() ? "" : ", ") + b;
+    return fmt::format("infermeter {}\nllama.cpp {}\nbackends: {}\nbuild: {}{}", im::build_info::version(),
+                       im::build_info::llama_commit(), backends, im::build_info::build_type(),
+                       im::build_info::sanitized() ? " (ASan+UBSan)" : "");
+}
+
+int main(int argc, char ** argv) {
+    std::setlocale(LC_NUMERIC, "C");
+    CLI::App app{"infermeter: LLM inference performance evaluation, from a dataset to a recommendation", "infermeter"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", version_text);
+    auto & g = im::cli::globals();
+    app.add_flag("-v,--verbose", g.verbose, "Show llama.cpp's own log on stderr");
+    app.add_flag("-q,--quiet", g.quiet, "No progress or context on stderr (warnings stay)");
+    app.parse_complete_callback([&g] {
+        im::log::set_quiet(g.quiet || std::getenv("INFERMETER_QUIET") != nullptr);
+    });
+
+    im::cli::add_model(app);
+    im::cli::add_dataset(app);
+    im::cli::add_analyze(app);
+    im::cli::add_bench(app);
+    im::cli::add_parallel(app);
+    im::cli::add_roofline(app);
+    im::cli::add_evaluate(app);
+    im::cli::add_history(app);
+
+    im::interrupt::install();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        const int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    } catch (const im::error & e) {
+        fmt::print(stderr, "infermeter: error: {}\n", e.what());
+        return im::exit_code(e.kind());
+    } catch (const std::exception & e) {
+        fmt::print(stderr, "infermeter: error: {}\n", e.what());
+        return 1;
+    }
+    return im::interrupt::requested() ? 130 : 0;
+}

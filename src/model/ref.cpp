@@ -1,0 +1,72 @@
+#include "model/ref.h"
+
+#include "core/error.h"
+#include "core/format.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "model/quant.h"
+#include "model/synth.h"
+
+#include <fmt/format.h>
+
+namespace im::model {
+
+static std::string join_names(const std::vector<std::string> & names) {
+    std::string out;
+    for (const auto & n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+std::optional<synth_ref> parse_synth_ref(const std::string & ref) {
+    const std::string prefix = "synth:";
+    if (ref.rfind(prefix, 0) != 0) {
+        return std::nullopt;
+    }
+    const std::string body = ref.substr(prefix.size());
+    if (find_preset(body)) {
+        return synth_ref{body, LLAMA_FTYPE_MOSTLY_Q4_K_M, "q4_k_m"};
+    }
+    const size_t dash = body.rfind('-');
+    if (dash != std::string::npos && find_preset(body.substr(0, dash))) {
+        const std::string quant = body.substr(dash + 1);
+        if (auto ft = ftype_from_name(quant)) {
+            std::string lower = ftype_name(*ft);
+            for (auto & c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            return synth_ref{body.substr(0, dash), *ft, lower};
+        }
+        throw_usage("-m {}: unknown quantization '{}' (one of: {})", ref, quant, join_names(ftype_names()));
+    }
+    throw_usage("-m {}: unknown preset '{}' (presets: {})", ref, body, join_names(preset_names()));
+}
+
+std::filesystem::path synth_cache_path(const synth_ref & r) {
+    return fs::cache_dir() / "models" / (r.preset + "-" + r.quant + ".gguf");
+}
+
+std::filesystem::path resolve(const std::string & ref) {
+    if (auto sr = parse_synth_ref(ref)) {
+        const std::filesystem::path path = synth_cache_path(*sr);
+        std::error_code ec;
+        if (std::filesystem::is_regular_file(path, ec)) {
+            return path;
+        }
+        log::info("synthesizing {} (first use; cached at {})", ref, path.string());
+        synth_options opts;
+        opts.s = *find_preset(sr->preset);
+        opts.ftype = sr->ftype;
+        opts.out = path;
+        const synth_result res = synthesize(opts);
+        log::info("synthesized {} in {}", path.string(), fmtx::duration(res.seconds));
+        return path;
+    }
+    if (ref.empty()) {
+        throw_usage("-m: no model given (a .gguf path or synth:PRESET, e.g. synth:tiny)");
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(ref, ec)) {
+        throw_runtime("model file {} not found (-m takes a .gguf path or synth:PRESET, e.g. synth:tiny)", ref);
+    }
+    return ref;
+}
+
+}  // namespace im::model
