@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -25,6 +26,7 @@ int main(int argc, char ** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", version_text);
     auto & g = im::cli::globals();
+    for (int i = 0; i < argc; ++i) g.command_line += (i ? " " : "") + std::string(argv[i]);
     app.add_flag("-v,--verbose", g.verbose, "Show llama.cpp's own log on stderr");
     app.add_flag("-q,--quiet", g.quiet, "No progress or context on stderr (warnings stay)");
     app.parse_complete_callback([&g] {
@@ -42,7 +44,10 @@ int main(int argc, char ** argv) {
 
     im::interrupt::install();
     try {
-        app.parse(argc, argv);
+        std::vector<std::string> args = im::cli::expand_short_aliases(argc, argv);
+        std::vector<char *> ptrs;
+        for (auto & a : args) ptrs.push_back(a.data());
+        app.parse(static_cast<int>(ptrs.size()), ptrs.data());
     } catch (const CLI::ParseError & e) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : 2;

@@ -1,12 +1,114 @@
 #include "cli/commands.h"
 
+#include "cli/engine_flags.h"
+#include "cli/output.h"
 #include "core/error.h"
+#include "core/format.h"
+#include "core/log.h"
+#include "core/ranges.h"
+#include "model/quant.h"
+#include "model/ref.h"
+#include "report/measurements.h"
+#include "store/store.h"
+#include "workload/bench.h"
+
+#include <fmt/format.h>
 
 namespace im::cli {
 
+namespace {
+
+struct bench_args {
+    std::string model;
+    std::string n_prompt = "512";
+    std::string n_gen = "128";
+    std::vector<std::string> pg;
+    std::string n_depth = "0";
+    int repetitions = 5;
+    bool no_warmup = false;
+    std::string output = "md";
+    std::string export_path;
+    store::store_flags db;
+    engine_flags engine;
+};
+
+void warn_noisy(const workload::bench_result & r) {
+    if (r.ts.n_outliers > 0) {
+        log::warn("{}: {} of {} samples are outliers (median/MAD); rerun with more repetitions (-r {}) or keep the "
+                  "machine idle", r.test.name(), r.ts.n_outliers, r.ts.n, std::max(10, static_cast<int>(r.ts.n) * 2));
+    } else if (r.ts.stddev && r.ts.mean > 0 && *r.ts.stddev / r.ts.mean > 0.05) {
+        log::warn("{}: stddev is {} of the mean; rerun with more repetitions (-r {})", r.test.name(),
+                  fmtx::percent(*r.ts.stddev / r.ts.mean), std::max(10, static_cast<int>(r.ts.n) * 2));
+    }
+}
+
+void run(const bench_args & a) {
+    init_engine();
+    if (a.repetitions < 1) throw_usage("-r: repetitions must be >= 1 (got {})", a.repetitions);
+    const auto out = output_target::from_flags(a.output, a.export_path);
+    const auto np = parse_int_list(a.n_prompt, "-p", 0);
+    const auto ng = parse_int_list(a.n_gen, "-n", 0);
+    const auto nd = parse_int_list(a.n_depth, "-d", 0);
+    std::vector<std::pair<int, int>> pg;
+    for (const auto & s : a.pg) {
+        const auto v = parse_int_list(s, "-pg", 1);
+        if (v.size() != 2) throw_usage("-pg: '{}' must be two numbers, prompt,generation (e.g. -pg 512,128)", s);
+        pg.emplace_back(v[0], v[1]);
+    }
+    const auto tests = workload::expand_tests(expand(a.engine), np, ng, pg, nd);
+    if (tests.empty()) throw_usage("-p and -n are all 0 and no -pg given: nothing to measure");
+    const auto model_path = model::resolve(a.model);
+
+    std::vector<workload::bench_result> results;
+    report::run_context ctx;
+    report::config_summary cfg;
+    const auto markdown = [&] {
+        return "## Single Request Performance\n\n" + report::config_markdown(cfg) + "\n" + report::bench_markdown(results);
+    };
+    progress_line progress;
+    workload::bench_callbacks cb;
+    cb.progress = [&](size_t i, size_t n, const workload::bench_test & t, int rep) {
+        progress.update(fmt::format("bench {}/{}: {} {}", i + 1, n, t.name(),
+                                    rep < 0 ? std::string("warmup") : fmt::format("rep {}/{}", rep + 1, a.repetitions)));
+    };
+    report::table table;
+    cb.result = [&](const workload::bench_result & r, const engine::llama::model & m) {
+        if (results.empty()) {
+            ctx = report::make_run_context(&m, globals().command_line);
+            cfg = {m.info().name, model::ftype_name(m.info().file_type), m.size_bytes(), m.n_params(),
+                   ctx.gpu_info.empty() ? ctx.cpu_info : ctx.gpu_info + "; " + ctx.cpu_info, ctx.backends,
+                   r.n_threads, r.test.params};
+        }
+        results.push_back(r);
+        progress.done(fmt::format("{}: {} t/s", r.test.name(), fmtx::mean_pm(r.ts.mean, r.ts.stddev)));
+        warn_noisy(r);
+        table = report::bench_table(results, ctx);
+        out.export_now(table, markdown);
+    };
+    const bool complete = workload::run_bench(model_path, tests, a.repetitions, !a.no_warmup, cb);
+    progress.clear();
+    out.print(table, markdown);
+    store::record_run(a.db, "bench", ctx, {table}, !complete);
+    if (!complete) throw error(error_kind::interrupted, "interrupted: the results above are partial");
+}
+
+}  // namespace
+
 void add_bench(CLI::App & root) {
-    auto * cmd = root.add_subcommand("bench", "(not built yet)");
-    cmd->callback([] { throw_runtime("bench: not implemented yet"); });
+    auto a = std::make_shared<bench_args>();
+    auto * cmd = root.add_subcommand("bench", "Single-request prompt processing (pp) and token generation (tg), llama-bench semantics");
+    cmd->add_option("-m,--model", a->model, "A .gguf file or synth:PRESET[-QUANT]")->required();
+    cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt lengths (list/range, 0 to skip)")->capture_default_str();
+    cmd->add_option("-n,--n-gen", a->n_gen, "Generation lengths (list/range, 0 to skip)")->capture_default_str();
+    cmd->add_option("--pg", a->pg, "-pg: prompt + generation tests, -pg 512,128 (repeatable)");
+    cmd->add_option("-d,--n-depth", a->n_depth, "KV depth prefilled (untimed) before each test")->capture_default_str();
+    cmd->add_option("-r,--repetitions", a->repetitions, "Repetitions per test")->capture_default_str();
+    cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup run");
+    cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
+    cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each test");
+    add_engine_flags(cmd, a->engine);
+    add_store_flags(cmd, a->db);
+    cmd->callback([a] { run(*a); });
 }
 
 }  // namespace im::cli

@@ -19,10 +19,11 @@ void add_history(CLI::App & root);   // history | compare
 struct global_options {
     bool verbose = false;  // llama.cpp's own log on stderr
     bool quiet = false;    // no progress or info on stderr
+    std::string command_line;  // argv joined, recorded with every result
 };
 global_options & globals();
 
-// Loads backends and llama.cpp with the global verbosity.
+// Loads backends and llama.cpp with the global verbosity; warns about debug/sanitizer builds.
 void init_engine();
 
 }  // namespace im::cli

@@ -1,12 +1,170 @@
 #include "cli/commands.h"
 
+#include "cli/engine_flags.h"
+#include "cli/output.h"
 #include "core/error.h"
+#include "core/format.h"
+#include "core/log.h"
+#include "core/ranges.h"
+#include "model/info.h"
+#include "model/quant.h"
+#include "model/ref.h"
+#include "report/measurements.h"
+#include "workload/lockstep.h"
+#include "workload/plan.h"
+
+#include <fmt/format.h>
 
 namespace im::cli {
 
+namespace {
+
+struct parallel_args {
+    std::string model;
+    std::string workers = "1,2,4,8";
+    int n_prompt = 128;
+    int n_predict = 128;
+    std::string ctx = "auto";
+    int64_t ctx_min = 0;
+    bool kv_unified = false;
+    int repetitions = 1;
+    bool no_warmup = false;
+    bool plan_only = false;
+    bool allow_ctx_overflow = false;
+    std::string mode = "lockstep";
+    std::string output = "md";
+    std::string export_path;
+    store::store_flags db;
+    engine_flags engine;
+};
+
+workload::lockstep_config config_of(const parallel_args & a, const std::filesystem::path & model_path) {
+    workload::lockstep_config c;
+    c.model_path = model_path;
+    c.params = single(a.engine, "parallel");
+    c.workers = parse_int_list(a.workers, "--workers", 1);
+    c.n_prompt = a.n_prompt;
+    c.n_predict = a.n_predict;
+    if (a.ctx != "auto") {
+        const auto v = parse_int_list(a.ctx, "--ctx", 1);
+        if (v.size() != 1) throw_usage("--ctx takes 'auto' or one number of cells (got '{}')", a.ctx);
+        c.n_ctx = v.front();
+    }
+    if (a.ctx_min < 0) throw_usage("--ctx-min: {} is out of range (must be >= 0)", a.ctx_min);
+    c.ctx_min = a.ctx_min;
+    c.kv_unified = a.kv_unified;
+    c.repetitions = a.repetitions;
+    c.warmup = !a.no_warmup;
+    c.allow_ctx_overflow = a.allow_ctx_overflow;
+    return c;
+}
+
+void run(const parallel_args & a) {
+    init_engine();
+    if (a.mode != "lockstep") {
+        throw_usage("--mode {}: only lockstep is available in this version (continuous batching comes with `serve`)", a.mode);
+    }
+    const auto out = output_target::from_flags(a.output, a.export_path);
+    if (a.n_prompt <= 0) throw_usage("-p: the prompt length must be > 0 (got {})", a.n_prompt);
+    if (a.n_predict <= 0) throw_usage("-n: the number of tokens to generate must be > 0 (got {})", a.n_predict);
+    const auto model_path = model::resolve(a.model);
+    const auto info = model::read_info(model_path);
+    auto c = config_of(a, model_path);
+    workload::validate(c, info);
+    if (c.allow_ctx_overflow && info.n_ctx_train > 0 && c.n_prompt + c.n_predict > info.n_ctx_train) {
+        log::warn("{} tokens per sequence exceed the trained context of {}: quality is meaningless, speed is still measured",
+                  c.n_prompt + c.n_predict, info.n_ctx_train);
+    }
+    const uint64_t kvpt = model::kv_bytes_per_token(info, c.params.type_k, c.params.type_v);
+
+    if (a.plan_only) {
+        const auto p = workload::plan(c);
+        if (out.stdout_format == report::format::json) {
+            fmt::print("{}\n", report::plan_json(p).dump(2));
+        } else if (out.stdout_format == report::format::md) {
+            fmt::print("{}", report::plan_markdown(p));
+        } else {
+            throw_usage("--plan prints md or json (-o md|json)");
+        }
+        for (const auto & row : p) {
+            if (!row.fits) {
+                log::warn("{} workers need {} MiB but {} has {} MiB free; the largest worker count that fits is {}",
+                          row.workers, fmtx::thousands(static_cast<double>(row.total_bytes) / fmtx::mib, 0), row.device,
+                          fmtx::thousands(static_cast<double>(row.free_bytes) / fmtx::mib, 0),
+                          workload::largest_fitting_workers(row, c, kvpt));
+            }
+        }
+        return;
+    }
+
+    workload::lockstep_result partial;
+    report::run_context ctx;
+    report::table table;
+    const auto markdown = [&] {
+        return fmt::format("## Parallel Workload Performance ({} prompt / {} output tokens, lockstep)\n\n", c.n_prompt,
+                           c.n_predict) + report::parallel_markdown(partial, c, kvpt);
+    };
+    progress_line progress;
+    workload::lockstep_callbacks cb;
+    cb.progress = [&](const workload::lockstep_progress & p) {
+        const int width = 30;
+        const int filled = p.n_steps > 0 ? width * p.step / p.n_steps : 0;
+        progress.update(fmt::format("W={:<3} {:<7} [{}{}] {}/{} {:.1f} t/s", p.workers, p.phase, std::string(filled, '#'),
+                                    std::string(width - filled, '.'), p.step, p.n_steps, p.tokens_per_s));
+    };
+    cb.warn = [&](const std::string & msg) {
+        progress.clear();
+        log::warn("{}", msg);
+    };
+    cb.row = [&](const workload::lockstep_row & row, const engine::llama::model & m) {
+        if (partial.rows.empty()) ctx = report::make_run_context(&m, globals().command_line);
+        partial.rows.push_back(row);
+        if (partial.base_workers == 0) partial.base_workers = row.workers;
+        if (row.kv_bytes_allocated != 0 && !workload::kv_agrees(row.kv_bytes, row.kv_bytes_allocated)) {
+            log::warn("{} workers: computed KV {} B but llama.cpp allocated {} B", row.workers, row.kv_bytes,
+                      row.kv_bytes_allocated);
+        }
+        progress.done(fmt::format("W={}: prompt {} t/s, generation {} t/s, overall {} t/s, KV {} MiB (llama.cpp: {} MiB)",
+                                  row.workers, fmtx::thousands(row.prompt_tps.mean), fmtx::thousands(row.gen_tps.mean),
+                                  fmtx::thousands(row.overall_tps.mean),
+                                  fmtx::thousands(static_cast<double>(row.kv_bytes) / fmtx::mib, 2),
+                                  fmtx::thousands(static_cast<double>(row.kv_bytes_allocated) / fmtx::mib, 2)));
+        table = report::parallel_table(partial, c, ctx);
+        out.export_now(table, markdown);
+    };
+    auto result = workload::run_lockstep(c, cb);
+    progress.clear();
+    partial = result;
+    if (ctx.test_time.empty()) ctx = report::make_run_context(nullptr, globals().command_line);
+    table = report::parallel_table(partial, c, ctx);
+    out.export_now(table, markdown);
+    out.print(table, markdown);
+    store::record_run(a.db, "parallel", ctx, {table}, result.interrupted);
+    if (result.interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
+}
+
+}  // namespace
+
 void add_parallel(CLI::App & root) {
-    auto * cmd = root.add_subcommand("parallel", "(not built yet)");
-    cmd->callback([] { throw_runtime("parallel: not implemented yet"); });
+    auto a = std::make_shared<parallel_args>();
+    auto * cmd = root.add_subcommand("parallel", "Worker sweep in-process: auto context, KV memory, prompt/generation/overall t/s, speedup");
+    cmd->add_option("-m,--model", a->model, "A .gguf file or synth:PRESET[-QUANT]")->required();
+    cmd->add_option("-w,--workers", a->workers, "Worker counts (list/range: 1,2,4,8 or 1-64*2)")->capture_default_str();
+    cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens per worker")->capture_default_str();
+    cmd->add_option("-n,--n-predict", a->n_predict, "Tokens generated per worker")->capture_default_str();
+    cmd->add_option("--ctx", a->ctx, "Context cells: auto = max(ctx-min, W*pad256(p+n)), or a number")->capture_default_str();
+    cmd->add_option("--ctx-min", a->ctx_min, "Smallest auto context")->capture_default_str();
+    cmd->add_flag("--kv-unified", a->kv_unified, "One KV buffer shared by all sequences (default: one stream per worker)");
+    cmd->add_option("-r,--repetitions", a->repetitions, "Repetitions per worker count")->capture_default_str();
+    cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup decode");
+    cmd->add_flag("--plan", a->plan_only, "Print per-W context, KV and memory needs (llama.cpp dry run) without running");
+    cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow p+n beyond the model's trained context");
+    cmd->add_option("--mode", a->mode, "lockstep (batched-bench semantics)")->capture_default_str();
+    cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
+    cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each W");
+    add_engine_flags(cmd, a->engine);
+    add_store_flags(cmd, a->db);
+    cmd->callback([a] { run(*a); });
 }
 
 }  // namespace im::cli

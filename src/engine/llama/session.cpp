@@ -49,7 +49,8 @@ model::model(const std::filesystem::path & path, const engine_params & p, bool n
     mp.n_gpu_layers = p.n_gpu_layers;
     mp.split_mode = p.split_mode;
     mp.main_gpu = p.main_gpu;
-    mp.load_mode = p.use_mmap ? LLAMA_LOAD_MODE_AUTO : LLAMA_LOAD_MODE_NONE;
+    // the no_alloc dry run maps nothing (llama.cpp asserts on mmap there, as its own fit pass avoids)
+    mp.load_mode = p.use_mmap && !no_alloc ? LLAMA_LOAD_MODE_AUTO : LLAMA_LOAD_MODE_NONE;
     mp.no_alloc = no_alloc;
     model_ = llama_model_load_from_file(path.c_str(), mp);
     if (!model_) {

@@ -1,0 +1,281 @@
+#include "report/measurements.h"
+
+#include "core/format.h"
+#include "model/quant.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+namespace im::report {
+
+namespace {
+
+std::vector<field> engine_fields() {
+    return {
+        {"n_batch", field_type::integer},  {"n_ubatch", field_type::integer},     {"n_threads", field_type::integer},
+        {"poll", field_type::integer},     {"type_k", field_type::text},          {"type_v", field_type::text},
+        {"n_gpu_layers", field_type::integer}, {"split_mode", field_type::text},  {"main_gpu", field_type::integer},
+        {"use_mmap", field_type::boolean}, {"flash_attn", field_type::text},
+    };
+}
+
+void fill_engine(const table & t, std::vector<value> & row, const engine::llama::engine_params & p, int n_threads) {
+    t.set(row, "n_batch", int64_t{p.n_batch});
+    t.set(row, "n_ubatch", int64_t{p.n_ubatch});
+    t.set(row, "n_threads", int64_t{n_threads});
+    t.set(row, "poll", int64_t{p.poll});
+    t.set(row, "type_k", std::string(ggml_type_name(p.type_k)));
+    t.set(row, "type_v", std::string(ggml_type_name(p.type_v)));
+    t.set(row, "n_gpu_layers", int64_t{p.n_gpu_layers});
+    t.set(row, "split_mode", engine::llama::split_mode_name(p.split_mode));
+    t.set(row, "main_gpu", int64_t{p.main_gpu});
+    t.set(row, "use_mmap", p.use_mmap);
+    t.set(row, "flash_attn", engine::llama::flash_attn_name(p.fa));
+}
+
+std::vector<field> concat(std::vector<field> a, const std::vector<field> & b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
+value optional_real(const std::optional<double> & v) { return v ? value(*v) : value(std::monostate{}); }
+
+std::string mib(uint64_t bytes, int decimals = 0) { return fmtx::thousands(static_cast<double>(bytes) / fmtx::mib, decimals); }
+
+}  // namespace
+
+table bench_table(const std::vector<workload::bench_result> & results, const run_context & c) {
+    table t;
+    t.name = "bench";
+    t.fields = concat(concat(context_fields(), engine_fields()),
+                      {{"n_prompt", field_type::integer},     {"n_gen", field_type::integer},
+                       {"n_depth", field_type::integer},      {"n_ctx_allocated", field_type::integer},
+                       {"avg_ns", field_type::real},          {"stddev_ns", field_type::real},
+                       {"avg_ts", field_type::real},          {"stddev_ts", field_type::real},
+                       {"median_ts", field_type::real},       {"ci95_low_ts", field_type::real},
+                       {"ci95_high_ts", field_type::real},    {"n_outliers", field_type::integer},
+                       {"samples_ns", field_type::integer_array}, {"samples_ts", field_type::real_array}});
+    for (const auto & r : results) {
+        auto & row = t.add_row();
+        run_context rc = c;
+        rc.test_time = r.test_time;
+        fill_context(t, row, rc);
+        fill_engine(t, row, r.test.params, r.n_threads);
+        t.set(row, "n_prompt", int64_t{r.test.n_prompt});
+        t.set(row, "n_gen", int64_t{r.test.n_gen});
+        t.set(row, "n_depth", int64_t{r.test.n_depth});
+        t.set(row, "n_ctx_allocated", int64_t{r.n_ctx_allocated});
+        t.set(row, "avg_ns", r.avg_ns);
+        t.set(row, "stddev_ns", r.stddev_ns);
+        t.set(row, "avg_ts", r.ts.mean);
+        t.set(row, "stddev_ts", r.ts.stddev.value_or(0.0));
+        t.set(row, "median_ts", r.ts.median);
+        t.set(row, "ci95_low_ts", optional_real(r.ts.ci95_low));
+        t.set(row, "ci95_high_ts", optional_real(r.ts.ci95_high));
+        t.set(row, "n_outliers", static_cast<int64_t>(r.ts.n_outliers));
+        t.set(row, "samples_ns", r.samples_ns);
+        t.set(row, "samples_ts", r.samples_ts);
+    }
+    return t;
+}
+
+table parallel_table(const workload::lockstep_result & r, const workload::lockstep_config & cfg, const run_context & c) {
+    table t;
+    t.name = "parallel";
+    t.fields = concat(concat(context_fields(), engine_fields()),
+                      {{"mode", field_type::text},               {"workers", field_type::integer},
+                       {"n_prompt", field_type::integer},        {"n_predict", field_type::integer},
+                       {"n_ctx", field_type::integer},           {"n_ctx_seq", field_type::integer},
+                       {"kv_unified", field_type::boolean},      {"kv_bytes", field_type::integer},
+                       {"kv_bytes_allocated", field_type::integer}, {"total_kv", field_type::integer},
+                       {"t_pp_s", field_type::real},             {"t_tg_s", field_type::real},
+                       {"prompt_tps", field_type::real},         {"gen_tps", field_type::real},
+                       {"overall_tps", field_type::real},        {"stddev_prompt_tps", field_type::real},
+                       {"stddev_gen_tps", field_type::real},     {"stddev_overall_tps", field_type::real},
+                       {"speedup", field_type::real},            {"efficiency", field_type::real},
+                       {"base_workers", field_type::integer},    {"repetitions", field_type::integer},
+                       {"rss_bytes", field_type::integer},       {"device_used_bytes", field_type::integer},
+                       {"samples_t_pp_s", field_type::real_array}, {"samples_t_tg_s", field_type::real_array},
+                       {"skipped", field_type::text},            {"interrupted", field_type::boolean}});
+    for (const auto & w : r.rows) {
+        auto & row = t.add_row();
+        run_context rc = c;
+        if (!w.test_time.empty()) rc.test_time = w.test_time;
+        fill_context(t, row, rc);
+        fill_engine(t, row, cfg.params, w.n_threads);
+        t.set(row, "mode", std::string("lockstep"));
+        t.set(row, "workers", int64_t{w.workers});
+        t.set(row, "n_prompt", int64_t{w.n_prompt});
+        t.set(row, "n_predict", int64_t{w.n_predict});
+        t.set(row, "kv_unified", cfg.kv_unified);
+        t.set(row, "kv_bytes", static_cast<int64_t>(w.kv_bytes));
+        t.set(row, "total_kv", static_cast<int64_t>(w.total_kv));
+        t.set(row, "interrupted", r.interrupted);
+        if (!w.skipped.empty()) {
+            t.set(row, "skipped", w.skipped);
+            continue;
+        }
+        t.set(row, "n_ctx", w.n_ctx);
+        t.set(row, "n_ctx_seq", w.n_ctx_seq);
+        t.set(row, "kv_bytes_allocated", static_cast<int64_t>(w.kv_bytes_allocated));
+        t.set(row, "t_pp_s", w.t_pp_mean_s);
+        t.set(row, "t_tg_s", w.t_tg_mean_s);
+        t.set(row, "prompt_tps", w.prompt_tps.mean);
+        t.set(row, "gen_tps", w.gen_tps.mean);
+        t.set(row, "overall_tps", w.overall_tps.mean);
+        t.set(row, "stddev_prompt_tps", optional_real(w.prompt_tps.stddev));
+        t.set(row, "stddev_gen_tps", optional_real(w.gen_tps.stddev));
+        t.set(row, "stddev_overall_tps", optional_real(w.overall_tps.stddev));
+        t.set(row, "speedup", w.speedup);
+        t.set(row, "efficiency", w.efficiency);
+        t.set(row, "base_workers", int64_t{r.base_workers});
+        t.set(row, "repetitions", static_cast<int64_t>(w.t_pp_s.size()));
+        t.set(row, "rss_bytes", static_cast<int64_t>(w.rss_bytes));
+        t.set(row, "device_used_bytes", static_cast<int64_t>(w.device_used_bytes));
+        t.set(row, "samples_t_pp_s", w.t_pp_s);
+        t.set(row, "samples_t_tg_s", w.t_tg_s);
+    }
+    return t;
+}
+
+std::string config_markdown(const config_summary & s) {
+    std::string out = "### Test Configuration\n";
+    out += fmt::format("- **Model:** {} ({} quantization)\n", s.model_name, s.quantization);
+    out += fmt::format("- **Hardware:** {} ({} backend)\n", s.hardware, s.backends);
+    out += fmt::format("- **Model Size:** {} MiB (weights only)\n", fmtx::thousands(static_cast<double>(s.model_size) / fmtx::mib));
+    out += fmt::format("- **Parameters:** {}\n", fmtx::count_si(static_cast<double>(s.model_n_params)));
+    out += fmt::format("- **Batch Size:** {} tokens (micro-batch {})\n", fmtx::thousands(int64_t{s.params.n_batch}),
+                       s.params.n_ubatch);
+    out += fmt::format("- **Threads:** {}; **GPU layers:** {}; **Flash attention:** {}; **KV cache:** {}/{}\n",
+                       s.n_threads, s.params.n_gpu_layers, engine::llama::flash_attn_name(s.params.fa),
+                       ggml_type_name(s.params.type_k), ggml_type_name(s.params.type_v));
+    return out;
+}
+
+std::string bench_markdown(const std::vector<workload::bench_result> & results) {
+    // Engine settings that vary across results become leading columns.
+    struct column {
+        const char * title;
+        std::function<std::string(const workload::bench_result &)> get;
+    };
+    const std::vector<column> candidates = {
+        {"Threads", [](const auto & r) { return std::to_string(r.n_threads); }},
+        {"GPU layers", [](const auto & r) { return std::to_string(r.test.params.n_gpu_layers); }},
+        {"Batch", [](const auto & r) { return std::to_string(r.test.params.n_batch); }},
+        {"Micro-batch", [](const auto & r) { return std::to_string(r.test.params.n_ubatch); }},
+        {"FA", [](const auto & r) { return engine::llama::flash_attn_name(r.test.params.fa); }},
+        {"K cache", [](const auto & r) { return std::string(ggml_type_name(r.test.params.type_k)); }},
+        {"V cache", [](const auto & r) { return std::string(ggml_type_name(r.test.params.type_v)); }},
+        {"Split", [](const auto & r) { return engine::llama::split_mode_name(r.test.params.split_mode); }},
+        {"mmap", [](const auto & r) { return std::string(r.test.params.use_mmap ? "1" : "0"); }},
+        {"Depth", [](const auto & r) { return std::to_string(r.test.n_depth); }},
+    };
+    std::vector<const column *> cols;
+    for (const auto & c : candidates) {
+        std::set<std::string> seen;
+        for (const auto & r : results) seen.insert(c.get(r));
+        if (seen.size() > 1) cols.push_back(&c);
+    }
+    std::string head = "|", rule = "|";
+    for (const auto * c : cols) {
+        head += fmt::format(" {} |", c->title);
+        rule += "---:|";
+    }
+    std::string out = head + " Test | Prompt Tokens | Output Tokens | Throughput (t/s) |\n" + rule +
+                      "------|---------------|---------------|------------------|\n";
+    for (const auto & r : results) {
+        std::string line = "|";
+        for (const auto * c : cols) line += " " + c->get(r) + " |";
+        const char * kind = r.test.n_prompt > 0 && r.test.n_gen > 0 ? "Prompt + Generation (pg)"
+                            : r.test.n_prompt > 0                  ? "Prompt Processing (pp)"
+                                                                   : "Token Generation (tg)";
+        out += fmt::format("{} {} | {} | {} | {} |\n", line, kind,
+                           r.test.n_prompt > 0 ? std::to_string(r.test.n_prompt) : "-",
+                           r.test.n_gen > 0 ? std::to_string(r.test.n_gen) : "-", fmtx::mean_pm(r.ts.mean, r.ts.stddev));
+    }
+    return out;
+}
+
+std::string parallel_markdown(const workload::lockstep_result & r, const workload::lockstep_config & cfg,
+                              uint64_t kv_bytes_per_token) {
+    const workload::lockstep_row * largest = nullptr;
+    for (const auto & row : r.rows) {
+        if (row.skipped.empty() && (!largest || row.workers > largest->workers)) largest = &row;
+    }
+    std::string out;
+    if (largest) {
+        out += fmt::format("**Context Size:** {} tokens ({} for {} workers)\n",
+                           fmtx::thousands(largest->n_ctx), cfg.n_ctx > 0 ? "set with --ctx" : "auto-calculated",
+                           largest->workers);
+        out += fmt::format("**KV Cache:** {} MiB ({} parallel sequences, {} cells per sequence; {} B per token; llama.cpp "
+                           "allocated {} MiB)\n\n",
+                           mib(largest->kv_bytes), largest->workers, largest->n_ctx_seq,
+                           fmtx::thousands(static_cast<int64_t>(kv_bytes_per_token)), mib(largest->kv_bytes_allocated, 2));
+    }
+    out += "| Workers | Prompt Tokens | Output Tokens | Total KV | Prompt t/s | Generation t/s | Overall t/s | Speedup |\n";
+    out += "|---------|---------------|---------------|----------|------------|----------------|-------------|---------|\n";
+    const bool reps = std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.t_pp_s.size() > 1; });
+    const auto num = [reps](const stats::summary & s) {
+        return reps ? fmtx::mean_pm(s.mean, s.stddev) : fmtx::thousands(s.mean);
+    };
+    for (const auto & w : r.rows) {
+        if (!w.skipped.empty()) {
+            out += fmt::format("| {} | {} | {} | {} | skipped: does not fit | | | |\n", w.workers, w.n_prompt, w.n_predict,
+                               fmtx::thousands(static_cast<int64_t>(w.total_kv)));
+            continue;
+        }
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f}x |\n", w.workers, w.n_prompt, w.n_predict,
+                           fmtx::thousands(static_cast<int64_t>(w.total_kv)), num(w.prompt_tps), num(w.gen_tps),
+                           num(w.overall_tps), w.speedup);
+    }
+    out += "\n```\nEfficiency = Speedup / Number of Workers";
+    if (r.base_workers > 1) out += fmt::format(" (relative to {} workers)", r.base_workers);
+    out += "\n\n";
+    for (const auto & w : r.rows) {
+        if (!w.skipped.empty()) continue;
+        const std::string label = fmt::format("{} worker{}:", w.workers, w.workers == 1 ? "" : "s");
+        if (w.workers == r.base_workers) {
+            out += fmt::format("{:<11}{:>4} efficiency (baseline)\n", label, "100%");
+        } else {
+            out += fmt::format("{:<11}{:>4} efficiency ({:.2f}x / {})\n", label, fmtx::percent(w.efficiency), w.speedup,
+                               w.workers / std::max(1, r.base_workers));
+        }
+    }
+    out += "```\n";
+    if (r.interrupted) out += "\n**Interrupted:** the sweep was stopped before every worker count ran.\n";
+    return out;
+}
+
+std::string plan_markdown(const std::vector<workload::memory_plan> & plan) {
+    std::string out = "| Workers | n_ctx | Cells/seq | KV MiB | KV MiB (llama.cpp) | Compute MiB | Weights MiB | Total MiB | Free MiB | Fits |\n"
+                      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    for (const auto & p : plan) {
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", p.workers, fmtx::thousands(p.n_ctx),
+                           fmtx::thousands(p.n_ctx_seq), mib(p.kv_bytes), mib(p.kv_bytes_reported), mib(p.compute_bytes),
+                           mib(p.weights_bytes), mib(p.total_bytes), mib(p.free_bytes), p.fits ? "yes" : "**no**");
+    }
+    if (!plan.empty()) out += fmt::format("\nMemory: {}\n", plan.front().device);
+    return out;
+}
+
+nlohmann::ordered_json plan_json(const std::vector<workload::memory_plan> & plan) {
+    nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+    for (const auto & p : plan) {
+        arr.push_back({{"workers", p.workers},
+                       {"n_ctx", p.n_ctx},
+                       {"n_ctx_seq", p.n_ctx_seq},
+                       {"kv_bytes", p.kv_bytes},
+                       {"kv_bytes_reported", p.kv_bytes_reported},
+                       {"compute_bytes", p.compute_bytes},
+                       {"weights_bytes", p.weights_bytes},
+                       {"total_bytes", p.total_bytes},
+                       {"free_bytes", p.free_bytes},
+                       {"device", p.device},
+                       {"fits", p.fits}});
+    }
+    return arr;
+}
+
+}  // namespace im::report

@@ -1,0 +1,42 @@
+#pragma once
+
+#include "report/run_context.h"
+#include "report/table.h"
+#include "workload/bench.h"
+#include "workload/lockstep.h"
+
+#include <string>
+#include <vector>
+
+// Tables and Markdown views of bench and parallel results. The tables feed csv/json/jsonl/sql and
+// the SQLite store; the Markdown views are the reference's "Single Request Performance" and
+// "Parallel Workload Performance" sections.
+namespace im::report {
+
+struct config_summary {
+    std::string model_name;     // general.name
+    std::string quantization;   // "Q4_K_M"
+    uint64_t model_size = 0;
+    uint64_t model_n_params = 0;
+    std::string hardware;       // CPU model and GPUs
+    std::string backends;
+    int n_threads = 0;
+    engine::llama::engine_params params;
+};
+
+table bench_table(const std::vector<workload::bench_result> & results, const run_context & c);
+table parallel_table(const workload::lockstep_result & r, const workload::lockstep_config & cfg, const run_context & c);
+
+// "### Test Configuration" block.
+std::string config_markdown(const config_summary & s);
+// "| Test | Prompt Tokens | Output Tokens | Throughput (t/s) |" with "1,187.01 ± 2.05" numbers; columns
+// for engine settings that vary across results are added in front.
+std::string bench_markdown(const std::vector<workload::bench_result> & results);
+// Context and KV lines, the reference's table, and the efficiency block.
+std::string parallel_markdown(const workload::lockstep_result & r, const workload::lockstep_config & cfg,
+                              uint64_t kv_bytes_per_token);
+// The --plan view: per W, n_ctx, cells per sequence, KV MiB, estimated total and whether it fits.
+std::string plan_markdown(const std::vector<workload::memory_plan> & plan);
+nlohmann::ordered_json plan_json(const std::vector<workload::memory_plan> & plan);
+
+}  // namespace im::report

@@ -1,0 +1,287 @@
+#include "workload/lockstep.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "core/interrupt.h"
+#include "engine/backend.h"
+#include "workload/metrics.h"
+#include "workload/plan.h"
+
+#include <fstream>
+#include <memory>
+#include <unistd.h>
+
+namespace im::workload {
+
+namespace {
+
+uint64_t host_available_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    uint64_t kb = 0;
+    std::string unit;
+    while (in >> key >> kb >> unit) {
+        if (key == "MemAvailable:") return kb * 1024;
+    }
+    return 0;
+}
+
+uint64_t rss_bytes() {
+    std::ifstream in("/proc/self/statm");
+    uint64_t size = 0, resident = 0;
+    in >> size >> resident;
+    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+int64_t n_ctx_for(const lockstep_config & c, int workers) {
+    return c.n_ctx > 0 ? c.n_ctx : auto_n_ctx(workers, c.n_prompt, c.n_predict, c.ctx_min);
+}
+
+// One batch for the whole sweep step: W prompts, or W single tokens.
+struct batch_holder {
+    llama_batch batch;
+    explicit batch_holder(int n) : batch(llama_batch_init(n, 0, 1)) {}
+    ~batch_holder() { llama_batch_free(batch); }
+};
+
+void fill_prompts(llama_batch & b, int workers, int n_prompt, int32_t n_vocab) {
+    int idx = 0;
+    for (int j = 0; j < workers; ++j) {
+        for (int i = 0; i < n_prompt; ++i, ++idx) {
+            b.token[idx] = std::rand() % n_vocab;
+            b.pos[idx] = i;
+            b.n_seq_id[idx] = 1;
+            b.seq_id[idx][0] = j;
+            b.logits[idx] = i == n_prompt - 1;
+        }
+    }
+    b.n_tokens = idx;
+}
+
+void fill_step(llama_batch & b, int workers, int pos, int32_t n_vocab) {
+    for (int j = 0; j < workers; ++j) {
+        b.token[j] = std::rand() % n_vocab;
+        b.pos[j] = pos;
+        b.n_seq_id[j] = 1;
+        b.seq_id[j][0] = j;
+        b.logits[j] = 1;
+    }
+    b.n_tokens = workers;
+}
+
+// Decodes the batch in n_batch chunks without synchronizing in between (batched-bench's decode_helper).
+bool decode_chunks(llama_context * ctx, const llama_batch & b, int n_batch) {
+    for (int32_t i = 0; i < b.n_tokens; i += n_batch) {
+        const int32_t n = std::min(n_batch, b.n_tokens - i);
+        llama_batch view = {n, b.token + i, nullptr, b.pos + i, b.n_seq_id + i, b.seq_id + i, b.logits + i};
+        if (llama_decode(ctx, view) != 0) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::pair<std::string, uint64_t> kv_device_free(const engine::llama::engine_params & p) {
+    if (p.n_gpu_layers != 0) {
+        for (const auto & d : engine::devices()) {
+            if (d.type == "gpu" || d.type == "igpu") return {d.name + " (" + d.description + ")", d.memory_free};
+        }
+    }
+    return {"host memory", host_available_bytes()};
+}
+
+void validate(const lockstep_config & c, const im::model::info & m) {
+    if (c.n_prompt <= 0) throw_usage("-p: the prompt length must be > 0 (got {})", c.n_prompt);
+    if (c.n_predict <= 0) throw_usage("-n: the number of tokens to generate must be > 0 (got {})", c.n_predict);
+    if (c.workers.empty()) throw_usage("--workers: no worker counts given");
+    if (c.repetitions < 1) throw_usage("-r: repetitions must be >= 1 (got {})", c.repetitions);
+    for (int w : c.workers) {
+        if (w < 1) throw_usage("--workers: {} is out of range (must be >= 1)", w);
+        if (w > static_cast<int>(llama_max_parallel_sequences())) {
+            throw_usage("--workers: {} exceeds llama.cpp's limit of {} parallel sequences", w, llama_max_parallel_sequences());
+        }
+        if (c.n_ctx > 0) {
+            const int64_t per_seq = n_ctx_seq(c.n_ctx, w, c.kv_unified);
+            const int64_t need = c.kv_unified ? static_cast<int64_t>(w) * (c.n_prompt + c.n_predict) : c.n_prompt + c.n_predict;
+            if (per_seq < need) {
+                throw_usage("--ctx {} is too small for {} workers at {}+{} tokens ({} cells per sequence, {} needed); "
+                            "use --ctx auto", c.n_ctx, w, c.n_prompt, c.n_predict, per_seq, need);
+            }
+        }
+    }
+    const int per_seq = c.n_prompt + c.n_predict;
+    if (m.n_ctx_train > 0 && per_seq > m.n_ctx_train) {
+        if (!c.allow_ctx_overflow) {
+            throw_usage("-p {} + -n {} = {} tokens per sequence exceeds the model's trained context of {}; pass "
+                        "--allow-ctx-overflow to measure it anyway", c.n_prompt, c.n_predict, per_seq, m.n_ctx_train);
+        }
+    }
+}
+
+std::vector<memory_plan> plan(const lockstep_config & c) {
+    engine::llama::model dry(c.model_path, c.params, /*no_alloc=*/true);
+    const uint64_t kvpt = im::model::kv_bytes_per_token(dry.info(), c.params.type_k, c.params.type_v);
+    const auto [device, free] = kv_device_free(c.params);
+    std::vector<memory_plan> out;
+    for (int w : c.workers) {
+        memory_plan p;
+        p.workers = w;
+        p.n_ctx = n_ctx_for(c, w);
+        p.n_ctx_seq = n_ctx_seq(p.n_ctx, w, c.kv_unified);
+        p.kv_bytes = kv_bytes(p.n_ctx, kvpt);
+        engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
+        try {
+            engine::llama::context ctx(dry, c.params, req);
+            p.kv_bytes_reported = ctx.alloc().kv_bytes;
+            p.compute_bytes = ctx.alloc().compute_bytes;
+        } catch (const im::error &) {
+            p.compute_bytes = 0;  // llama.cpp refused even the dry run: it cannot fit
+        }
+        p.weights_bytes = dry.size_bytes();
+        p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
+        p.free_bytes = free;
+        p.device = device;
+        p.fits = p.total_bytes <= free;
+        out.push_back(p);
+    }
+    return out;
+}
+
+int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, uint64_t kv_bytes_per_token) {
+    const uint64_t per_worker = static_cast<uint64_t>(pad256(c.n_prompt + c.n_predict)) * kv_bytes_per_token;
+    const uint64_t fixed = p.weights_bytes + p.compute_bytes;
+    if (p.free_bytes <= fixed || per_worker == 0) return 0;
+    return static_cast<int>((p.free_bytes - fixed) / per_worker);
+}
+
+lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb) {
+    lockstep_result res;
+    res.plan = plan(c);
+    engine::llama::model model(c.model_path, c.params);
+    const uint64_t kvpt = im::model::kv_bytes_per_token(model.info(), c.params.type_k, c.params.type_v);
+    const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
+    double base_overall = 0;
+
+    for (size_t wi = 0; wi < c.workers.size(); ++wi) {
+        if (interrupt::requested()) {
+            res.interrupted = true;
+            break;
+        }
+        const int w = c.workers[wi];
+        const memory_plan & p = res.plan[wi];
+        lockstep_row row;
+        row.workers = w;
+        row.n_prompt = c.n_prompt;
+        row.n_predict = c.n_predict;
+        row.kv_bytes = p.kv_bytes;
+        row.total_kv = static_cast<long>(w) * (c.n_prompt + c.n_predict);
+
+        // Weights are loaded already: what this W adds must fit what is free now.
+        const auto [device, free_now] = kv_device_free(c.params);
+        if (p.kv_bytes + p.compute_bytes > free_now) {
+            memory_plan now = p;
+            now.free_bytes = free_now + p.weights_bytes;
+            row.skipped = fmt::format("{} workers need {} MiB of KV cache + {} MiB of compute buffers but {} has {} MiB "
+                                      "free; the largest worker count that fits is {}",
+                                      w, fmtx::thousands(static_cast<double>(p.kv_bytes) / fmtx::mib, 0),
+                                      fmtx::thousands(static_cast<double>(p.compute_bytes) / fmtx::mib, 0), device,
+                                      fmtx::thousands(static_cast<double>(free_now) / fmtx::mib, 0),
+                                      largest_fitting_workers(now, c, kvpt));
+            if (cb.warn) cb.warn(row.skipped);
+            res.rows.push_back(row);
+            continue;
+        }
+
+        engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
+        engine::llama::context ctx(model, c.params, req);
+        row.n_ctx = ctx.alloc().n_ctx;
+        row.n_ctx_seq = ctx.alloc().n_ctx_seq;
+        row.kv_bytes_allocated = ctx.alloc().kv_bytes;
+        row.n_threads = ctx.n_threads();
+        row.test_time = clock::rfc3339_now();
+        llama_context * lctx = ctx.get();
+        batch_holder holder(std::max(w * c.n_prompt, std::max(w, 16)));
+        llama_batch & batch = holder.batch;
+        const auto fail = [&](const char * phase) {
+            const std::string why = engine::last_llama_errors();
+            throw_runtime("{} workers: llama_decode failed during {}{}", w, phase, why.empty() ? "" : ": " + why);
+        };
+
+        if (c.warmup) {  // as batched-bench: 16 random tokens on sequence 0
+            fill_prompts(batch, 1, 16, n_vocab);
+            if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("warmup");
+            llama_synchronize(lctx);
+        }
+
+        bool stopped = false;
+        for (int rep = 0; rep < c.repetitions && !stopped; ++rep) {
+            ctx.clear();
+            fill_prompts(batch, w, c.n_prompt, n_vocab);
+            if (cb.progress) cb.progress({w, "prefill", 0, 1, 0, rep});
+            const int64_t t_pp0 = clock::now_ns();
+            if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("prefill");
+            llama_synchronize(lctx);
+            const int64_t t_pp1 = clock::now_ns();
+
+            int64_t last_report = t_pp1;
+            for (int step = 0; step < c.n_predict; ++step) {
+                fill_step(batch, w, c.n_prompt + step, n_vocab);
+                if (llama_decode(lctx, batch) != 0) fail("decode");
+                llama_synchronize(lctx);
+                if (cb.progress || interrupt::requested()) {
+                    const int64_t now = clock::now_ns();
+                    if (interrupt::requested()) {
+                        stopped = true;
+                        break;
+                    }
+                    if (now - last_report > 100'000'000) {
+                        last_report = now;
+                        cb.progress({w, "decode", step + 1, c.n_predict,
+                                     1e9 * w * (step + 1) / static_cast<double>(now - t_pp1), rep});
+                    }
+                }
+            }
+            if (stopped) break;
+            const int64_t t_tg1 = clock::now_ns();
+            const double t_pp = static_cast<double>(t_pp1 - t_pp0) / 1e9;
+            const double t_tg = static_cast<double>(t_tg1 - t_pp1) / 1e9;
+            const auto rates = lockstep_rates_of(w, c.n_prompt, c.n_predict, t_pp, t_tg);
+            row.t_pp_s.push_back(t_pp);
+            row.t_tg_s.push_back(t_tg);
+            row.prompt_tps_samples.push_back(rates.prompt_tps);
+            row.gen_tps_samples.push_back(rates.gen_tps);
+            row.overall_tps_samples.push_back(rates.overall_tps);
+        }
+        if (stopped || row.t_pp_s.empty()) {
+            res.interrupted = true;
+            break;
+        }
+        row.prompt_tps = stats::summarize(row.prompt_tps_samples);
+        row.gen_tps = stats::summarize(row.gen_tps_samples);
+        row.overall_tps = stats::summarize(row.overall_tps_samples);
+        row.t_pp_mean_s = stats::summarize(row.t_pp_s).mean;
+        row.t_tg_mean_s = stats::summarize(row.t_tg_s).mean;
+        if (res.base_workers == 0) {
+            res.base_workers = w;
+            base_overall = row.overall_tps.mean;
+        }
+        const auto sc = scaling_of(row.overall_tps.mean, w, base_overall, res.base_workers);
+        row.speedup = sc.speedup;
+        row.efficiency = sc.efficiency;
+        row.rss_bytes = rss_bytes();
+        if (c.params.n_gpu_layers != 0) {
+            for (const auto & d : engine::devices()) {
+                if (d.type == "gpu") {
+                    row.device_used_bytes = d.memory_total - d.memory_free;
+                    break;
+                }
+            }
+        }
+        res.rows.push_back(row);
+        if (cb.row) cb.row(res.rows.back(), model);
+    }
+    return res;
+}
+
+}  // namespace im::workload

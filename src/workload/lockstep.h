@@ -1,0 +1,107 @@
+#pragma once
+
+#include "core/stats.h"
+#include "engine/llama/session.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+// The lockstep parallel workload (batched-bench semantics, DESIGN §2.3): W sequences prefill their
+// prompts together (T_PP), then decode n_predict steps together, one token per sequence per step (T_TG).
+namespace im::workload {
+
+struct lockstep_config {
+    std::filesystem::path model_path;
+    engine::llama::engine_params params;
+    std::vector<int> workers{1, 2, 4, 8};
+    int n_prompt = 128;
+    int n_predict = 128;
+    int64_t n_ctx = 0;        // 0: auto (DESIGN §2.3)
+    int64_t ctx_min = 0;
+    bool kv_unified = false;
+    int repetitions = 1;
+    bool warmup = true;
+    bool allow_ctx_overflow = false;
+};
+
+// What a worker count needs, from llama.cpp's own dry run (model loaded with no_alloc).
+struct memory_plan {
+    int workers = 0;
+    int64_t n_ctx = 0;
+    int64_t n_ctx_seq = 0;
+    uint64_t kv_bytes = 0;           // computed: n_ctx × KV bytes per token
+    uint64_t kv_bytes_reported = 0;  // llama.cpp's dry-run report (0 if it did not say)
+    uint64_t compute_bytes = 0;      // compute buffers llama.cpp reserves
+    uint64_t weights_bytes = 0;
+    uint64_t total_bytes = 0;        // weights + KV + compute
+    uint64_t free_bytes = 0;         // free memory of the device holding the KV cache
+    std::string device;              // that device
+    bool fits = false;
+};
+
+struct lockstep_row {
+    int workers = 0;
+    int n_prompt = 0;
+    int n_predict = 0;
+    int64_t n_ctx = 0;             // allocated, read back (llama_n_ctx)
+    int64_t n_ctx_seq = 0;         // allocated, read back (llama_n_ctx_seq)
+    uint64_t kv_bytes = 0;         // computed
+    uint64_t kv_bytes_allocated = 0;  // llama.cpp's report
+    std::vector<double> t_pp_s;    // one sample per repetition
+    std::vector<double> t_tg_s;
+    std::vector<double> prompt_tps_samples, gen_tps_samples, overall_tps_samples;
+    stats::summary prompt_tps, gen_tps, overall_tps;
+    double t_pp_mean_s = 0, t_tg_mean_s = 0;
+    long total_kv = 0;             // W·(n_prompt + n_predict)
+    double speedup = 0;            // overall / overall of the smallest W measured
+    double efficiency = 0;
+    uint64_t rss_bytes = 0;        // process resident memory after the run of this W
+    uint64_t device_used_bytes = 0;  // GPU memory in use after the run (0 on CPU)
+    int n_threads = 0;
+    std::string test_time;
+    std::string skipped;           // why this W was not run (empty when it ran)
+};
+
+struct lockstep_result {
+    std::vector<lockstep_row> rows;  // one per requested W, in order
+    std::vector<memory_plan> plan;
+    bool interrupted = false;
+    int base_workers = 0;            // the W speedup is relative to
+};
+
+struct lockstep_progress {
+    int workers = 0;
+    const char * phase = "";  // "prefill" | "decode"
+    int step = 0;
+    int n_steps = 0;
+    double tokens_per_s = 0;  // so far in this phase
+    int rep = 0;
+};
+
+struct lockstep_callbacks {
+    std::function<void(const lockstep_progress &)> progress;  // about 10 times a second at most
+    std::function<void(const lockstep_row &, const engine::llama::model &)> row;  // after each W
+    std::function<void(const std::string &)> warn;
+};
+
+// Checks the configuration; throws usage errors naming the flag.
+void validate(const lockstep_config & c, const im::model::info & m);
+
+// Per W, the context and memory llama.cpp would allocate, without allocating (no_alloc dry run).
+std::vector<memory_plan> plan(const lockstep_config & c);
+
+// Largest W whose weights + KV + compute fit `free_bytes`, extrapolated from a plan row.
+int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, uint64_t kv_bytes_per_token);
+
+// Runs the sweep. A W that does not fit is skipped with a message naming the largest W that fits.
+lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb);
+
+// Free memory of the device that will hold the KV cache: the first GPU when layers are offloaded,
+// else the host's MemAvailable.
+std::pair<std::string, uint64_t> kv_device_free(const engine::llama::engine_params & p);
+
+}  // namespace im::workload
