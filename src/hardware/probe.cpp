@@ -1,0 +1,439 @@
+#include "hardware/probe.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "engine/backend.h"
+#include "hardware/specs.h"
+#include "hardware/system.h"
+
+#include "ggml-backend.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace im::hardware {
+
+namespace {
+
+std::string lower(std::string s) {
+    for (auto & c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+double seconds_since(int64_t t0_ns) { return static_cast<double>(clock::now_ns() - t0_ns) * 1e-9; }
+
+int resolve_threads(int n_threads) {
+    if (n_threads > 0) return n_threads;
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// Repeats `fn` (which returns its own elapsed seconds) at least `min_reps` times and until `budget_s`
+// has passed or `max_reps` ran; returns every sample.
+template <typename Fn> std::vector<double> repeat(Fn && fn, double budget_s, int min_reps, int max_reps) {
+    std::vector<double> t_s;
+    const int64_t t0 = clock::now_ns();
+    while (static_cast<int>(t_s.size()) < max_reps &&
+           (static_cast<int>(t_s.size()) < min_reps || seconds_since(t0) < budget_s)) {
+        t_s.push_back(fn());
+    }
+    return t_s;
+}
+
+double min_of(const std::vector<double> & v) { return *std::min_element(v.begin(), v.end()); }
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+ggml_backend_dev_t find_device(const std::string & device_name) {
+    if (device_name.empty()) {
+        for (auto type : {GGML_BACKEND_DEVICE_TYPE_GPU, GGML_BACKEND_DEVICE_TYPE_IGPU, GGML_BACKEND_DEVICE_TYPE_CPU}) {
+            if (auto * dev = ggml_backend_dev_by_type(type)) return dev;
+        }
+        throw_runtime("no ggml backend device found (is llama.cpp built with a CPU backend?)");
+    }
+    const std::string want = lower(device_name);
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        if (lower(ggml_backend_dev_name(dev)) == want) return dev;
+    }
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        if (lower(ggml_backend_dev_description(dev)).find(want) != std::string::npos) return dev;
+    }
+    std::string names;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", ggml_backend_dev_name(dev),
+                             ggml_backend_dev_description(dev));
+    }
+    throw_usage("--device '{}': no such ggml device (devices: {})", device_name, names);
+}
+
+// One backend on one device, freed on scope exit; the CPU thread count applied through the
+// registry's generic "ggml_backend_set_n_threads" entry point (no ggml-cpu.h needed).
+class backend_session {
+  public:
+    backend_session(const std::string & device_name, int n_threads) {
+        dev_ = find_device(device_name);
+        backend_ = ggml_backend_dev_init(dev_, nullptr);
+        if (!backend_) {
+            throw_runtime("cannot initialize ggml backend on device {} ({}): {}", ggml_backend_dev_name(dev_),
+                          ggml_backend_dev_description(dev_), engine::last_llama_errors());
+        }
+        auto set_threads = reinterpret_cast<ggml_backend_set_n_threads_t>(
+            ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev_), "ggml_backend_set_n_threads"));
+        if (set_threads) set_threads(backend_, resolve_threads(n_threads));
+    }
+    ~backend_session() {
+        if (buffer_) ggml_backend_buffer_free(buffer_);
+        if (ctx_) ggml_free(ctx_);
+        ggml_backend_free(backend_);
+    }
+    backend_session(const backend_session &) = delete;
+    backend_session & operator=(const backend_session &) = delete;
+
+    // A context for a handful of tensors and one graph; tensors are allocated on the device by alloc().
+    ggml_context * ctx() {
+        if (!ctx_) {
+            ggml_init_params p{};
+            p.mem_size = ggml_tensor_overhead() * 16 + ggml_graph_overhead();
+            p.no_alloc = true;
+            ctx_ = ggml_init(p);
+        }
+        return ctx_;
+    }
+    // Allocates every tensor of ctx() (inputs and results) in one device buffer, zeroed.
+    void alloc() {
+        buffer_ = ggml_backend_alloc_ctx_tensors(ctx_, backend_);
+        if (!buffer_) {
+            throw_runtime("probe: cannot allocate device memory on {} ({})", ggml_backend_dev_name(dev_),
+                          ggml_backend_dev_description(dev_));
+        }
+        ggml_backend_buffer_clear(buffer_, 0);
+    }
+    bool supports(const ggml_tensor * op) const { return ggml_backend_supports_op(backend_, op); }
+    // Seconds to compute `graph` and wait for the device.
+    double run(ggml_cgraph * graph) {
+        const int64_t t0 = clock::now_ns();
+        if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+            throw_runtime("probe: graph compute failed on {}: {}", ggml_backend_dev_name(dev_), engine::last_llama_errors());
+        }
+        ggml_backend_synchronize(backend_);
+        return seconds_since(t0);
+    }
+    ggml_backend_dev_t dev() const { return dev_; }
+
+  private:
+    ggml_backend_dev_t dev_ = nullptr;
+    ggml_backend_t backend_ = nullptr;
+    ggml_context * ctx_ = nullptr;
+    ggml_backend_buffer_t buffer_ = nullptr;
+};
+
+// Fills a [k x rows] weight tensor of `type` with data quantized from N(0, 0.02) floats. Only a tile
+// of rows is quantized and then repeated: the values do not change the speed, and quantizing a
+// 64 M-element q4_K matrix on the host would take longer than the probe itself.
+void fill_weights(ggml_tensor * w, ggml_type type, int k, int rows) {
+    const int tile_rows = std::min(rows, 64);
+    std::vector<float> src(static_cast<size_t>(k) * static_cast<size_t>(tile_rows));
+    std::mt19937 rng(42);
+    std::normal_distribution<float> dist(0.0f, 0.02f);
+    for (auto & x : src) x = dist(rng);
+    const size_t row_bytes = ggml_row_size(type, k);
+    std::vector<uint8_t> tile(row_bytes * static_cast<size_t>(tile_rows));
+    if (type == GGML_TYPE_F32) {
+        std::memcpy(tile.data(), src.data(), tile.size());
+    } else if (type == GGML_TYPE_F16) {
+        ggml_fp32_to_fp16_row(src.data(), reinterpret_cast<ggml_fp16_t *>(tile.data()), static_cast<int64_t>(src.size()));
+    } else {
+        ggml_quantize_chunk(type, src.data(), tile.data(), 0, tile_rows, k, nullptr);
+    }
+    for (int r = 0; r < rows; r += tile_rows) {
+        const int n = std::min(tile_rows, rows - r);
+        ggml_backend_tensor_set(w, tile.data(), row_bytes * static_cast<size_t>(r), row_bytes * static_cast<size_t>(n));
+    }
+}
+
+}  // namespace
+
+resolved_device resolve_device(const std::string & device_name) {
+    ggml_backend_dev_t dev = find_device(device_name);
+    resolved_device r;
+    r.name = ggml_backend_dev_name(dev);
+    r.description = ggml_backend_dev_description(dev);
+    r.backend = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
+    r.is_cpu = ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU;
+    return r;
+}
+
+namespace probes {
+
+cpu_bandwidth_result cpu_bandwidth(int n_threads, size_t bytes, double budget_s) {
+    const int nt = resolve_threads(n_threads);
+    const size_t n = std::max<size_t>(bytes / sizeof(double), 1024 * static_cast<size_t>(nt));
+    // Uninitialized on purpose: each thread first-touches its own slice so pages land near it (NUMA).
+    std::unique_ptr<double[]> a(new double[n]), b(new double[n]), c(new double[n]);
+    std::atomic<uint64_t> sink{0};
+
+    auto parallel = [&](auto && body) {
+        const int64_t t0 = clock::now_ns();
+        std::vector<std::thread> pool;
+        for (int t = 0; t < nt; ++t) {
+            const size_t beg = n * static_cast<size_t>(t) / static_cast<size_t>(nt);
+            const size_t end = n * static_cast<size_t>(t + 1) / static_cast<size_t>(nt);
+            pool.emplace_back([&body, beg, end] { body(beg, end); });
+        }
+        for (auto & th : pool) th.join();
+        return seconds_since(t0);
+    };
+    parallel([&](size_t beg, size_t end) {
+        for (size_t i = beg; i < end; ++i) {
+            a[i] = 0.0;
+            b[i] = 1.0;
+            c[i] = 2.0;
+        }
+    });
+    // Integer sums of the bit patterns vectorize without -ffast-math; four accumulators hide latency.
+    auto read_pass = [&](size_t beg, size_t end) {
+        const auto * p = reinterpret_cast<const uint64_t *>(b.get());
+        const auto * q = reinterpret_cast<const uint64_t *>(c.get());
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        size_t i = beg;
+        for (; i + 4 <= end; i += 4) {
+            s0 += p[i] ^ q[i];
+            s1 += p[i + 1] ^ q[i + 1];
+            s2 += p[i + 2] ^ q[i + 2];
+            s3 += p[i + 3] ^ q[i + 3];
+        }
+        for (; i < end; ++i) s0 += p[i] ^ q[i];
+        sink.fetch_add(s0 + s1 + s2 + s3, std::memory_order_relaxed);
+    };
+    auto triad_pass = [&](size_t beg, size_t end) {
+        double * __restrict pa = a.get();
+        const double * __restrict pb = b.get();
+        const double * __restrict pc = c.get();
+        const double s = 3.0;
+        for (size_t i = beg; i < end; ++i) pa[i] = pb[i] + s * pc[i];
+    };
+    cpu_bandwidth_result r;
+    const double read_bytes = 2.0 * static_cast<double>(n) * sizeof(double);
+    const double triad_bytes = 3.0 * static_cast<double>(n) * sizeof(double);
+    r.read_bytes_per_s = read_bytes / min_of(repeat([&] { return parallel(read_pass); }, budget_s / 2, 3, 50));
+    r.triad_bytes_per_s = triad_bytes / min_of(repeat([&] { return parallel(triad_pass); }, budget_s / 2, 3, 50));
+    return r;
+}
+
+ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_threads, size_t bytes, double budget_s) {
+    backend_session s(device_name, n_threads);
+    const int64_t ne0 = 1 << 20;  // 1 M floats per row keeps every kernel's grid well shaped
+    const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(bytes / sizeof(float)) / ne0);
+    ggml_context * ctx = s.ctx();
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
+    ggml_tensor * y = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
+    ggml_tensor * copy = ggml_cpy(ctx, x, y);
+    ggml_tensor * sum = ggml_add(ctx, x, y);
+    ggml_cgraph * g_copy = ggml_new_graph_custom(ctx, 4, false);
+    ggml_build_forward_expand(g_copy, copy);
+    ggml_cgraph * g_add = ggml_new_graph_custom(ctx, 4, false);
+    ggml_build_forward_expand(g_add, sum);
+    s.alloc();
+    const double tensor_bytes = static_cast<double>(ggml_nbytes(x));
+    ggml_bandwidth_result r;
+    if (s.supports(copy)) {
+        s.run(g_copy);
+        r.copy_bytes_per_s = 2.0 * tensor_bytes / min_of(repeat([&] { return s.run(g_copy); }, budget_s / 2, 3, 200));
+    }
+    if (s.supports(sum)) {
+        s.run(g_add);
+        r.add_bytes_per_s = 3.0 * tensor_bytes / min_of(repeat([&] { return s.run(g_add); }, budget_s / 2, 3, 200));
+    }
+    return r;
+}
+
+double ggml_matmul(const std::string & device_name, int n_threads, ggml_type weight_type, int m, int n, int k,
+                   double budget_s) {
+    backend_session s(device_name, n_threads);
+    ggml_context * ctx = s.ctx();
+    ggml_tensor * w = ggml_new_tensor_2d(ctx, weight_type, k, m);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, n);
+    ggml_tensor * out = ggml_mul_mat(ctx, w, x);
+    if (!s.supports(out)) {
+        log::warn("probe: {} cannot run mul_mat with {} weights; that rate is left unknown",
+                  ggml_backend_dev_name(s.dev()), ggml_type_name(weight_type));
+        return 0.0;
+    }
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 4, false);
+    ggml_build_forward_expand(graph, out);
+    s.alloc();
+    fill_weights(w, weight_type, k, m);
+    {
+        std::vector<float> act(static_cast<size_t>(k) * static_cast<size_t>(n));
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+        for (auto & v : act) v = dist(rng);
+        ggml_backend_tensor_set(x, act.data(), 0, ggml_nbytes(x));
+    }
+    s.run(graph);
+    const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    return flops / min_of(repeat([&] { return s.run(graph); }, budget_s, 3, 500));
+}
+
+double ggml_launch_overhead(const std::string & device_name, int n_threads, double budget_s) {
+    backend_session s(device_name, n_threads);
+    ggml_context * ctx = s.ctx();
+    ggml_tensor * x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 16);
+    ggml_tensor * y = ggml_scale(ctx, x, 0.5f);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 4, false);
+    ggml_build_forward_expand(graph, y);
+    s.alloc();
+    for (int i = 0; i < 10; ++i) s.run(graph);
+    return median_of(repeat([&] { return s.run(graph); }, budget_s, 20, 2000));
+}
+
+}  // namespace probes
+
+namespace {
+
+constexpr int cache_schema_version = 1;
+
+nlohmann::ordered_json ceilings_json(const ceilings & c) {
+    nlohmann::ordered_json j;
+    j["backend"] = c.backend;
+    j["device"] = c.device;
+    j["mem_bw_bytes_per_s"] = c.mem_bw_bytes_per_s;
+    j["mem_read_bytes_per_s"] = c.mem_read_bytes_per_s;
+    j["mem_triad_bytes_per_s"] = c.mem_triad_bytes_per_s;
+    j["matmul_f16_flops_per_s"] = c.matmul_f16_flops_per_s;
+    j["matmul_quant_flops_per_s"] = c.matmul_quant_flops_per_s;
+    j["quant_type"] = c.quant_type;
+    j["launch_overhead_s"] = c.launch_overhead_s;
+    j["n_threads"] = c.n_threads;
+    j["source"] = c.source;
+    j["probed_at"] = c.probed_at;
+    return j;
+}
+
+ceilings ceilings_from_json(const nlohmann::json & j) {
+    ceilings c;
+    c.backend = j.value("backend", "");
+    c.device = j.value("device", "");
+    c.mem_bw_bytes_per_s = j.value("mem_bw_bytes_per_s", 0.0);
+    c.mem_read_bytes_per_s = j.value("mem_read_bytes_per_s", 0.0);
+    c.mem_triad_bytes_per_s = j.value("mem_triad_bytes_per_s", 0.0);
+    c.matmul_f16_flops_per_s = j.value("matmul_f16_flops_per_s", 0.0);
+    c.matmul_quant_flops_per_s = j.value("matmul_quant_flops_per_s", 0.0);
+    c.quant_type = j.value("quant_type", "");
+    c.launch_overhead_s = j.value("launch_overhead_s", 0.0);
+    c.n_threads = j.value("n_threads", 0);
+    c.source = j.value("source", "measured");
+    c.probed_at = j.value("probed_at", "");
+    return c;
+}
+
+nlohmann::json read_cache(const std::filesystem::path & path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return nlohmann::json::object();
+    try {
+        auto j = nlohmann::json::parse(fs::read_file(path));
+        if (j.value("schema_version", 0) == cache_schema_version && j.contains("entries")) return j;
+        log::warn("{}: written by another infermeter version; probing again", path.string());
+    } catch (const std::exception & e) {
+        log::warn("{}: unreadable ({}); probing again (delete it to silence this)", path.string(), e.what());
+    }
+    return nlohmann::json::object();
+}
+
+// Big enough to be compute-bound on the device (arithmetic intensity ~n FLOP per weight byte), small
+// enough to finish in well under a second per repetition.
+struct matmul_shape {
+    int m, n, k;
+};
+matmul_shape shape_for(bool is_cpu) { return is_cpu ? matmul_shape{2048, 512, 2048} : matmul_shape{8192, 4096, 8192}; }
+
+}  // namespace
+
+ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggml_type quant_type) {
+    const resolved_device dev = resolve_device(device_name);
+    if (ggml_quantize_requires_imatrix(quant_type) || !ggml_is_quantized(quant_type)) {
+        log::info("probe: {} cannot be probed without an importance matrix or is not quantized; probing q4_K instead",
+                  ggml_type_name(quant_type));
+        quant_type = GGML_TYPE_Q4_K;
+    }
+    const int nt = dev.is_cpu ? resolve_threads(n_threads) : 0;
+    const system_info sys = describe_system();
+    const std::string key = fmt::format("{}|{}|{}|{}|t{}|{}", sys.hostname, sys.cpu_model, dev.backend,
+                                        dev.description, nt, ggml_type_name(quant_type));
+    const auto path = fs::cache_dir() / "hardware.json";
+    nlohmann::json cache = read_cache(path);
+    if (!reprobe && cache.contains("entries") && cache["entries"].contains(key)) {
+        ceilings c = ceilings_from_json(cache["entries"][key]);
+        log::info("hardware ceilings of {} ({}) from {} (probed {}; --reprobe measures again)", dev.name,
+                  dev.description, path.string(), c.probed_at);
+        return c;
+    }
+
+    ceilings c;
+    c.backend = dev.backend;
+    c.device = dev.description;
+    c.quant_type = ggml_type_name(quant_type);
+    c.n_threads = nt;
+    c.source = "measured";
+    if (dev.is_cpu) {
+        // At least 4x the last-level cache per array so no pass is served from cache (STREAM's rule).
+        const size_t bytes = std::max<size_t>(128ull << 20, 4 * sys.llc_bytes());
+        log::info("probing {} memory bandwidth: read + triad, {} threads, 3 x {} MiB ...", dev.name, nt, bytes >> 20);
+        const auto bw = probes::cpu_bandwidth(nt, bytes, 1.5);
+        c.mem_read_bytes_per_s = bw.read_bytes_per_s;
+        c.mem_triad_bytes_per_s = bw.triad_bytes_per_s;
+    } else {
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(find_device(dev.name), &free, &total);
+        // Three tensors live at once (x, y, x + y): keep them to an eighth of free memory, <= 1 GiB each.
+        size_t bytes = free > 0 ? std::min<size_t>(1ull << 30, free / 8) : (256ull << 20);
+        bytes = std::max<size_t>(bytes, 64ull << 20);
+        log::info("probing {} memory bandwidth: ggml copy + add, {} MiB tensors ...", dev.name, bytes >> 20);
+        const auto bw = probes::ggml_bandwidth(dev.name, nt, bytes, 1.0);
+        c.mem_read_bytes_per_s = bw.copy_bytes_per_s;
+        c.mem_triad_bytes_per_s = bw.add_bytes_per_s;
+    }
+    c.mem_bw_bytes_per_s = std::max(c.mem_read_bytes_per_s, c.mem_triad_bytes_per_s);
+    const auto shape = shape_for(dev.is_cpu);
+    log::info("probing {} matmul rate: {}x{}x{}, f16 and {} weights ...", dev.name, shape.m, shape.n, shape.k,
+              c.quant_type);
+    c.matmul_f16_flops_per_s = probes::ggml_matmul(dev.name, nt, GGML_TYPE_F16, shape.m, shape.n, shape.k, 0.6);
+    c.matmul_quant_flops_per_s = probes::ggml_matmul(dev.name, nt, quant_type, shape.m, shape.n, shape.k, 0.6);
+    c.launch_overhead_s = probes::ggml_launch_overhead(dev.name, nt, 0.2);
+    c.probed_at = clock::rfc3339_now();
+    if (c.mem_bw_bytes_per_s <= 0 || (c.matmul_f16_flops_per_s <= 0 && c.matmul_quant_flops_per_s <= 0)) {
+        throw_runtime("probe of {} ({}) measured nothing usable; pass --device-spec \"bw=...,flops=...\" instead",
+                      dev.name, dev.description);
+    }
+    log::info("{}: bandwidth {}, matmul f16 {}, {} {}, launch+sync {:.1f} us", dev.name,
+              format_bytes_per_s(c.mem_bw_bytes_per_s), format_flops_per_s(c.matmul_f16_flops_per_s), c.quant_type,
+              format_flops_per_s(c.matmul_quant_flops_per_s), c.launch_overhead_s * 1e6);
+
+    if (!cache.contains("entries")) cache = {{"schema_version", cache_schema_version}, {"entries", nlohmann::json::object()}};
+    cache["entries"][key] = ceilings_json(c);
+    try {
+        fs::write_atomic(path, cache.dump(2) + "\n");
+    } catch (const error & e) {
+        log::warn("could not cache hardware ceilings: {}", e.what());
+    }
+    return c;
+}
+
+}  // namespace im::hardware

@@ -1,0 +1,99 @@
+#include "core/error.h"
+#include "engine/backend.h"
+#include "hardware/probe.h"
+#include "hardware/system.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+using namespace im::hardware;
+
+namespace {
+
+void init() { im::engine::init(false); }
+
+// Bytes per array: 4x the last-level cache (at least 64 MiB) so passes come from DRAM.
+size_t dram_bytes() {
+    const auto s = describe_system();
+    return std::max<size_t>(64ull << 20, 4 * s.llc_bytes());
+}
+
+}  // namespace
+
+TEST(hardware_system, describes_this_machine) {
+    init();
+    const auto s = describe_system();
+    EXPECT_FALSE(s.cpu_model.empty());
+    EXPECT_GE(s.n_threads, 1);
+    EXPECT_GE(s.n_cores, 1);
+    EXPECT_LE(s.n_cores, s.n_threads);
+    EXPECT_GT(s.memory_total_bytes, 256ull << 20);
+    EXPECT_FALSE(s.os.empty());
+    ASSERT_FALSE(s.devices.empty());
+    EXPECT_TRUE(std::any_of(s.devices.begin(), s.devices.end(), [](const auto & d) { return d.type == "cpu"; }));
+}
+
+TEST(hardware_probe, cpu_bandwidth_is_positive_and_repeatable) {
+    init();
+    const size_t bytes = dram_bytes();
+    const auto a = probes::cpu_bandwidth(0, bytes, 0.6);
+    const auto b = probes::cpu_bandwidth(0, bytes, 0.6);
+    EXPECT_GT(a.read_bytes_per_s, 1e8);
+    EXPECT_GT(a.triad_bytes_per_s, 1e8);
+    const double best_a = std::max(a.read_bytes_per_s, a.triad_bytes_per_s);
+    const double best_b = std::max(b.read_bytes_per_s, b.triad_bytes_per_s);
+    // Best-of-N on a shared machine: within 15%.
+    EXPECT_NEAR(best_a / best_b, 1.0, 0.15) << best_a << " vs " << best_b;
+}
+
+TEST(hardware_probe, ggml_paths_run_on_the_cpu_backend) {
+    // The same code measures GPUs; on the CPU backend it must run too.
+    init();
+    const auto bw = probes::ggml_bandwidth("CPU", 0, 32ull << 20, 0.3);
+    EXPECT_GT(bw.copy_bytes_per_s, 1e8);
+    EXPECT_GT(bw.add_bytes_per_s, 1e8);
+    const double f16 = probes::ggml_matmul("CPU", 0, GGML_TYPE_F16, 512, 128, 512, 0.2);
+    const double q4k = probes::ggml_matmul("CPU", 0, GGML_TYPE_Q4_K, 512, 128, 512, 0.2);
+    EXPECT_GT(f16, 1e9);
+    EXPECT_GT(q4k, 1e9);
+    const double launch = probes::ggml_launch_overhead("CPU", 0, 0.1);
+    EXPECT_GT(launch, 0.0);
+    EXPECT_LT(launch, 0.05);
+}
+
+TEST(hardware_probe, matmul_is_repeatable) {
+    init();
+    const double a = probes::ggml_matmul("CPU", 0, GGML_TYPE_Q4_K, 1024, 256, 1024, 0.3);
+    const double b = probes::ggml_matmul("CPU", 0, GGML_TYPE_Q4_K, 1024, 256, 1024, 0.3);
+    EXPECT_NEAR(a / b, 1.0, 0.15) << a << " vs " << b;
+}
+
+TEST(hardware_probe, probe_caches_and_reprobes) {
+    init();
+    const auto first = probe("CPU", 0, true);
+    EXPECT_EQ(first.source, "measured");
+    EXPECT_EQ(first.backend, "CPU");
+    EXPECT_GT(first.mem_bw_bytes_per_s, 0.0);
+    EXPECT_GT(first.matmul_f16_flops_per_s, 0.0);
+    EXPECT_GT(first.matmul_quant_flops_per_s, 0.0);
+    EXPECT_EQ(first.quant_type, "q4_K");
+    EXPECT_FALSE(first.probed_at.empty());
+    const auto cached = probe("CPU", 0, false);
+    EXPECT_EQ(cached.probed_at, first.probed_at);
+    EXPECT_DOUBLE_EQ(cached.mem_bw_bytes_per_s, first.mem_bw_bytes_per_s);
+    EXPECT_DOUBLE_EQ(cached.matmul_quant_flops_per_s, first.matmul_quant_flops_per_s);
+}
+
+TEST(hardware_probe, unknown_device_is_a_usage_error) {
+    init();
+    try {
+        resolve_device("NoSuchGPU42");
+        FAIL();
+    } catch (const im::error & e) {
+        EXPECT_EQ(e.kind(), im::error_kind::usage);
+        EXPECT_NE(std::string(e.what()).find("CPU"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(resolve_device("").name.size() > 0);
+    EXPECT_TRUE(resolve_device("cpu").is_cpu);
+}
