@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace im::cli {
 
 namespace {
@@ -134,6 +136,10 @@ void run(const parallel_args & a) {
     };
     auto result = workload::run_lockstep(c, cb);
     progress.clear();
+    if (std::none_of(result.rows.begin(), result.rows.end(), [](const auto & r) { return r.skipped.empty(); }) &&
+        !result.interrupted) {
+        throw_runtime("no worker count fits in memory: {}", result.rows.front().skipped);
+    }
     partial = result;
     if (ctx.test_time.empty()) ctx = report::make_run_context(nullptr, globals().command_line);
     table = report::parallel_table(partial, c, ctx);

@@ -1,0 +1,118 @@
+#include "support/run.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+using im::test::run_infermeter;
+
+TEST(bench_cli, tiny_pp_tg_json_has_llama_bench_fields) {
+    const auto r = run_infermeter({"bench", "-m", "synth:tiny", "-p", "64", "-n", "16", "-r", "2", "-o", "json", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["n_prompt"], 64);
+    EXPECT_EQ(j[0]["n_gen"], 0);
+    EXPECT_EQ(j[1]["n_gen"], 16);
+    EXPECT_EQ(j[0]["samples_ts"].size(), 2u);
+    EXPECT_GT(j[0]["avg_ts"].get<double>(), 0);
+    EXPECT_EQ(j[0]["build_commit"], "80fb11a");
+    EXPECT_EQ(j[0]["n_ctx_allocated"].get<int>() % 256, 0);
+    EXPECT_EQ(j[0]["schema_version"], 1);
+}
+
+TEST(bench_cli, sweep_lists_and_export) {
+    const auto dir = im::test::temp_dir("bench-export");
+    const auto csv = (dir / "b.csv").string();
+    const auto r = run_infermeter({"bench", "-m", "synth:tiny", "-p", "16,32", "-n", "0", "-t", "1,2", "-r", "1",
+                                   "-fa", "on,off", "--export", csv, "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("| Threads | FA | Test |"), std::string::npos) << r.out;
+    std::ifstream in(csv);
+    std::string line;
+    int lines = 0;
+    while (std::getline(in, line)) ++lines;
+    EXPECT_EQ(lines, 1 + 8);
+}
+
+TEST(bench_cli, bad_input) {
+    auto r = run_infermeter({"bench", "-m", "/no/such.gguf", "--no-db"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("/no/such.gguf"), std::string::npos) << r.err;
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-p", "-5", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-fa", "maybe", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("-fa"), std::string::npos) << r.err;
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-ctk", "q9", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-r", "0", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-o", "xml", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+// A real lockstep run: the computed KV must equal what llama.cpp allocated.
+TEST(parallel_cli, tiny_run_kv_agrees_and_rates_are_consistent) {
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "-p", "32", "-n", "16", "--workers", "1,2,4", "-o",
+                                   "json", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 3u);
+    const int workers[] = {1, 2, 4};
+    for (size_t i = 0; i < 3; ++i) {
+        const auto & row = j[i];
+        EXPECT_EQ(row["workers"], workers[i]);
+        EXPECT_EQ(row["n_ctx"], workers[i] * 256);
+        EXPECT_EQ(row["n_ctx_seq"], 256);
+        EXPECT_EQ(row["kv_bytes"], workers[i] * 256 * 1024);
+        EXPECT_NEAR(row["kv_bytes_allocated"].get<double>(), row["kv_bytes"].get<double>(), 10486);
+        const double t_pp = row["t_pp_s"], t_tg = row["t_tg_s"];
+        EXPECT_NEAR(row["overall_tps"].get<double>(), workers[i] * 48 / (t_pp + t_tg), 1e-6 * row["overall_tps"].get<double>());
+        EXPECT_NEAR(row["gen_tps"].get<double>(), workers[i] * 16 / t_tg, 1e-6 * row["gen_tps"].get<double>());
+        EXPECT_EQ(row["total_kv"], workers[i] * 48);
+    }
+    EXPECT_DOUBLE_EQ(j[0]["speedup"].get<double>(), 1.0);
+    EXPECT_NEAR(j[2]["efficiency"].get<double>(), j[2]["speedup"].get<double>() / 4, 1e-9);
+}
+
+TEST(parallel_cli, plan_reproduces_the_reference_context_and_kv) {
+    const auto r = run_infermeter({"parallel", "-m", "synth:qwen2-1.5b-q4_k_m", "-p", "128", "-n", "4096", "--ctx-min",
+                                   "8192", "--workers", "1,2,4,8", "--plan", "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 4u);
+    const int64_t cells[] = {8192, 8704, 17408, 34816};
+    const int64_t mib[] = {224, 238, 476, 952};
+    for (size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(j[i]["n_ctx"], cells[i]);
+        EXPECT_EQ(j[i]["n_ctx_seq"], i == 0 ? 8192 : 4352);
+        EXPECT_EQ(j[i]["kv_bytes"].get<int64_t>(), mib[i] << 20);
+        EXPECT_EQ(j[i]["kv_bytes_reported"].get<int64_t>(), mib[i] << 20) << "llama.cpp's own dry run agrees";
+    }
+}
+
+TEST(parallel_cli, a_worker_count_that_cannot_fit_is_refused_with_the_largest_that_fits) {
+    const auto r = run_infermeter({"parallel", "-m", "synth:qwen2-1.5b-q4_k_m", "-p", "16", "-n", "32000",
+                                   "--workers", "256", "--no-db"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("largest worker count that fits is"), std::string::npos) << r.err;
+}
+
+TEST(parallel_cli, bad_input) {
+    auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--workers", "0", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--workers"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "-n", "0", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "-p", "128", "-n", "40000", "--workers", "1", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--allow-ctx-overflow"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--ctx", "100", "--workers", "2", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "-t", "1,2", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"parallel", "-m", "/nope.gguf", "--no-db"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+}
