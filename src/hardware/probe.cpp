@@ -8,6 +8,7 @@
 #include "hardware/specs.h"
 #include "hardware/system.h"
 
+#include "ggml-alloc.h"
 #include "ggml-backend.h"
 
 #include <fmt/format.h>
@@ -100,6 +101,7 @@ class backend_session {
     }
     ~backend_session() {
         if (buffer_) ggml_backend_buffer_free(buffer_);
+        if (weight_buffer_) ggml_backend_buffer_free(weight_buffer_);
         if (ctx_) ggml_free(ctx_);
         ggml_backend_free(backend_);
     }
@@ -125,6 +127,35 @@ class backend_session {
         }
         ggml_backend_buffer_clear(buffer_, 0);
     }
+    // Allocates `w` (a matmul weight, alone in its own context) where llama.cpp would put it: the
+    // device's first extra buffer type that can run `op` (the CPU's repacked/AMX layouts), else the
+    // default buffer. Call before alloc(); returns the buffer type's name.
+    std::string alloc_weight(ggml_context * w_ctx, ggml_tensor * op) {
+        auto get_extra = reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(
+            ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev_), "ggml_backend_dev_get_extra_bufts"));
+        if (get_extra) {
+            for (ggml_backend_buffer_type_t * b = get_extra(dev_); b && *b; ++b) {
+                ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(w_ctx, *b);
+                if (!buf) continue;
+                if (ggml_backend_dev_supports_op(dev_, op)) {
+                    weight_buffer_ = buf;
+                    return ggml_backend_buft_name(*b);
+                }
+                ggml_backend_buffer_free(buf);
+                for (ggml_tensor * t = ggml_get_first_tensor(w_ctx); t; t = ggml_get_next_tensor(w_ctx, t)) {
+                    t->buffer = nullptr;
+                    t->data = nullptr;
+                    t->extra = nullptr;
+                }
+            }
+        }
+        weight_buffer_ = ggml_backend_alloc_ctx_tensors(w_ctx, backend_);
+        if (!weight_buffer_) {
+            throw_runtime("probe: cannot allocate device memory on {} ({})", ggml_backend_dev_name(dev_),
+                          ggml_backend_dev_description(dev_));
+        }
+        return ggml_backend_buft_name(ggml_backend_buffer_get_type(weight_buffer_));
+    }
     bool supports(const ggml_tensor * op) const { return ggml_backend_supports_op(backend_, op); }
     // Seconds to compute `graph` and wait for the device.
     double run(ggml_cgraph * graph) {
@@ -142,11 +173,18 @@ class backend_session {
     ggml_backend_t backend_ = nullptr;
     ggml_context * ctx_ = nullptr;
     ggml_backend_buffer_t buffer_ = nullptr;
+    ggml_backend_buffer_t weight_buffer_ = nullptr;
 };
+
+struct ctx_deleter {
+    void operator()(ggml_context * c) const { ggml_free(c); }
+};
+using ctx_ptr = std::unique_ptr<ggml_context, ctx_deleter>;
 
 // Fills a [k x rows] weight tensor of `type` with data quantized from N(0, 0.02) floats. Only a tile
 // of rows is quantized and then repeated: the values do not change the speed, and quantizing a
-// 64 M-element q4_K matrix on the host would take longer than the probe itself.
+// 64 M-element q4_K matrix on the host would take longer than the probe itself. Host memory: one
+// copy of the tensor (128 MiB for the GPU shape in f16).
 void fill_weights(ggml_tensor * w, ggml_type type, int k, int rows) {
     const int tile_rows = std::min(rows, 64);
     std::vector<float> src(static_cast<size_t>(k) * static_cast<size_t>(tile_rows));
@@ -162,10 +200,12 @@ void fill_weights(ggml_tensor * w, ggml_type type, int k, int rows) {
     } else {
         ggml_quantize_chunk(type, src.data(), tile.data(), 0, tile_rows, k, nullptr);
     }
-    for (int r = 0; r < rows; r += tile_rows) {
-        const int n = std::min(tile_rows, rows - r);
-        ggml_backend_tensor_set(w, tile.data(), row_bytes * static_cast<size_t>(r), row_bytes * static_cast<size_t>(n));
+    // One set of the whole tensor: repacking buffers (CPU_REPACK) accept nothing else.
+    std::vector<uint8_t> all(row_bytes * static_cast<size_t>(rows));
+    for (size_t off = 0; off < all.size(); off += tile.size()) {
+        std::memcpy(all.data() + off, tile.data(), std::min(tile.size(), all.size() - off));
     }
+    ggml_backend_tensor_set(w, all.data(), 0, all.size());
 }
 
 }  // namespace
@@ -267,10 +307,15 @@ ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_thre
 double ggml_matmul(const std::string & device_name, int n_threads, ggml_type weight_type, int m, int n, int k,
                    double budget_s) {
     backend_session s(device_name, n_threads);
+    ggml_init_params wp{};
+    wp.mem_size = ggml_tensor_overhead() * 2;
+    wp.no_alloc = true;
+    ctx_ptr w_ctx(ggml_init(wp));
+    ggml_tensor * w = ggml_new_tensor_2d(w_ctx.get(), weight_type, k, m);
     ggml_context * ctx = s.ctx();
-    ggml_tensor * w = ggml_new_tensor_2d(ctx, weight_type, k, m);
     ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, n);
     ggml_tensor * out = ggml_mul_mat(ctx, w, x);
+    const std::string buft = s.alloc_weight(w_ctx.get(), out);
     if (!s.supports(out)) {
         log::warn("probe: {} cannot run mul_mat with {} weights; that rate is left unknown",
                   ggml_backend_dev_name(s.dev()), ggml_type_name(weight_type));
@@ -289,7 +334,9 @@ double ggml_matmul(const std::string & device_name, int n_threads, ggml_type wei
     }
     s.run(graph);
     const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-    return flops / min_of(repeat([&] { return s.run(graph); }, budget_s, 3, 500));
+    const double rate = flops / min_of(repeat([&] { return s.run(graph); }, budget_s, 3, 500));
+    log::info("  mul_mat {} {}x{}x{} ({}): {:.1f} GFLOP/s", ggml_type_name(weight_type), m, n, k, buft, rate / 1e9);
+    return rate;
 }
 
 double ggml_launch_overhead(const std::string & device_name, int n_threads, double budget_s) {

@@ -295,6 +295,13 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
             break;
         }
     }
+    if (v.bw_fraction > 1.05 || v.flops_fraction > 1.05) {
+        v.sentences.push_back(fmt::format(
+            "The measurement exceeds a ceiling ({} of bandwidth, {} of compute): that ceiling is underestimated "
+            "(probed under load, or the engine uses a faster kernel than the probe); run again with --reprobe on an "
+            "idle machine or pass --device-spec.",
+            pct(v.bw_fraction), pct(v.flops_fraction)));
+    }
     if (decode && v.kind != bound::compute) {
         v.sentences.push_back(fmt::format(
             "Not a compute ceiling: compute-bound decode would need {} of the matmul ceiling; this run uses {}.",
@@ -328,7 +335,10 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
         format_bytes_per_s(ceil.mem_bw_bytes_per_s), format_flops_per_s(f), fmtx::thousands(curve_depth_tokens, 0),
         tps(w1), mb(static_cast<double>(c.weight_bytes_per_step))));
     const double cross = compute_crossover_workers(c, ceil, curve_depth_tokens);
-    if (cross > 0) {
+    if (cross > 0 && cross < 1) {
+        r.summary.push_back("Even at W = 1 a decode step needs more time for its arithmetic than for its memory "
+                            "traffic on this roof: decode is compute-limited at every W.");
+    } else if (cross > 0) {
         r.summary.push_back(fmt::format(
             "Sequences decoded together share each weight read, so ideal throughput grows almost linearly with W "
             "until compute takes over at about W = {}.",
@@ -355,12 +365,18 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
         }
         r.summary.push_back("Measured decode: " + rows + ".");
         if (all_overhead) {
+            bool rising = dec.size() >= 2;
+            for (size_t i = 1; i < dec.size(); ++i) {
+                rising = rising && dec[i]->obs.workers > dec[i - 1]->obs.workers &&
+                         dec[i]->obs.tokens_per_s > dec[i - 1]->obs.tokens_per_s;
+            }
             r.summary.push_back(fmt::format(
-                "The data contradict a \"compute ceiling\" explanation of the scaling: no measured decode row uses "
-                "more than {} of the matmul ceiling or {} of the bandwidth ceiling. Throughput is limited by "
-                "per-step overhead (launch, synchronization, scheduling) and kernel efficiency, not by the hardware's "
-                "ceilings; adding workers amortizes that overhead, which is why throughput still rises with W.",
-                pct(max_fl), pct(max_bw)));
+                "The data contradict a \"compute ceiling\" explanation: no measured decode row uses more than {} of "
+                "the matmul ceiling or {} of the bandwidth ceiling. Decode is limited by per-step overhead (launches, "
+                "synchronization, scheduling) and kernels running far from peak, not by the hardware's ceilings{}",
+                pct(max_fl), pct(max_bw),
+                rising ? "; more workers amortize that per-step cost, which is why throughput still rises with W."
+                       : "."));
         }
         const verdict & last = *dec.back();
         const double kv = kv_bytes_at(c, last.obs.workers, last.obs.mean_depth_tokens);
@@ -468,12 +484,13 @@ std::string to_markdown(const roofline_report & r) {
                                         format_bytes_per_s(r.ceil.mem_triad_bytes_per_s))
                           : fmt::format("best of ggml copy {} / add {}", format_bytes_per_s(r.ceil.mem_read_bytes_per_s),
                                         format_bytes_per_s(r.ceil.mem_triad_bytes_per_s)));
-    md += fmt::format("| Matmul, f16 weights | {} | {} |\n", format_flops_per_s(r.ceil.matmul_f16_flops_per_s),
-                      r.ceil.source == "measured" ? "ggml_mul_mat" : "spec");
-    if (!r.ceil.quant_type.empty()) {
-        md += fmt::format("| Matmul, {} weights | {} | {} |\n", r.ceil.quant_type,
-                          format_flops_per_s(r.ceil.matmul_quant_flops_per_s),
-                          r.ceil.source == "measured" ? "ggml_mul_mat" : "spec");
+    if (r.ceil.source != "measured" && r.ceil.matmul_f16_flops_per_s == r.ceil.matmul_quant_flops_per_s) {
+        md += fmt::format("| Matmul (any weight type) | {} | spec |\n", format_flops_per_s(r.ceil.matmul_f16_flops_per_s));
+    } else {
+        const std::string how = r.ceil.source == "measured" ? "ggml_mul_mat, best repetition" : "spec";
+        md += fmt::format("| Matmul, f16 weights | {} | {} |\n", format_flops_per_s(r.ceil.matmul_f16_flops_per_s), how);
+        md += fmt::format("| Matmul, {} weights | {} | {} |\n", r.ceil.quant_type.empty() ? "quantized" : r.ceil.quant_type,
+                          format_flops_per_s(r.ceil.matmul_quant_flops_per_s), how);
     }
     if (r.ceil.launch_overhead_s > 0) {
         md += fmt::format("| Graph launch + sync | {} us | one-node graph, median |\n",
