@@ -73,8 +73,8 @@ double number(const std::string & flag, const std::string & spec, const std::str
     }
 }
 
-// Pieces " word" (a space and 2-12 lowercase ASCII letters) that tokenize back to one token:
-// text made of them has a known token count in this vocabulary.
+// Pieces " word" (a space and 2-12 lowercase ASCII letters) that tokenize back to one token, in
+// token-id order: text made of them has a known token count in this vocabulary.
 std::vector<std::string> word_pool(const llama_vocab * vocab) {
     std::vector<std::string> pool;
     std::vector<llama_token> buf;
@@ -97,11 +97,18 @@ int64_t make_text(const llama_vocab * vocab, const std::vector<std::string> & po
                   std::mt19937_64 & rng, std::string & text, std::vector<llama_token> & buf) {
     text.clear();
     if (target <= 0) return 0;
-    std::uniform_int_distribution<size_t> pick(0, pool.size() - 1);
+    // Zipf's law (s = 1) over the pool in token-id order: BPE ids follow merge order, roughly
+    // frequency, so common short words dominate as in natural text, and so does the tokenizer's speed.
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    const double log_n = std::log(static_cast<double>(pool.size()) + 1.0);
+    const auto pick = [&] {
+        const auto r = static_cast<size_t>(std::exp(unit(rng) * log_n));
+        return std::clamp<size_t>(r, 1, pool.size()) - 1;
+    };
     std::vector<size_t> ends;  // text size after each word
     const auto add = [&](int64_t k) {
         for (int64_t i = 0; i < k; ++i) {
-            text += pool[pick(rng)];
+            text += pool[pick()];
             ends.push_back(text.size());
         }
     };
