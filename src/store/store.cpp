@@ -3,11 +3,13 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "report/measurements.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <cassert>
 #include <set>
 
 namespace im::store {
@@ -69,6 +71,20 @@ report::value column_value(sqlite3_stmt * s, int col, report::field_type type) {
 
 std::filesystem::path default_path() { return fs::data_dir() / "results.db"; }
 
+std::vector<report::table> result_shapes() {
+    const report::run_context none;
+    return {report::bench_table({}, none), report::parallel_table(workload::lockstep_result{}, workload::lockstep_config{}, none)};
+}
+
+const report::table & result_shape(const std::string & table_name) {
+    static const std::vector<report::table> shapes = result_shapes();
+    for (const auto & t : shapes) {
+        if (t.name == table_name) return t;
+    }
+    assert(false && "unknown result table");
+    return shapes.front();
+}
+
 database::database(const std::filesystem::path & path) : path_(path) {
     std::error_code ec;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
@@ -79,19 +95,35 @@ database::database(const std::filesystem::path & path) : path_(path) {
         throw_runtime("cannot open the results store {}: {} (--db PATH or --no-db)", path.string(), why);
     }
     sqlite3_busy_timeout(db_, 5000);
+    try {
+        migrate();
+    } catch (...) {
+        sqlite3_close(db_);  // the destructor does not run when the constructor throws
+        db_ = nullptr;
+        throw;
+    }
+}
+
+void database::migrate() {
     const int version = user_version();
     if (version > current_version) {
         throw_runtime("the results store {} was written by a newer infermeter (schema {} > {}); use --db with another file",
-                      path.string(), version, current_version);
+                      path_.string(), version, current_version);
     }
-    exec("BEGIN");
-    if (version < 1) {
-        exec("CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
-             "test_time TEXT, model_type TEXT, model_filename TEXT, cpu_info TEXT, gpu_info TEXT, backends TEXT, "
-             "build_commit TEXT, infermeter_version TEXT, command_line TEXT, interrupted INTEGER, report_path TEXT)");
+    exec("BEGIN IMMEDIATE");
+    try {
+        if (version < 1) {
+            exec("CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+                 "test_time TEXT, model_type TEXT, model_filename TEXT, cpu_info TEXT, gpu_info TEXT, backends TEXT, "
+                 "build_commit TEXT, infermeter_version TEXT, command_line TEXT, interrupted INTEGER, report_path TEXT)");
+        }
+        for (const auto & t : result_shapes()) ensure_table(t);
+        exec(fmt::format("PRAGMA user_version = {}", current_version));
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
     }
-    exec(fmt::format("PRAGMA user_version = {}", current_version));
-    exec("COMMIT");
 }
 
 database::~database() { sqlite3_close(db_); }
@@ -164,41 +196,66 @@ int64_t database::record(const std::string & kind, const report::run_context & c
     }
 }
 
+namespace {
+
+constexpr const char * run_columns = "id, kind, test_time, model_type, model_filename, cpu_info, gpu_info, backends, "
+                                     "build_commit, command_line, interrupted, report_path";
+
+run_summary read_run(const stmt & s) {
+    run_summary r;
+    r.id = sqlite3_column_int64(s.s, 0);
+    r.kind = s.text(1);
+    r.test_time = s.text(2);
+    r.model_type = s.text(3);
+    r.model_filename = s.text(4);
+    r.machine = s.text(5) + (s.text(6).empty() ? "" : "; " + s.text(6));
+    r.backends = s.text(7);
+    r.build_commit = s.text(8);
+    r.command_line = s.text(9);
+    r.interrupted = sqlite3_column_int(s.s, 10) != 0;
+    r.report_path = s.text(11);
+    return r;
+}
+
+// A LIKE pattern matching `text` anywhere, with LIKE's own wildcards taken literally (ESCAPE '\').
+std::string like_substring(const std::string & text) {
+    std::string out = "%";
+    for (char c : text) {
+        if (c == '%' || c == '_' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "%";
+}
+
+}  // namespace
+
 std::vector<run_summary> database::runs(const std::string & model_filter, const std::string & machine_filter,
                                         const std::string & since, int limit) const {
-    stmt s(db_, "SELECT id, kind, test_time, model_type, model_filename, cpu_info, gpu_info, backends, build_commit, "
-                "command_line, interrupted, report_path FROM runs "
-                "WHERE (model_type LIKE ?1 OR model_filename LIKE ?1) AND (cpu_info LIKE ?2 OR gpu_info LIKE ?2) "
-                "AND test_time >= ?3 ORDER BY id DESC LIMIT ?4");
-    const std::string m = "%" + model_filter + "%", h = "%" + machine_filter + "%";
+    return runs(run_filter{model_filter, machine_filter, since, "", limit});
+}
+
+std::vector<run_summary> database::runs(const run_filter & f) const {
+    stmt s(db_, fmt::format("SELECT {} FROM runs WHERE "
+                            "(IFNULL(model_type, '') LIKE ?1 ESCAPE '\\' OR IFNULL(model_filename, '') LIKE ?1 ESCAPE '\\') "
+                            "AND (IFNULL(cpu_info, '') LIKE ?2 ESCAPE '\\' OR IFNULL(gpu_info, '') LIKE ?2 ESCAPE '\\') "
+                            "AND IFNULL(test_time, '') >= ?3 AND (?4 = '' OR kind = ?4) ORDER BY id DESC LIMIT ?5",
+                            run_columns));
+    const std::string m = like_substring(f.model), h = like_substring(f.machine);
     sqlite3_bind_text(s.s, 1, m.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s.s, 2, h.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s.s, 3, since.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(s.s, 4, limit);
+    sqlite3_bind_text(s.s, 3, f.since.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s.s, 4, f.kind.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s.s, 5, f.limit);
     std::vector<run_summary> out;
-    while (sqlite3_step(s.s) == SQLITE_ROW) {
-        run_summary r;
-        r.id = sqlite3_column_int64(s.s, 0);
-        r.kind = s.text(1);
-        r.test_time = s.text(2);
-        r.model_type = s.text(3);
-        r.model_filename = s.text(4);
-        r.machine = s.text(5) + (s.text(6).empty() ? "" : "; " + s.text(6));
-        r.backends = s.text(7);
-        r.build_commit = s.text(8);
-        r.command_line = s.text(9);
-        r.interrupted = sqlite3_column_int(s.s, 10) != 0;
-        r.report_path = s.text(11);
-        out.push_back(r);
-    }
+    while (sqlite3_step(s.s) == SQLITE_ROW) out.push_back(read_run(s));
     return out;
 }
 
 std::optional<run_summary> database::run(int64_t id) const {
-    for (const auto & r : runs("", "", "", 1 << 30)) {
-        if (r.id == id) return r;
-    }
-    return std::nullopt;
+    stmt s(db_, fmt::format("SELECT {} FROM runs WHERE id = ?1", run_columns));
+    sqlite3_bind_int64(s.s, 1, id);
+    if (sqlite3_step(s.s) != SQLITE_ROW) return std::nullopt;
+    return read_run(s);
 }
 
 report::table database::rows(int64_t id, const report::table & shape) const {

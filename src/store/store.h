@@ -24,6 +24,11 @@ struct store_flags {
 
 std::filesystem::path default_path();
 
+// Empty tables with the current field list of every result kind the store holds (bench, parallel),
+// the shapes `database::rows` takes. Opening a database migrates these tables to the current lists.
+std::vector<report::table> result_shapes();
+const report::table & result_shape(const std::string & table_name);  // asserts the name is known
+
 struct run_summary {
     int64_t id = 0;
     std::string kind;         // bench | parallel | evaluate | ...
@@ -38,7 +43,22 @@ struct run_summary {
     std::string report_path;  // report.json of an evaluate run
 };
 
-// An open database, migrated to the current schema. Not thread-safe.
+// Which runs `database::runs` lists. Empty strings match everything; model and machine are
+// case-insensitive substrings (of model_type or model_filename; of cpu_info or gpu_info), `since`
+// is an RFC 3339 prefix compared as text ("2026-11" lists runs from November 2026 on), `kind` is
+// exact (bench | parallel | evaluate).
+struct run_filter {
+    std::string model;
+    std::string machine;
+    std::string since;
+    std::string kind;
+    int limit = 20;  // at most this many, newest first
+};
+
+// An open database, migrated to the current schema (PRAGMA user_version) and with every result table
+// of result_shapes() holding the current columns (older rows read NULL in added columns).
+// Creates the file when missing; throws im::error (runtime) when it cannot be opened or was written
+// by a newer infermeter. Not thread-safe.
 class database {
   public:
     explicit database(const std::filesystem::path & path);
@@ -52,12 +72,16 @@ class database {
     // Newest first; empty filters match everything. `since` is an RFC 3339 prefix ("2026-11").
     std::vector<run_summary> runs(const std::string & model_filter, const std::string & machine_filter,
                                   const std::string & since, int limit) const;
+    std::vector<run_summary> runs(const run_filter & f) const;
+    // Empty when no run has this id.
     std::optional<run_summary> run(int64_t id) const;
     // The rows of `table_name` recorded for run `id`, as a table with the current field list.
     report::table rows(int64_t id, const report::table & shape) const;
     int user_version() const;
+    const std::filesystem::path & path() const { return path_; }
 
   private:
+    void migrate();
     void exec(const std::string & sql) const;
     void ensure_table(const report::table & t);
     sqlite3 * db_ = nullptr;
