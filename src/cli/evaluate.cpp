@@ -1,12 +1,133 @@
 #include "cli/commands.h"
 
+#include "cli/engine_flags.h"
+#include "cli/output.h"
 #include "core/error.h"
+#include "core/format.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/ranges.h"
+#include "pipeline/evaluate.h"
+#include "report/measurements.h"
+#include "store/store.h"
+
+#include <fmt/format.h>
 
 namespace im::cli {
 
+namespace {
+
+struct evaluate_args {
+    std::string model = "synth:qwen2-1.5b-q4_k_m";
+    std::string dataset;
+    std::string format = "auto";
+    std::string prompt_field, output_field;
+    std::string profile = "standard";
+    std::string workers;
+    int max_workers = 0;
+    int n_prompt = 0, n_predict = 0;
+    double slo_ttft_ms = 0, slo_tpot_ms = 0;
+    double knee = 0.25;
+    int64_t ctx_min = 0;
+    bool kv_unified = false;
+    std::string device_spec;
+    bool reprobe = false;
+    std::string out = "infermeter-report";
+    bool resume = false;
+    store::store_flags db;
+    engine_flags engine;
+};
+
+void run(const evaluate_args & a) {
+    init_engine();
+    pipeline::evaluate_options o;
+    o.model_ref = a.model;
+    o.dataset = a.dataset;
+    o.dataset_format = a.format;
+    o.prompt_field = a.prompt_field;
+    o.output_field = a.output_field;
+    o.prof = pipeline::profile_from_name(a.profile);
+    if (!a.workers.empty()) o.workers = parse_int_list(a.workers, "--workers", 1);
+    if (a.max_workers < 0) throw_usage("--max-workers: {} is out of range (must be >= 1)", a.max_workers);
+    if (a.max_workers > 0) o.max_workers = a.max_workers;
+    if (a.n_prompt < 0 || a.n_predict < 0) throw_usage("-p/-n: token counts must be > 0");
+    if (a.n_prompt > 0) o.n_prompt = a.n_prompt;
+    if (a.n_predict > 0) o.n_predict = a.n_predict;
+    if (a.slo_ttft_ms < 0 || a.slo_tpot_ms < 0) throw_usage("--slo-ttft/--slo-tpot: milliseconds must be > 0");
+    if (a.slo_ttft_ms > 0) o.slo_ttft_s = a.slo_ttft_ms / 1e3;
+    if (a.slo_tpot_ms > 0) o.slo_tpot_s = a.slo_tpot_ms / 1e3;
+    if (a.knee <= 0 || a.knee > 1) throw_usage("--knee: {} is out of range (0 < knee <= 1)", a.knee);
+    o.knee_min_marginal = a.knee;
+    o.params = single(a.engine, "evaluate");
+    o.ctx_min = a.ctx_min;
+    o.kv_unified = a.kv_unified;
+    o.device_spec = a.device_spec;
+    o.reprobe = a.reprobe;
+    o.out_dir = a.out;
+    o.resume = a.resume;
+    o.command_line = globals().command_line;
+
+    progress_line progress;
+    pipeline::evaluate_callbacks cb;
+    cb.stage = [&](const pipeline::stage_event & s) {
+        progress.done(fmt::format("[{}/{}] {}: {}{}", s.index, s.total, s.name, s.detail,
+                                  s.eta_s >= 0 ? fmt::format(" (ETA ~{})", fmtx::duration(s.eta_s)) : std::string()));
+    };
+    cb.bench_progress = [&](size_t i, size_t n, const workload::bench_test & t, int rep) {
+        progress.update(fmt::format("  bench {}/{}: {} {}", i + 1, n, t.name(), rep < 0 ? std::string("warmup") : fmt::format("rep {}", rep + 1)));
+    };
+    cb.lockstep_progress = [&](const workload::lockstep_progress & p) {
+        const int width = 30;
+        const int filled = p.n_steps > 0 ? width * p.step / p.n_steps : 0;
+        progress.update(fmt::format("  W={:<3} {:<7} [{}{}] {}/{} {:.1f} t/s", p.workers, p.phase, std::string(filled, '#'),
+                                    std::string(width - filled, '.'), p.step, p.n_steps, p.tokens_per_s));
+    };
+    cb.warn = [&](const std::string & m) {
+        progress.clear();
+        log::warn("{}", m);
+    };
+    const auto e = pipeline::run_evaluate(o, cb);
+    progress.clear();
+    fmt::print("{}", report::terminal_summary(e));
+    const auto paths = pipeline::paths_in(o.out_dir);
+    const auto abs = [](const std::filesystem::path & p) { return std::filesystem::absolute(p).lexically_normal().string(); };
+    fmt::print("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html), abs(paths.json));
+    store::record_run(a.db, "evaluate", e.ctx,
+                      {report::bench_table(e.bench, e.ctx), report::parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)},
+                      e.interrupted, abs(paths.json));
+    if (e.interrupted) {
+        throw error(error_kind::interrupted, "interrupted: the reports hold what was measured; rerun with --resume to finish");
+    }
+}
+
+}  // namespace
+
 void add_evaluate(CLI::App & root) {
-    auto * cmd = root.add_subcommand("evaluate", "(not built yet)");
-    cmd->callback([] { throw_runtime("evaluate: not implemented yet"); });
+    auto a = std::make_shared<evaluate_args>();
+    auto * cmd = root.add_subcommand("evaluate", "The main job: dataset → parameters → bench → parallel sweep → roofline → recommendations → report");
+    cmd->add_option("-m,--model", a->model, "A .gguf file or synth:PRESET[-QUANT]")->capture_default_str();
+    cmd->add_option("--dataset", a->dataset, "Dataset (Alpaca/ShareGPT/OpenAI/JSONL/CSV, .gz); default: a synthetic one with the reference's distribution");
+    cmd->add_option("--format", a->format, "Dataset format: auto, alpaca, sharegpt, openai, jsonl, json, csv")->capture_default_str();
+    cmd->add_option("--prompt-field", a->prompt_field, "Generic datasets: the prompt field");
+    cmd->add_option("--output-field", a->output_field, "Generic datasets: the output field");
+    cmd->add_option("--profile", a->profile, "quick (conservative n-predict capped at 256, W 1,2,4, r=3), standard "
+                                             "(recommended, W 1,2,4,8), comprehensive (99% coverage, W up to 64)")->capture_default_str();
+    cmd->add_option("-w,--workers", a->workers, "Worker counts to sweep (default: the profile's); the sweep then doubles W while it gains >= 5%");
+    cmd->add_option("--max-workers", a->max_workers, "Upper bound of the sweep extension (default: 8 quick, 32 standard, 64 comprehensive)");
+    cmd->add_option("-p,--n-prompt", a->n_prompt, "Override the recommended prompt length");
+    cmd->add_option("-n,--n-predict", a->n_predict, "Override the recommended output length");
+    cmd->add_option("--slo-ttft", a->slo_ttft_ms, "Interactive SLO: time to first token, ms");
+    cmd->add_option("--slo-tpot", a->slo_tpot_ms, "Interactive SLO: time per output token per stream, ms");
+    cmd->add_option("--knee", a->knee, "Marginal speedup per added worker that still counts toward the knee")->capture_default_str();
+    cmd->add_option("--ctx-min", a->ctx_min, "Smallest auto context (the reference used 8192)")->capture_default_str();
+    cmd->add_flag("--kv-unified", a->kv_unified, "One KV buffer shared by all sequences");
+    cmd->add_option("--device-spec", a->device_spec, "Roofline against a datasheet name or bw=...,flops=... instead of measuring");
+    cmd->add_flag("--reprobe", a->reprobe, "Measure the hardware ceilings again instead of using the cache");
+    cmd->add_option("--out", a->out, "Output folder for report.md, report.html, report.json")->capture_default_str();
+    cmd->add_flag("--resume", a->resume, "Continue an interrupted run in --out: measured stages are not repeated");
+    add_engine_flags(cmd, a->engine);
+    add_store_flags(cmd, a->db);
+    cmd->callback([a] { run(*a); });
 }
 
 }  // namespace im::cli

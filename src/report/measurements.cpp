@@ -198,8 +198,25 @@ std::string bench_markdown(const std::vector<workload::bench_result> & results) 
     return out;
 }
 
+std::string efficiency_block(const workload::lockstep_result & r) {
+    std::string out = "```\nEfficiency = Speedup / Number of Workers";
+    if (r.base_workers > 1) out += fmt::format(" (relative to {} workers)", r.base_workers);
+    out += "\n\n";
+    for (const auto & w : r.rows) {
+        if (!w.skipped.empty()) continue;
+        const std::string label = fmt::format("{} worker{}:", w.workers, w.workers == 1 ? "" : "s");
+        if (w.workers == r.base_workers) {
+            out += fmt::format("{:<11}{:>4} efficiency (baseline)\n", label, "100%");
+        } else {
+            out += fmt::format("{:<11}{:>4} efficiency ({:.2f}x / {})\n", label, fmtx::percent(w.efficiency), w.speedup,
+                               w.workers / std::max(1, r.base_workers));
+        }
+    }
+    return out + "```\n";
+}
+
 std::string parallel_markdown(const workload::lockstep_result & r, const workload::lockstep_config & cfg,
-                              uint64_t kv_bytes_per_token) {
+                              uint64_t kv_bytes_per_token, bool with_efficiency) {
     const workload::lockstep_row * largest = nullptr;
     for (const auto & row : r.rows) {
         if (row.skipped.empty() && (!largest || row.workers > largest->workers)) largest = &row;
@@ -222,28 +239,19 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
     };
     for (const auto & w : r.rows) {
         if (!w.skipped.empty()) {
-            out += fmt::format("| {} | {} | {} | {} | skipped: does not fit | | | |\n", w.workers, w.n_prompt, w.n_predict,
+            out += fmt::format("| {} | {} | {} | {} | not run: does not fit in memory | | | |\n", w.workers, w.n_prompt, w.n_predict,
                                fmtx::thousands(static_cast<int64_t>(w.total_kv)));
             continue;
         }
-        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f}x |\n", w.workers, w.n_prompt, w.n_predict,
+        out += fmt::format("| {}{} | {} | {} | {} | {} | {} | {} | {:.2f}x |\n", w.workers, w.extended ? "*" : "", w.n_prompt, w.n_predict,
                            fmtx::thousands(static_cast<int64_t>(w.total_kv)), num(w.prompt_tps), num(w.gen_tps),
                            num(w.overall_tps), w.speedup);
     }
-    out += "\n```\nEfficiency = Speedup / Number of Workers";
-    if (r.base_workers > 1) out += fmt::format(" (relative to {} workers)", r.base_workers);
-    out += "\n\n";
-    for (const auto & w : r.rows) {
-        if (!w.skipped.empty()) continue;
-        const std::string label = fmt::format("{} worker{}:", w.workers, w.workers == 1 ? "" : "s");
-        if (w.workers == r.base_workers) {
-            out += fmt::format("{:<11}{:>4} efficiency (baseline)\n", label, "100%");
-        } else {
-            out += fmt::format("{:<11}{:>4} efficiency ({:.2f}x / {})\n", label, fmtx::percent(w.efficiency), w.speedup,
-                               w.workers / std::max(1, r.base_workers));
-        }
+    if (with_efficiency) out += "\n" + efficiency_block(r);
+    if (std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.extended; })) {
+        out += "\n\\* measured by the sweep extension (W doubled until the gain stopped";
+        out += r.extension_stop.empty() ? ")\n" : ": " + r.extension_stop + ")\n";
     }
-    out += "```\n";
     if (r.interrupted) out += "\n**Interrupted:** the sweep was stopped before every worker count ran.\n";
     return out;
 }

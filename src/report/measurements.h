@@ -34,7 +34,9 @@ std::string config_markdown(const config_summary & s);
 std::string bench_markdown(const std::vector<workload::bench_result> & results);
 // Context and KV lines, the reference's table, and the efficiency block.
 std::string parallel_markdown(const workload::lockstep_result & r, const workload::lockstep_config & cfg,
-                              uint64_t kv_bytes_per_token);
+                              uint64_t kv_bytes_per_token, bool with_efficiency = true);
+// "Efficiency = Speedup / Number of Workers" and one line per W, as a code block.
+std::string efficiency_block(const workload::lockstep_result & r);
 // The --plan view: per W, n_ctx, cells per sequence, KV MiB, estimated total and whether it fits.
 std::string plan_markdown(const std::vector<workload::memory_plan> & plan);
 nlohmann::ordered_json plan_json(const std::vector<workload::memory_plan> & plan);

@@ -8,8 +8,10 @@
 #include "workload/metrics.h"
 #include "workload/plan.h"
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 
 namespace im::workload {
@@ -119,32 +121,39 @@ void validate(const lockstep_config & c, const im::model::info & m) {
     }
 }
 
+namespace {
+
+memory_plan plan_one(const engine::llama::model & dry, const lockstep_config & c, int w, uint64_t kvpt,
+                     const std::pair<std::string, uint64_t> & device_free) {
+    memory_plan p;
+    p.workers = w;
+    p.n_ctx = n_ctx_for(c, w);
+    p.n_ctx_seq = n_ctx_seq(p.n_ctx, w, c.kv_unified);
+    p.kv_bytes = kv_bytes(p.n_ctx, kvpt);
+    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
+    try {
+        engine::llama::context ctx(dry, c.params, req);
+        p.kv_bytes_reported = ctx.alloc().kv_bytes;
+        p.compute_bytes = ctx.alloc().compute_bytes;
+    } catch (const im::error &) {
+        p.compute_bytes = 0;  // llama.cpp refused even the dry run: it cannot fit
+    }
+    p.weights_bytes = dry.size_bytes();
+    p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
+    p.free_bytes = device_free.second;
+    p.device = device_free.first;
+    p.fits = p.total_bytes <= p.free_bytes;
+    return p;
+}
+
+}  // namespace
+
 std::vector<memory_plan> plan(const lockstep_config & c) {
     engine::llama::model dry(c.model_path, c.params, /*no_alloc=*/true);
     const uint64_t kvpt = im::model::kv_bytes_per_token(dry.info(), c.params.type_k, c.params.type_v);
-    const auto [device, free] = kv_device_free(c.params);
+    const auto device_free = kv_device_free(c.params);
     std::vector<memory_plan> out;
-    for (int w : c.workers) {
-        memory_plan p;
-        p.workers = w;
-        p.n_ctx = n_ctx_for(c, w);
-        p.n_ctx_seq = n_ctx_seq(p.n_ctx, w, c.kv_unified);
-        p.kv_bytes = kv_bytes(p.n_ctx, kvpt);
-        engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
-        try {
-            engine::llama::context ctx(dry, c.params, req);
-            p.kv_bytes_reported = ctx.alloc().kv_bytes;
-            p.compute_bytes = ctx.alloc().compute_bytes;
-        } catch (const im::error &) {
-            p.compute_bytes = 0;  // llama.cpp refused even the dry run: it cannot fit
-        }
-        p.weights_bytes = dry.size_bytes();
-        p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
-        p.free_bytes = free;
-        p.device = device;
-        p.fits = p.total_bytes <= free;
-        out.push_back(p);
-    }
+    for (int w : c.workers) out.push_back(plan_one(dry, c, w, kvpt, device_free));
     return out;
 }
 
@@ -155,113 +164,163 @@ int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, ui
     return static_cast<int>((p.free_bytes - fixed) / per_worker);
 }
 
+namespace {
+
+// Measures one worker count on a fresh context. Returns false when interrupted mid-way.
+bool measure(const engine::llama::model & model, const lockstep_config & c, const memory_plan & p,
+             const lockstep_callbacks & cb, lockstep_row & row) {
+    const int w = row.workers;
+    const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
+    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
+    engine::llama::context ctx(model, c.params, req);
+    row.n_ctx = ctx.alloc().n_ctx;
+    row.n_ctx_seq = ctx.alloc().n_ctx_seq;
+    row.kv_bytes_allocated = ctx.alloc().kv_bytes;
+    row.n_threads = ctx.n_threads();
+    row.test_time = clock::rfc3339_now();
+    llama_context * lctx = ctx.get();
+    batch_holder holder(std::max(w * c.n_prompt, std::max(w, 16)));
+    llama_batch & batch = holder.batch;
+    const auto fail = [&](const char * phase) {
+        const std::string why = engine::last_llama_errors();
+        throw_runtime("{} workers: llama_decode failed during {}{}", w, phase, why.empty() ? "" : ": " + why);
+    };
+
+    if (c.warmup) {  // as batched-bench: 16 random tokens on sequence 0
+        fill_prompts(batch, 1, 16, n_vocab);
+        if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("warmup");
+        llama_synchronize(lctx);
+    }
+    for (int rep = 0; rep < c.repetitions; ++rep) {
+        ctx.clear();
+        fill_prompts(batch, w, c.n_prompt, n_vocab);
+        if (cb.progress) cb.progress({w, "prefill", 0, 1, 0, rep});
+        const int64_t t_pp0 = clock::now_ns();
+        if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("prefill");
+        llama_synchronize(lctx);
+        const int64_t t_pp1 = clock::now_ns();
+
+        int64_t last_report = t_pp1;
+        for (int step = 0; step < c.n_predict; ++step) {
+            fill_step(batch, w, c.n_prompt + step, n_vocab);
+            if (llama_decode(lctx, batch) != 0) fail("decode");
+            llama_synchronize(lctx);
+            if (interrupt::requested()) return false;
+            if (cb.progress) {
+                const int64_t now = clock::now_ns();
+                if (now - last_report > 100'000'000) {
+                    last_report = now;
+                    cb.progress({w, "decode", step + 1, c.n_predict,
+                                 1e9 * w * (step + 1) / static_cast<double>(now - t_pp1), rep});
+                }
+            }
+        }
+        const int64_t t_tg1 = clock::now_ns();
+        const double t_pp = static_cast<double>(t_pp1 - t_pp0) / 1e9;
+        const double t_tg = static_cast<double>(t_tg1 - t_pp1) / 1e9;
+        const auto rates = lockstep_rates_of(w, c.n_prompt, c.n_predict, t_pp, t_tg);
+        row.t_pp_s.push_back(t_pp);
+        row.t_tg_s.push_back(t_tg);
+        row.prompt_tps_samples.push_back(rates.prompt_tps);
+        row.gen_tps_samples.push_back(rates.gen_tps);
+        row.overall_tps_samples.push_back(rates.overall_tps);
+    }
+    row.prompt_tps = stats::summarize(row.prompt_tps_samples);
+    row.gen_tps = stats::summarize(row.gen_tps_samples);
+    row.overall_tps = stats::summarize(row.overall_tps_samples);
+    row.t_pp_mean_s = stats::summarize(row.t_pp_s).mean;
+    row.t_tg_mean_s = stats::summarize(row.t_tg_s).mean;
+    row.rss_bytes = rss_bytes();
+    if (c.params.n_gpu_layers != 0) {
+        for (const auto & d : engine::devices()) {
+            if (d.type == "gpu") {
+                row.device_used_bytes = d.memory_total - d.memory_free;
+                break;
+            }
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
 lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb) {
     lockstep_result res;
-    res.plan = plan(c);
-    engine::llama::model model(c.model_path, c.params);
-    const uint64_t kvpt = im::model::kv_bytes_per_token(model.info(), c.params.type_k, c.params.type_v);
-    const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
+    engine::llama::model dry(c.model_path, c.params, /*no_alloc=*/true);
+    const uint64_t kvpt = im::model::kv_bytes_per_token(dry.info(), c.params.type_k, c.params.type_v);
+    for (int w : c.workers) res.plan.push_back(plan_one(dry, c, w, kvpt, kv_device_free(c.params)));
+    std::unique_ptr<engine::llama::model> model;  // loaded on the first W that needs measuring
     double base_overall = 0;
+    // Indices into res.rows of the last two measured worker counts (pointers would dangle on growth).
+    std::optional<size_t> last, before_last;
 
-    for (size_t wi = 0; wi < c.workers.size(); ++wi) {
+    for (size_t wi = 0;; ++wi) {
         if (interrupt::requested()) {
             res.interrupted = true;
             break;
         }
-        const int w = c.workers[wi];
+        bool extended = false;
+        if (wi >= c.workers.size()) {
+            if (!c.extend || !last) break;
+            const lockstep_row & l = res.rows[*last];
+            const int next = l.workers * 2;
+            const double gain = before_last ? l.overall_tps.mean / res.rows[*before_last].overall_tps.mean - 1.0 : 1.0;
+            if (gain < c.extend_min_gain) {
+                res.extension_stop = fmt::format("{} to {} workers added {} overall throughput (< {})",
+                                                 res.rows[*before_last].workers, l.workers, fmtx::percent(gain, 1),
+                                                 fmtx::percent(c.extend_min_gain));
+                break;
+            }
+            if (next > c.max_workers) {
+                res.extension_stop = fmt::format("the next step, {} workers, is above --max-workers {}", next, c.max_workers);
+                break;
+            }
+            res.plan.push_back(plan_one(dry, c, next, kvpt, kv_device_free(c.params)));
+            extended = true;
+        }
         const memory_plan & p = res.plan[wi];
+        const int w = p.workers;
         lockstep_row row;
         row.workers = w;
         row.n_prompt = c.n_prompt;
         row.n_predict = c.n_predict;
         row.kv_bytes = p.kv_bytes;
         row.total_kv = static_cast<long>(w) * (c.n_prompt + c.n_predict);
+        row.extended = extended;
 
-        // Weights are loaded already: what this W adds must fit what is free now.
-        const auto [device, free_now] = kv_device_free(c.params);
-        if (p.kv_bytes + p.compute_bytes > free_now) {
-            memory_plan now = p;
-            now.free_bytes = free_now + p.weights_bytes;
-            row.skipped = fmt::format("{} workers need {} MiB of KV cache + {} MiB of compute buffers but {} has {} MiB "
-                                      "free; the largest worker count that fits is {}",
-                                      w, fmtx::thousands(static_cast<double>(p.kv_bytes) / fmtx::mib, 0),
-                                      fmtx::thousands(static_cast<double>(p.compute_bytes) / fmtx::mib, 0), device,
-                                      fmtx::thousands(static_cast<double>(free_now) / fmtx::mib, 0),
-                                      largest_fitting_workers(now, c, kvpt));
-            if (cb.warn) cb.warn(row.skipped);
-            res.rows.push_back(row);
-            continue;
-        }
-
-        engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
-        engine::llama::context ctx(model, c.params, req);
-        row.n_ctx = ctx.alloc().n_ctx;
-        row.n_ctx_seq = ctx.alloc().n_ctx_seq;
-        row.kv_bytes_allocated = ctx.alloc().kv_bytes;
-        row.n_threads = ctx.n_threads();
-        row.test_time = clock::rfc3339_now();
-        llama_context * lctx = ctx.get();
-        batch_holder holder(std::max(w * c.n_prompt, std::max(w, 16)));
-        llama_batch & batch = holder.batch;
-        const auto fail = [&](const char * phase) {
-            const std::string why = engine::last_llama_errors();
-            throw_runtime("{} workers: llama_decode failed during {}{}", w, phase, why.empty() ? "" : ": " + why);
-        };
-
-        if (c.warmup) {  // as batched-bench: 16 random tokens on sequence 0
-            fill_prompts(batch, 1, 16, n_vocab);
-            if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("warmup");
-            llama_synchronize(lctx);
-        }
-
-        bool stopped = false;
-        for (int rep = 0; rep < c.repetitions && !stopped; ++rep) {
-            ctx.clear();
-            fill_prompts(batch, w, c.n_prompt, n_vocab);
-            if (cb.progress) cb.progress({w, "prefill", 0, 1, 0, rep});
-            const int64_t t_pp0 = clock::now_ns();
-            if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("prefill");
-            llama_synchronize(lctx);
-            const int64_t t_pp1 = clock::now_ns();
-
-            int64_t last_report = t_pp1;
-            for (int step = 0; step < c.n_predict; ++step) {
-                fill_step(batch, w, c.n_prompt + step, n_vocab);
-                if (llama_decode(lctx, batch) != 0) fail("decode");
-                llama_synchronize(lctx);
-                if (cb.progress || interrupt::requested()) {
-                    const int64_t now = clock::now_ns();
-                    if (interrupt::requested()) {
-                        stopped = true;
-                        break;
-                    }
-                    if (now - last_report > 100'000'000) {
-                        last_report = now;
-                        cb.progress({w, "decode", step + 1, c.n_predict,
-                                     1e9 * w * (step + 1) / static_cast<double>(now - t_pp1), rep});
-                    }
+        const auto done = std::find_if(c.done.begin(), c.done.end(), [&](const lockstep_row & d) {
+            return d.workers == w && d.n_prompt == c.n_prompt && d.n_predict == c.n_predict && d.skipped.empty();
+        });
+        if (done != c.done.end()) {
+            row = *done;
+            row.extended = extended;
+        } else {
+            // Weights are loaded already (or will be): what this W adds must fit what is free now.
+            const auto [device, free_now] = kv_device_free(c.params);
+            const uint64_t weights_pending = model ? 0 : p.weights_bytes;
+            if (p.kv_bytes + p.compute_bytes + weights_pending > free_now) {
+                memory_plan now = p;
+                now.free_bytes = free_now + p.weights_bytes - weights_pending;
+                row.skipped = fmt::format("{} workers need {} MiB of KV cache + {} MiB of compute buffers but {} has {} "
+                                          "MiB free; the largest worker count that fits is {}",
+                                          w, fmtx::thousands(static_cast<double>(p.kv_bytes) / fmtx::mib, 0),
+                                          fmtx::thousands(static_cast<double>(p.compute_bytes) / fmtx::mib, 0), device,
+                                          fmtx::thousands(static_cast<double>(free_now) / fmtx::mib, 0),
+                                          largest_fitting_workers(now, c, kvpt));
+                if (cb.warn) cb.warn(row.skipped);
+                res.rows.push_back(row);
+                if (extended) {
+                    res.extension_stop = fmt::format("{} workers do not fit in memory", w);
+                    break;
                 }
+                continue;
             }
-            if (stopped) break;
-            const int64_t t_tg1 = clock::now_ns();
-            const double t_pp = static_cast<double>(t_pp1 - t_pp0) / 1e9;
-            const double t_tg = static_cast<double>(t_tg1 - t_pp1) / 1e9;
-            const auto rates = lockstep_rates_of(w, c.n_prompt, c.n_predict, t_pp, t_tg);
-            row.t_pp_s.push_back(t_pp);
-            row.t_tg_s.push_back(t_tg);
-            row.prompt_tps_samples.push_back(rates.prompt_tps);
-            row.gen_tps_samples.push_back(rates.gen_tps);
-            row.overall_tps_samples.push_back(rates.overall_tps);
+            if (!model) model = std::make_unique<engine::llama::model>(c.model_path, c.params);
+            if (!measure(*model, c, p, cb, row)) {
+                res.interrupted = true;
+                break;
+            }
         }
-        if (stopped || row.t_pp_s.empty()) {
-            res.interrupted = true;
-            break;
-        }
-        row.prompt_tps = stats::summarize(row.prompt_tps_samples);
-        row.gen_tps = stats::summarize(row.gen_tps_samples);
-        row.overall_tps = stats::summarize(row.overall_tps_samples);
-        row.t_pp_mean_s = stats::summarize(row.t_pp_s).mean;
-        row.t_tg_mean_s = stats::summarize(row.t_tg_s).mean;
         if (res.base_workers == 0) {
             res.base_workers = w;
             base_overall = row.overall_tps.mean;
@@ -269,17 +328,10 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
         const auto sc = scaling_of(row.overall_tps.mean, w, base_overall, res.base_workers);
         row.speedup = sc.speedup;
         row.efficiency = sc.efficiency;
-        row.rss_bytes = rss_bytes();
-        if (c.params.n_gpu_layers != 0) {
-            for (const auto & d : engine::devices()) {
-                if (d.type == "gpu") {
-                    row.device_used_bytes = d.memory_total - d.memory_free;
-                    break;
-                }
-            }
-        }
         res.rows.push_back(row);
-        if (cb.row) cb.row(res.rows.back(), model);
+        before_last = last;
+        last = res.rows.size() - 1;
+        if (cb.row) cb.row(res.rows.back(), model ? *model : dry);
     }
     return res;
 }

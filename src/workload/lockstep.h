@@ -26,6 +26,13 @@ struct lockstep_config {
     int repetitions = 1;
     bool warmup = true;
     bool allow_ctx_overflow = false;
+    // After the listed worker counts, keep doubling W while the overall throughput still grows by at
+    // least `extend_min_gain` (DESIGN §3: measured, not extrapolated), memory allows, and W <= max_workers.
+    bool extend = false;
+    double extend_min_gain = 0.05;
+    int max_workers = 64;
+    // Rows already measured (resume): their W are not run again.
+    std::vector<struct lockstep_row> done;
 };
 
 // What a worker count needs, from llama.cpp's own dry run (model loaded with no_alloc).
@@ -64,6 +71,7 @@ struct lockstep_row {
     int n_threads = 0;
     std::string test_time;
     std::string skipped;           // why this W was not run (empty when it ran)
+    bool extended = false;         // added by the sweep extension, not requested
 };
 
 struct lockstep_result {
@@ -71,6 +79,7 @@ struct lockstep_result {
     std::vector<memory_plan> plan;
     bool interrupted = false;
     int base_workers = 0;            // the W speedup is relative to
+    std::string extension_stop;      // why the extension stopped (empty without extension)
 };
 
 struct lockstep_progress {

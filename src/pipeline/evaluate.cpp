@@ -1,0 +1,260 @@
+#include "pipeline/evaluate.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "core/fs.h"
+#include "core/interrupt.h"
+#include "core/log.h"
+#include "dataset/synth.h"
+#include "dataset/vocab.h"
+#include "hardware/probe.h"
+#include "hardware/specs.h"
+#include "hardware/system.h"
+#include "model/info.h"
+#include "model/quant.h"
+#include "model/ref.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace im::pipeline {
+
+profile profile_from_name(const std::string & name) {
+    if (name == "quick") return profile::quick;
+    if (name == "standard") return profile::standard;
+    if (name == "comprehensive") return profile::comprehensive;
+    throw_usage("--profile: '{}' is not one of quick, standard, comprehensive", name);
+}
+
+const char * profile_name(profile p) {
+    switch (p) {
+        case profile::quick:         return "quick";
+        case profile::standard:      return "standard";
+        case profile::comprehensive: return "comprehensive";
+    }
+    return "standard";
+}
+
+report_paths paths_in(const std::filesystem::path & out_dir) {
+    return {out_dir / "report.md", out_dir / "report.json", out_dir / "report.html"};
+}
+
+void write_reports(const report::evaluation & e, const std::filesystem::path & out_dir) {
+    const auto p = paths_in(out_dir);
+    fs::write_atomic(p.json, report::to_json(e).dump(2) + "\n");
+    fs::write_atomic(p.md, report::to_markdown(e));
+    fs::write_atomic(p.html, report::to_html(e));
+}
+
+namespace {
+
+// Profile defaults (docs/cli.md): which dataset scenario sets n-predict, the sweep, repetitions.
+struct profile_defaults {
+    const char * scenario;
+    int n_predict_cap;             // 0: none
+    std::vector<int> workers;
+    int max_workers;
+    int bench_repetitions;
+};
+
+profile_defaults defaults_of(profile p) {
+    switch (p) {
+        case profile::quick:         return {"conservative", 256, {1, 2, 4}, 8, 3};
+        case profile::comprehensive: return {"comprehensive", 0, {1, 2, 4, 8}, 64, 5};
+        default:                     return {"recommended", 0, {1, 2, 4, 8}, 32, 5};
+    }
+}
+
+const dataset::recommendation * find_scenario(const dataset::analysis & a, const std::string & name) {
+    for (const auto & r : a.recommendations) {
+        if (r.scenario == name) return &r;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_callbacks & cb) {
+    const int64_t t0 = clock::now_ns();
+    const auto pd = defaults_of(opts.prof);
+    const int n_stages = 5;
+    report::evaluation e;
+    e.profile = profile_name(opts.prof);
+    e.rec_opts = {opts.knee_min_marginal, opts.slo_ttft_s, opts.slo_tpot_s};
+    std::error_code ec;
+    std::filesystem::create_directories(opts.out_dir, ec);
+    if (ec) throw_runtime("cannot create the output folder {}: {} (--out)", opts.out_dir.string(), ec.message());
+
+    nlohmann::json previous;
+    if (opts.resume) {
+        const auto p = paths_in(opts.out_dir).json;
+        if (std::filesystem::exists(p)) {
+            try {
+                previous = nlohmann::json::parse(fs::read_file(p));
+            } catch (const nlohmann::json::exception & ex) {
+                throw_runtime("--resume: {} is not a report.json infermeter can read ({})", p.string(), ex.what());
+            }
+        } else {
+            log::warn("--resume: no {} yet; starting from the beginning", p.string());
+        }
+    }
+    const auto stage = [&](int i, const std::string & name, const std::string & detail, double eta_s = -1) {
+        if (cb.stage) cb.stage({i, n_stages, name, detail, eta_s});
+    };
+    const auto save = [&] {
+        e.seconds = static_cast<double>(clock::now_ns() - t0) / 1e9;
+        write_reports(e, opts.out_dir);
+    };
+
+    // 1. model and dataset
+    const auto model_path = model::resolve(opts.model_ref);
+    const auto info = model::read_info(model_path);
+    stage(1, "analyze", "dataset token lengths with the model's vocabulary");
+    dataset::vocabulary vocab(model_path);
+    std::filesystem::path dataset_path = opts.dataset;
+    if (dataset_path.empty()) {
+        auto so = dataset::reference_synth_options();
+        so.out = opts.out_dir / "dataset.jsonl";
+        if (!opts.resume || !std::filesystem::exists(so.out)) dataset::synthesize(so, vocab.get());
+        dataset_path = so.out;
+        e.dataset_synthetic = true;
+        e.dataset_note = fmt::format("{} Alpaca records written by `infermeter dataset synth` with the reference's "
+                                     "distribution (prompts ~70 tokens, outputs with p90 ≈ 2,088 tokens)", so.records);
+    }
+    e.dataset_path = dataset_path.string();
+    dataset::analyze_options ao;
+    ao.path = dataset_path;
+    ao.fmt = dataset::parse_format(opts.dataset_format);
+    ao.prompt_field = opts.prompt_field;
+    ao.output_field = opts.output_field;
+    ao.tokenizer_name = model_path.filename().string();
+    e.analysis = dataset::analyze(ao, vocab.get());
+    e.stages_done.push_back("analyze");
+
+    const auto * rec = find_scenario(*e.analysis, pd.scenario);
+    if (!rec) throw_runtime("the dataset analysis gave no '{}' recommendation", pd.scenario);
+    e.scenario = pd.scenario;
+    e.n_prompt = opts.n_prompt.value_or(rec->n_prompt);
+    e.n_predict = opts.n_predict.value_or(pd.n_predict_cap > 0 ? std::min(rec->n_predict, pd.n_predict_cap) : rec->n_predict);
+    if (pd.n_predict_cap > 0 && !opts.n_predict && rec->n_predict > pd.n_predict_cap) {
+        e.scenario += fmt::format(", n-predict capped at {} by the quick profile", pd.n_predict_cap);
+    }
+    if (opts.n_prompt || opts.n_predict) e.scenario += ", overridden by -p/-n";
+
+    // 2. single request
+    e.kv_bytes_per_token = model::kv_bytes_per_token(info, opts.params.type_k, opts.params.type_v);
+    stage(2, "bench", fmt::format("pp{} and tg{}, {} repetitions", e.n_prompt, e.n_predict, pd.bench_repetitions));
+    std::unique_ptr<engine::llama::model> loaded;
+    {
+        auto done = report::bench_from_json(previous);
+        const bool have = std::any_of(done.begin(), done.end(), [&](auto & b) { return b.test.n_prompt == e.n_prompt && b.test.n_gen == 0; }) &&
+                          std::any_of(done.begin(), done.end(), [&](auto & b) { return b.test.n_gen == e.n_predict && b.test.n_prompt == 0; });
+        if (have) {
+            for (auto & b : done) b.test.params = opts.params;
+            e.bench = done;
+            log::info("bench: reusing the results of the interrupted run");
+        } else {
+            const auto tests = workload::expand_tests({opts.params}, {e.n_prompt}, {e.n_predict}, {}, {0});
+            workload::bench_callbacks bc;
+            bc.progress = cb.bench_progress;
+            bc.result = [&](const workload::bench_result & r, const engine::llama::model & m) {
+                if (e.ctx.test_time.empty()) {
+                    e.ctx = report::make_run_context(&m, opts.command_line);
+                }
+                e.bench.push_back(r);
+                save();
+            };
+            if (!workload::run_bench(model_path, tests, pd.bench_repetitions, true, bc)) e.interrupted = true;
+        }
+    }
+    if (e.ctx.test_time.empty()) {
+        engine::llama::model m(model_path, opts.params, /*no_alloc=*/true);
+        e.ctx = report::make_run_context(&m, opts.command_line);
+    }
+    e.ctx.command_line = opts.command_line;
+    e.config = {info.name, model::ftype_name(info.file_type), e.ctx.model_size, e.ctx.model_n_params,
+                e.ctx.gpu_info.empty() ? e.ctx.cpu_info : e.ctx.gpu_info + "; " + e.ctx.cpu_info, e.ctx.backends,
+                e.bench.empty() ? engine::llama::default_threads() : e.bench.front().n_threads, opts.params};
+    if (!e.interrupted) e.stages_done.push_back("bench");
+
+    // 3. parallel sweep
+    auto & c = e.lockstep_cfg;
+    c.model_path = model_path;
+    c.params = opts.params;
+    c.workers = opts.workers.value_or(pd.workers);
+    c.n_prompt = e.n_prompt;
+    c.n_predict = e.n_predict;
+    c.ctx_min = opts.ctx_min;
+    c.kv_unified = opts.kv_unified;
+    c.repetitions = 1;
+    c.extend = true;
+    c.max_workers = opts.max_workers.value_or(pd.max_workers);
+    c.allow_ctx_overflow = true;
+    c.done = report::lockstep_rows_from_json(previous);
+    if (!e.interrupted) {
+        workload::validate(c, info);
+        double eta = -1;
+        if (const auto tg = std::find_if(e.bench.begin(), e.bench.end(), [](auto & b) { return b.test.n_gen > 0; });
+            tg != e.bench.end()) {
+            // Rough: generation throughput growing like sqrt(W), a guess until the sweep measures it.
+            eta = 0;
+            for (int w : c.workers) eta += w * static_cast<double>(e.n_predict) / (tg->ts.mean * std::sqrt(w));
+        }
+        stage(3, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, doubling while it gains",
+                                         fmt::join(c.workers, ","), c.n_prompt, c.n_predict), eta);
+        workload::lockstep_callbacks lc;
+        lc.progress = cb.lockstep_progress;
+        lc.warn = cb.warn;
+        lc.row = [&](const workload::lockstep_row & row, const engine::llama::model &) {
+            e.lockstep.rows.push_back(row);
+            e.lockstep.base_workers = e.lockstep.base_workers ? e.lockstep.base_workers : row.workers;
+            save();
+        };
+        auto result = workload::run_lockstep(c, lc);
+        e.lockstep = result;
+        if (result.interrupted) e.interrupted = true;
+        else e.stages_done.push_back("parallel");
+    }
+    e.rec = report::recommend(e.lockstep, e.rec_opts);
+
+    // 4. roofline
+    if (!e.interrupted) {
+        stage(4, "roofline", opts.device_spec.empty() ? "measuring memory bandwidth and matmul rate (cached per machine)"
+                                                      : "against --device-spec " + opts.device_spec);
+        hardware::ceilings ceil;
+        if (!opts.device_spec.empty()) {
+            const auto spec = hardware::parse_device_spec(opts.device_spec);
+            if (!spec) throw_usage("--device-spec: '{}' is neither a known device nor bw=...,flops=...", opts.device_spec);
+            ceil = *spec;
+        } else {
+            ceil = hardware::probe(opts.params.n_gpu_layers == 0 ? "CPU" : "", opts.params.n_threads, opts.reprobe,
+                                   hardware::weight_type_of_ftype(info.file_type) == GGML_TYPE_COUNT
+                                       ? GGML_TYPE_Q4_K : hardware::weight_type_of_ftype(info.file_type));
+        }
+        std::vector<hardware::observation> obs;
+        int max_w = 1;
+        for (const auto & r : e.lockstep.rows) {
+            if (!r.skipped.empty()) continue;
+            max_w = std::max(max_w, r.workers);
+            obs.push_back({"decode", r.workers, r.gen_tps.mean, e.n_prompt + e.n_predict / 2.0, e.n_prompt});
+            obs.push_back({"prefill", r.workers, r.prompt_tps.mean, 0.0, e.n_prompt});
+        }
+        std::vector<int> curve;
+        for (int w = 1; w <= std::max(64, max_w); w *= 2) curve.push_back(w);
+        e.roofline = hardware::make_report(hardware::describe_system(), ceil,
+                                           hardware::cost_of(info, opts.params.type_k, opts.params.type_v), obs, curve,
+                                           e.n_prompt + e.n_predict / 2.0);
+        e.stages_done.push_back("roofline");
+    }
+
+    // 5. reports
+    stage(5, "report", opts.out_dir.string());
+    save();
+    return e;
+}
+
+}  // namespace im::pipeline

@@ -1,0 +1,69 @@
+#pragma once
+
+#include "engine/llama/session.h"
+#include "report/evaluation.h"
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+// The main job (`infermeter evaluate`): analyze → parameters → bench → parallel sweep → roofline →
+// recommendations → reports. Every stage's results are written to <out>/report.json as they
+// arrive, so an interrupted run keeps what it measured and --resume skips it.
+namespace im::pipeline {
+
+enum class profile { quick, standard, comprehensive };
+profile profile_from_name(const std::string & name);
+const char * profile_name(profile p);
+
+struct evaluate_options {
+    std::string model_ref = "synth:qwen2-1.5b-q4_k_m";
+    std::string dataset;                 // empty: the embedded synthetic dataset (the reference's distribution)
+    std::string dataset_format = "auto";
+    std::string prompt_field, output_field;
+    profile prof = profile::standard;
+    std::optional<std::vector<int>> workers;   // default: the profile's
+    std::optional<int> max_workers;            // default: the profile's
+    std::optional<int> n_prompt, n_predict;    // override the dataset's recommendation
+    std::optional<double> slo_ttft_s, slo_tpot_s;
+    double knee_min_marginal = 0.25;
+    engine::llama::engine_params params;
+    int64_t ctx_min = 0;
+    bool kv_unified = false;
+    std::string device_spec;             // roofline against a datasheet/user spec instead of probing
+    bool reprobe = false;
+    std::filesystem::path out_dir;
+    bool resume = false;
+    std::string command_line;
+};
+
+struct stage_event {
+    int index = 0;        // 1-based
+    int total = 0;
+    std::string name;     // "analyze", "bench", ...
+    std::string detail;
+    double eta_s = -1;    // remaining time estimate for the whole run; < 0 unknown
+};
+
+struct evaluate_callbacks {
+    std::function<void(const stage_event &)> stage;
+    std::function<void(const workload::lockstep_progress &)> lockstep_progress;
+    std::function<void(size_t, size_t, const workload::bench_test &, int)> bench_progress;
+    std::function<void(const std::string &)> warn;
+};
+
+// Paths of the report files in the output folder.
+struct report_paths {
+    std::filesystem::path md, json, html;
+};
+report_paths paths_in(const std::filesystem::path & out_dir);
+
+// Runs the pipeline; writes the reports (also when interrupted, marked so) and returns the result.
+report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_callbacks & cb);
+
+// Writes report.md, report.json and report.html atomically.
+void write_reports(const report::evaluation & e, const std::filesystem::path & out_dir);
+
+}  // namespace im::pipeline

@@ -1,0 +1,409 @@
+#include "report/evaluation.h"
+
+#include "core/format.h"
+#include "model/quant.h"
+#include "workload/metrics.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace im::report {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json summary_json(const stats::summary & s) {
+    json j;
+    j["n"] = s.n;
+    j["mean"] = s.mean;
+    j["stddev"] = s.stddev ? json(*s.stddev) : json(nullptr);
+    j["median"] = s.median;
+    j["min"] = s.min;
+    j["max"] = s.max;
+    j["ci95"] = s.ci95_low ? json::array({*s.ci95_low, *s.ci95_high}) : json(nullptr);
+    j["n_outliers"] = s.n_outliers;
+    return j;
+}
+
+json choice_json(const worker_choice & c) {
+    if (!c.found) return nullptr;
+    return {{"workers", c.workers},         {"overall_tps", c.overall_tps}, {"gen_tps", c.gen_tps},
+            {"per_stream_tps", c.per_stream_tps}, {"speedup", c.speedup}, {"efficiency", c.efficiency},
+            {"marginal_speedup", c.marginal}, {"kv_bytes", c.kv_bytes},  {"ttft_s", c.ttft_s},
+            {"tpot_s", c.tpot_s},           {"e2e_s", c.e2e_s},           {"reason", c.reason}};
+}
+
+std::string mib(uint64_t bytes, int decimals = 0) {
+    return fmtx::thousands(static_cast<double>(bytes) / fmtx::mib, decimals);
+}
+
+std::vector<const workload::lockstep_row *> measured(const workload::lockstep_result & r) {
+    std::vector<const workload::lockstep_row *> out;
+    for (const auto & row : r.rows) {
+        if (row.skipped.empty()) out.push_back(&row);
+    }
+    return out;
+}
+
+const workload::bench_result * find_bench(const evaluation & e, bool gen) {
+    for (const auto & b : e.bench) {
+        if (gen ? (b.test.n_gen > 0 && b.test.n_prompt == 0) : (b.test.n_prompt > 0 && b.test.n_gen == 0)) return &b;
+    }
+    return nullptr;
+}
+
+std::string pct_change(double from, double to) {
+    const double p = (to / from - 1.0) * 100.0;
+    return fmt::format("{}{:.0f}%", p >= 0 ? "+" : "", p);
+}
+
+}  // namespace
+
+json to_json(const evaluation & e) {
+    json j;
+    j["schema_version"] = schema_version;
+    j["kind"] = "evaluate";
+    j["infermeter_version"] = e.ctx.infermeter_version;
+    j["llama_commit"] = e.ctx.llama_commit;
+    j["build_commit"] = e.ctx.build_commit;
+    j["test_time"] = e.ctx.test_time;
+    j["command_line"] = e.ctx.command_line;
+    j["profile"] = e.profile;
+    j["interrupted"] = e.interrupted;
+    j["stages_done"] = e.stages_done;
+    j["seconds"] = e.seconds;
+    j["machine"] = {{"cpu_info", e.ctx.cpu_info}, {"gpu_info", e.ctx.gpu_info}, {"backends", e.ctx.backends}};
+    j["model"] = {{"filename", e.ctx.model_filename}, {"type", e.ctx.model_type},      {"name", e.config.model_name},
+                  {"quantization", e.config.quantization}, {"size_bytes", e.ctx.model_size},
+                  {"n_params", e.ctx.model_n_params}, {"kv_bytes_per_token", e.kv_bytes_per_token}};
+    const auto & p = e.config.params;
+    j["engine"] = {{"n_threads", e.config.n_threads},     {"n_gpu_layers", p.n_gpu_layers},
+                   {"flash_attn", engine::llama::flash_attn_name(p.fa)}, {"n_batch", p.n_batch},
+                   {"n_ubatch", p.n_ubatch},             {"type_k", ggml_type_name(p.type_k)},
+                   {"type_v", ggml_type_name(p.type_v)}, {"split_mode", engine::llama::split_mode_name(p.split_mode)}};
+    j["dataset"] = {{"path", e.dataset_path}, {"synthetic", e.dataset_synthetic}, {"note", e.dataset_note},
+                    {"analysis", e.analysis ? dataset::to_json(*e.analysis) : json(nullptr)}};
+    j["parameters"] = {{"scenario", e.scenario},           {"n_prompt", e.n_prompt},
+                       {"n_predict", e.n_predict},         {"workers", e.lockstep_cfg.workers},
+                       {"ctx_min", e.lockstep_cfg.ctx_min}, {"kv_unified", e.lockstep_cfg.kv_unified},
+                       {"max_workers", e.lockstep_cfg.max_workers}};
+    json bench = json::array();
+    for (const auto & b : e.bench) {
+        bench.push_back({{"test", b.test.name()},        {"n_prompt", b.test.n_prompt}, {"n_gen", b.test.n_gen},
+                         {"n_depth", b.test.n_depth},    {"n_threads", b.n_threads},
+                         {"n_ctx_allocated", b.n_ctx_allocated}, {"test_time", b.test_time},
+                         {"tokens_per_s", summary_json(b.ts)}, {"samples_ns", b.samples_ns},
+                         {"samples_ts", b.samples_ts}});
+    }
+    j["bench"] = bench;
+    json rows = json::array();
+    for (const auto & r : e.lockstep.rows) {
+        json row = {{"workers", r.workers},   {"n_prompt", r.n_prompt}, {"n_predict", r.n_predict},
+                    {"extended", r.extended}, {"skipped", r.skipped}};
+        if (r.skipped.empty()) {
+            row.update({{"n_ctx", r.n_ctx},
+                        {"n_ctx_seq", r.n_ctx_seq},
+                        {"kv_bytes", r.kv_bytes},
+                        {"kv_bytes_allocated", r.kv_bytes_allocated},
+                        {"total_kv", r.total_kv},
+                        {"t_pp_s", r.t_pp_mean_s},
+                        {"t_tg_s", r.t_tg_mean_s},
+                        {"prompt_tps", summary_json(r.prompt_tps)},
+                        {"gen_tps", summary_json(r.gen_tps)},
+                        {"overall_tps", summary_json(r.overall_tps)},
+                        {"speedup", r.speedup},
+                        {"efficiency", r.efficiency},
+                        {"rss_bytes", r.rss_bytes},
+                        {"device_used_bytes", r.device_used_bytes},
+                        {"n_threads", r.n_threads},
+                        {"test_time", r.test_time},
+                        {"samples_t_pp_s", r.t_pp_s},
+                        {"samples_t_tg_s", r.t_tg_s}});
+        }
+        rows.push_back(row);
+    }
+    j["parallel"] = {{"mode", "lockstep"},
+                     {"base_workers", e.lockstep.base_workers},
+                     {"extension_stop", e.lockstep.extension_stop},
+                     {"plan", plan_json(e.lockstep.plan)},
+                     {"rows", rows}};
+    j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
+    j["recommendations"] = {{"interactive", choice_json(e.rec.interactive)},
+                            {"batch", choice_json(e.rec.batch)},
+                            {"max_throughput", choice_json(e.rec.max_throughput)},
+                            {"max_stop", e.rec.max_stop},
+                            {"notes", e.rec.notes},
+                            {"knee_min_marginal", e.rec_opts.knee_min_marginal},
+                            {"slo_ttft_s", e.rec_opts.slo_ttft_s ? json(*e.rec_opts.slo_ttft_s) : json(nullptr)},
+                            {"slo_tpot_s", e.rec_opts.slo_tpot_s ? json(*e.rec_opts.slo_tpot_s) : json(nullptr)}};
+    j["tables"] = {{"bench", report::to_json(bench_table(e.bench, e.ctx))},
+                   {"parallel", report::to_json(parallel_table(e.lockstep, e.lockstep_cfg, e.ctx))}};
+    return j;
+}
+
+std::vector<workload::bench_result> bench_from_json(const nlohmann::json & j) {
+    std::vector<workload::bench_result> out;
+    if (!j.contains("bench")) return out;
+    for (const auto & b : j["bench"]) {
+        workload::bench_result r;
+        r.test.n_prompt = b.at("n_prompt");
+        r.test.n_gen = b.at("n_gen");
+        r.test.n_depth = b.at("n_depth");
+        r.n_threads = b.at("n_threads");
+        r.n_ctx_allocated = b.at("n_ctx_allocated");
+        r.test_time = b.at("test_time");
+        r.samples_ns = b.at("samples_ns").get<std::vector<int64_t>>();
+        r.samples_ts = b.at("samples_ts").get<std::vector<double>>();
+        r.ts = stats::summarize(r.samples_ts);
+        stats::welford ns;
+        for (int64_t s : r.samples_ns) ns.add(static_cast<double>(s));
+        r.avg_ns = ns.mean();
+        r.stddev_ns = ns.stddev().value_or(0.0);
+        out.push_back(r);
+    }
+    return out;
+}
+
+std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json & j) {
+    std::vector<workload::lockstep_row> out;
+    if (!j.contains("parallel")) return out;
+    for (const auto & row : j["parallel"]["rows"]) {
+        if (!row.value("skipped", std::string()).empty()) continue;
+        workload::lockstep_row r;
+        r.workers = row.at("workers");
+        r.n_prompt = row.at("n_prompt");
+        r.n_predict = row.at("n_predict");
+        r.n_ctx = row.at("n_ctx");
+        r.n_ctx_seq = row.at("n_ctx_seq");
+        r.kv_bytes = row.at("kv_bytes");
+        r.kv_bytes_allocated = row.at("kv_bytes_allocated");
+        r.total_kv = row.at("total_kv");
+        r.rss_bytes = row.at("rss_bytes");
+        r.device_used_bytes = row.at("device_used_bytes");
+        r.n_threads = row.at("n_threads");
+        r.test_time = row.at("test_time");
+        r.t_pp_s = row.at("samples_t_pp_s").get<std::vector<double>>();
+        r.t_tg_s = row.at("samples_t_tg_s").get<std::vector<double>>();
+        for (size_t i = 0; i < r.t_pp_s.size(); ++i) {
+            const auto rates = workload::lockstep_rates_of(r.workers, r.n_prompt, r.n_predict, r.t_pp_s[i], r.t_tg_s[i]);
+            r.prompt_tps_samples.push_back(rates.prompt_tps);
+            r.gen_tps_samples.push_back(rates.gen_tps);
+            r.overall_tps_samples.push_back(rates.overall_tps);
+        }
+        r.prompt_tps = stats::summarize(r.prompt_tps_samples);
+        r.gen_tps = stats::summarize(r.gen_tps_samples);
+        r.overall_tps = stats::summarize(r.overall_tps_samples);
+        r.t_pp_mean_s = stats::summarize(r.t_pp_s).mean;
+        r.t_tg_mean_s = stats::summarize(r.t_tg_s).mean;
+        out.push_back(r);
+    }
+    return out;
+}
+
+std::vector<std::string> key_insights(const evaluation & e) {
+    std::vector<std::string> out;
+    const auto rows = measured(e.lockstep);
+    if (rows.size() < 2) return out;
+    const auto & first = *rows.front();
+    const auto & last = *rows.back();
+
+    {  // 1. prompt processing
+        const double gain = last.prompt_tps.mean / first.prompt_tps.mean - 1.0;
+        std::string s = fmt::format("**Prompt Processing Scaling:**\n   - {} → {} t/s from {} to {} workers ({})\n",
+                                    fmtx::thousands(first.prompt_tps.mean, 0), fmtx::thousands(last.prompt_tps.mean, 0),
+                                    first.workers, last.workers, pct_change(first.prompt_tps.mean, last.prompt_tps.mean));
+        if (std::fabs(gain) < 0.15) {
+            s += fmt::format("   - A single {}-token prompt already fills a batch: prompt processing is near its peak with one request\n",
+                             e.n_prompt);
+        } else {
+            s += fmt::format("   - Batching the prompts of several workers raises prompt throughput by {}: one {}-token "
+                             "prompt does not fill the hardware\n", fmtx::percent(gain), e.n_prompt);
+        }
+        out.push_back(s);
+    }
+    {  // 2. token generation
+        std::string s = "**Token Generation Scaling (The Critical Metric):**\n";
+        for (const auto * r : rows) {
+            s += fmt::format("   - **{} worker{}:** {} t/s{}\n", r->workers, r->workers == 1 ? "" : "s",
+                             fmtx::thousands(r->gen_tps.mean),
+                             r == rows.front() ? " baseline" : " (" + pct_change(first.gen_tps.mean, r->gen_tps.mean) + ")");
+        }
+        // Where the per-step gain of doubling falls off.
+        const workload::lockstep_row * knee_row = nullptr;
+        for (size_t i = 1; i < rows.size(); ++i) {
+            const double step_gain = rows[i]->gen_tps.mean / rows[i - 1]->gen_tps.mean;
+            const double ideal = static_cast<double>(rows[i]->workers) / rows[i - 1]->workers;
+            if ((step_gain - 1.0) < 0.5 * (ideal - 1.0)) {
+                knee_row = rows[i - 1];
+                break;
+            }
+        }
+        if (!knee_row) {
+            s += fmt::format("\n   **Generation throughput keeps at least half of the ideal gain at every step up to {} "
+                             "workers.**\n", last.workers);
+        } else if (knee_row == rows.front()) {
+            s += fmt::format("\n   **Adding workers brings less than half of the ideal gain from the first step ({} → {} "
+                             "workers).**\n", rows[0]->workers, rows[1]->workers);
+        } else {
+            s += fmt::format("\n   **Good scaling from {} to {} workers, then diminishing returns beyond {}.**\n",
+                             first.workers, knee_row->workers, knee_row->workers);
+        }
+        out.push_back(s);
+    }
+    {  // 3. overall
+        std::string s = "**Overall Throughput:**\n";
+        for (size_t i = 1; i < rows.size(); ++i) {
+            s += fmt::format("   - **{}x workers:** {} ({} → {} t/s)\n", rows[i]->workers / std::max(1, first.workers),
+                             pct_change(first.overall_tps.mean, rows[i]->overall_tps.mean),
+                             fmtx::thousands(first.overall_tps.mean, 0), fmtx::thousands(rows[i]->overall_tps.mean, 0));
+        }
+        if (e.rec.interactive.found) {
+            s += fmt::format("\n   **Best efficiency trade-off at {} parallel workers** ({:.2f}x speedup with {}x workers "
+                             "= {} efficiency)\n", e.rec.interactive.workers, e.rec.interactive.speedup,
+                             e.rec.interactive.workers / std::max(1, first.workers), fmtx::percent(e.rec.interactive.efficiency));
+        }
+        out.push_back(s);
+    }
+    {  // 4. memory
+        out.push_back(fmt::format("**Memory Scaling with Dynamic Context:**\n   - KV cache grows linearly with workers: {} → "
+                                  "{} MiB ({:.2f}x)\n   - Context {}: {} → {} tokens ({} B of KV per token)\n",
+                                  mib(first.kv_bytes), mib(last.kv_bytes),
+                                  static_cast<double>(last.kv_bytes) / static_cast<double>(std::max<uint64_t>(1, first.kv_bytes)),
+                                  e.lockstep_cfg.n_ctx > 0 ? "fixed by --ctx" : "auto-calculated",
+                                  fmtx::thousands(first.n_ctx), fmtx::thousands(last.n_ctx),
+                                  fmtx::thousands(static_cast<int64_t>(e.kv_bytes_per_token))));
+    }
+    return out;
+}
+
+std::string ascii_efficiency_chart(const workload::lockstep_result & r) {
+    std::string out = "```\nEfficiency by workers (each # = 4%)\n";
+    for (const auto & w : r.rows) {
+        if (!w.skipped.empty()) continue;
+        const int n = static_cast<int>(std::lround(std::clamp(w.efficiency, 0.0, 1.5) * 25));
+        out += fmt::format("{:>4} | {:<25} {}\n", w.workers, std::string(static_cast<size_t>(n), '#'), fmtx::percent(w.efficiency));
+    }
+    return out + "```\n";
+}
+
+std::string to_markdown(const evaluation & e) {
+    std::string md = "# Performance Evaluation\n\n";
+    md += fmt::format("{} ({}) on {}, {} backend; profile `{}`; measured by infermeter {} (llama.cpp {}) on {}.\n\n",
+                      e.config.model_name, e.config.quantization, e.config.hardware, e.config.backends, e.profile,
+                      e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.test_time);
+    if (e.interrupted) md += "> **Interrupted:** this report holds what was measured before the run was stopped.\n\n";
+    if (e.dataset_synthetic) {
+        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n", e.dataset_note);
+    } else {
+        md += fmt::format("> **Dataset:** `{}`\n\n", e.dataset_path);
+    }
+    md += "Benchmark parameter recommendations based on dataset analysis.\n\n";
+    if (e.analysis) md += dataset::to_markdown(*e.analysis) + "\n";
+    md += fmt::format("The measurements below use n-prompt {} and n-predict {} ({}).\n\n---\n\n", e.n_prompt, e.n_predict,
+                      e.scenario);
+
+    md += "## Benchmark Results\n\n" + config_markdown(e.config);
+    md += fmt::format("- **Dynamic Context:** {}\n\n", e.lockstep_cfg.n_ctx > 0 ? "fixed by --ctx"
+                                                                              : "auto-calculated per worker count: max(ctx-min, W × pad256(n-prompt + n-predict))");
+    md += "### Single Request Performance (llama-bench semantics)\n\n" + bench_markdown(e.bench) + "\n";
+    md += fmt::format("### Parallel Workload Performance ({} - {} token outputs)\n\n", e.scenario, e.n_predict);
+    md += parallel_markdown(e.lockstep, e.lockstep_cfg, e.kv_bytes_per_token, false) + "\n";
+
+    const auto insights = key_insights(e);
+    if (!insights.empty()) {
+        md += "### Key Performance Insights\n\n";
+        for (size_t i = 0; i < insights.size(); ++i) md += fmt::format("{}. {}\n", i + 1, insights[i]);
+    }
+    md += "### Parallel Scaling Analysis\n\n" + efficiency_block(e.lockstep) + "\n" + ascii_efficiency_chart(e.lockstep) + "\n";
+    if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
+
+    md += "### Performance Recommendations\n\n";
+    const auto & rec = e.rec;
+    const auto choice_lines = [&](const worker_choice & c) {
+        return fmt::format("   - Throughput: {} t/s overall, {} t/s generation ({} t/s per stream)\n"
+                           "   - Speedup {:.2f}x, efficiency {}\n   - KV cache: {} MiB\n"
+                           "   - Latency per request: TTFT {}, TPOT {} ms, {} for {} tokens\n",
+                           fmtx::thousands(c.overall_tps, 0), fmtx::thousands(c.gen_tps, 0),
+                           fmtx::thousands(c.per_stream_tps, 1), c.speedup, fmtx::percent(c.efficiency), mib(c.kv_bytes),
+                           fmtx::duration(c.ttft_s), fmtx::thousands(c.tpot_s * 1e3, 1), fmtx::duration(c.e2e_s), e.n_predict);
+    };
+    if (rec.interactive.found) {
+        md += fmt::format("**For Real-Time/Interactive Use:** {} parallel workers — {}\n\n{}\n", rec.interactive.workers,
+                          rec.interactive.reason, choice_lines(rec.interactive));
+    }
+    if (rec.batch.found) {
+        md += fmt::format("**For High-Throughput Offline Scenarios (Batch Inference):** {} workers — {}\n\n{}\n",
+                          rec.batch.workers, rec.batch.reason, choice_lines(rec.batch));
+    }
+    if (rec.max_throughput.found) {
+        md += fmt::format("**Maximum Throughput (measured):** {} workers, {} t/s overall", rec.max_throughput.workers,
+                          fmtx::thousands(rec.max_throughput.overall_tps, 0));
+        md += rec.max_stop.empty() ? ".\n\n" : fmt::format("; the sweep stopped because {}.\n\n", rec.max_stop);
+    }
+    for (const auto & n : rec.notes) md += "- " + n + "\n";
+
+    const auto rows = measured(e.lockstep);
+    md += "**Memory vs Throughput Trade-offs:**\n\n| Workers | KV cache | Overall t/s | Generation t/s | Efficiency |\n|---:|---:|---:|---:|---:|\n";
+    for (const auto * r : rows) {
+        md += fmt::format("| {} | {} MiB | {} | {} | {} |\n", r->workers, mib(r->kv_bytes), fmtx::thousands(r->overall_tps.mean),
+                          fmtx::thousands(r->gen_tps.mean), fmtx::percent(r->efficiency));
+    }
+    md += "\n**Real-World Latency:**\n\n";
+    if (const auto * tg = find_bench(e, true)) {
+        md += fmt::format("- Single {}-token generation: ~{} ({} t/s, single request)\n", tg->test.n_gen,
+                          fmtx::duration(tg->test.n_gen / tg->ts.mean), fmtx::thousands(tg->ts.mean));
+    }
+    if (rec.interactive.found && rec.interactive.workers > 1) {
+        md += fmt::format("- With {} parallel: {} per request, {} requests served in that time\n", rec.interactive.workers,
+                          fmtx::duration(rec.interactive.e2e_s), rec.interactive.workers);
+    }
+    md += "\n### Request Latencies (lockstep)\n\nEvery request of a step starts together: TTFT is the joint prefill, TPOT the "
+          "time of one decode step, E2E their sum for n-predict tokens.\n\n"
+          "| Workers | TTFT | TPOT | E2E | Per-stream t/s |\n|---:|---:|---:|---:|---:|\n";
+    const workload::lockstep_row * prev = nullptr;
+    for (const auto * r : rows) {
+        const auto c = choice_of(*r, prev);
+        prev = r;
+        md += fmt::format("| {} | {} | {} ms | {} | {} |\n", r->workers, fmtx::duration(c.ttft_s),
+                          fmtx::thousands(c.tpot_s * 1e3, 1), fmtx::duration(c.e2e_s), fmtx::thousands(c.per_stream_tps, 1));
+    }
+
+    md += "\n**Trade-off Decision Matrix:**\n\n| Scenario | Workers | Throughput | Efficiency | Memory | Best For |\n"
+          "|----------|---------|------------|------------|--------|----------|\n";
+    const auto matrix_row = [&](const char * name, const worker_choice & c, const char * best) {
+        if (!c.found) return std::string();
+        return fmt::format("| {} | {} | {} t/s | {} | {} MiB | {} |\n", name, c.workers, fmtx::thousands(c.overall_tps, 0),
+                           fmtx::percent(c.efficiency), mib(c.kv_bytes), best);
+    };
+    md += matrix_row("Interactive API", rec.interactive, "Real-time responses");
+    md += matrix_row("Batch Processing", rec.batch, "Dataset generation");
+    md += matrix_row("Maximum Throughput", rec.max_throughput, "Offline bulk tasks");
+
+    md += "\n## Reproducibility\n\n";
+    md += fmt::format("- infermeter {} ({}), llama.cpp {}\n", e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.llama_commit);
+    md += fmt::format("- Machine: {}{}; backends: {}\n", e.ctx.cpu_info, e.ctx.gpu_info.empty() ? "" : "; " + e.ctx.gpu_info,
+                      e.ctx.backends);
+    md += fmt::format("- Model: `{}` ({}, {} bytes)\n", e.ctx.model_filename, e.ctx.model_type, e.ctx.model_size);
+    md += fmt::format("- Command: `{}`\n- Started: {}; took {}\n", e.ctx.command_line, e.ctx.test_time,
+                      fmtx::duration(e.seconds));
+    return md;
+}
+
+std::string terminal_summary(const evaluation & e) {
+    std::string s = "\nSingle request\n" + bench_markdown(e.bench) + "\nParallel (lockstep)\n" +
+                    parallel_markdown(e.lockstep, e.lockstep_cfg, e.kv_bytes_per_token, false) + "\n" +
+                    ascii_efficiency_chart(e.lockstep);
+    if (e.roofline) {
+        for (const auto & line : e.roofline->summary) s += line + "\n";
+    }
+    const auto & rec = e.rec;
+    if (rec.interactive.found) s += fmt::format("\nInteractive: {} workers ({} t/s)", rec.interactive.workers, fmtx::thousands(rec.interactive.overall_tps, 0));
+    if (rec.batch.found) s += fmt::format("; batch: {} workers ({} t/s)", rec.batch.workers, fmtx::thousands(rec.batch.overall_tps, 0));
+    if (rec.max_throughput.found) s += fmt::format("; maximum measured: {} workers ({} t/s)", rec.max_throughput.workers, fmtx::thousands(rec.max_throughput.overall_tps, 0));
+    return s + "\n";
+}
+
+}  // namespace im::report

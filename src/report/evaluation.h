@@ -1,0 +1,66 @@
+#pragma once
+
+#include "dataset/analysis.h"
+#include "hardware/roofline.h"
+#include "report/measurements.h"
+#include "report/recommend.h"
+#include "report/run_context.h"
+#include "workload/bench.h"
+#include "workload/lockstep.h"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+// The one result model of `evaluate`: every writer (report.md, report.json, report.html, the
+// terminal summary, the results store) renders this struct and nothing else.
+namespace im::report {
+
+struct evaluation {
+    run_context ctx;
+    std::string profile;                  // quick | standard | comprehensive
+    // dataset and the parameters it gave
+    std::string dataset_path;
+    bool dataset_synthetic = false;
+    std::string dataset_note;             // how the synthetic dataset was made
+    std::optional<dataset::analysis> analysis;
+    std::string scenario;                 // which recommendation the measurements use
+    int n_prompt = 0;
+    int n_predict = 0;
+    // measurements
+    config_summary config;
+    uint64_t kv_bytes_per_token = 0;
+    std::vector<workload::bench_result> bench;
+    workload::lockstep_config lockstep_cfg;
+    workload::lockstep_result lockstep;
+    std::optional<hardware::roofline_report> roofline;
+    recommend_options rec_opts;
+    recommendations rec;
+    // bookkeeping
+    std::vector<std::string> stages_done;  // analyze, bench, parallel, roofline
+    bool interrupted = false;
+    double seconds = 0;
+};
+
+// report.json (schema in docs/report-schema.md): the whole evaluation with raw samples, and the
+// bench/parallel rows as the same tables the store and `compare` read ("tables").
+nlohmann::ordered_json to_json(const evaluation & e);
+// Measured rows back from a report.json/state.json (for --resume).
+std::vector<workload::bench_result> bench_from_json(const nlohmann::json & j);
+std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json & j);
+
+// report.md: the reference's sections in its order, every number from `e`.
+std::string to_markdown(const evaluation & e);
+// The terminal summary: tables and an ASCII efficiency chart.
+std::string terminal_summary(const evaluation & e);
+// report.html: one self-contained page with SVG charts; every dataset-derived string escaped.
+std::string to_html(const evaluation & e);
+
+// Sentences of "Key Performance Insights", generated from the rows.
+std::vector<std::string> key_insights(const evaluation & e);
+// An ASCII bar chart of efficiency per W.
+std::string ascii_efficiency_chart(const workload::lockstep_result & r);
+
+}  // namespace im::report
