@@ -171,14 +171,6 @@ std::optional<datasheet_entry> find_datasheet(const std::string & name) {
     return std::nullopt;
 }
 
-double matmul_ceiling_for(const ceilings & c, const std::string & weight_type_name) {
-    const std::string t = lower(weight_type_name);
-    const bool is_float = t == "f16" || t == "bf16" || t == "f32";
-    if (!is_float && c.matmul_quant_flops_per_s > 0 && lower(c.quant_type) == t) return c.matmul_quant_flops_per_s;
-    if (c.matmul_f16_flops_per_s > 0) return c.matmul_f16_flops_per_s;
-    return c.matmul_quant_flops_per_s;
-}
-
 std::optional<ceilings> parse_device_spec(const std::string & spec) {
     if (trim(spec).empty()) return std::nullopt;
     if (spec.find('=') == std::string::npos) {
