@@ -302,7 +302,7 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
             "idle machine or pass --device-spec.",
             pct(v.bw_fraction), pct(v.flops_fraction)));
     }
-    if (decode && v.kind != bound::compute) {
+    if (decode && v.flops_fraction < bound_threshold) {
         v.sentences.push_back(fmt::format(
             "Not a compute ceiling: compute-bound decode would need {} of the matmul ceiling; this run uses {}.",
             pct(bound_threshold), pct(v.flops_fraction)));
@@ -342,7 +342,7 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
         r.summary.push_back(fmt::format(
             "Sequences decoded together share each weight read, so ideal throughput grows almost linearly with W "
             "until compute takes over at about W = {}.",
-            fmtx::thousands(cross, 0)));
+            fmtx::thousands(cross, cross < 10 ? 1 : 0)));
     } else {
         r.summary.push_back("At this depth the KV cache traffic per sequence costs more time than its arithmetic: "
                             "decode stays bandwidth-limited at every W.");
