@@ -71,17 +71,15 @@ std::string histogram_text(const length_stats & s, int width = 40) {
     static const char * eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
     size_t peak = 1;
     for (const auto & b : s.histogram) peak = std::max(peak, b.count);
+    // Labels are right-aligned by display width: "–" is three bytes but one column.
+    const auto columns = [](const std::string & t) { return t.size() - (t.find("–") != std::string::npos ? 2 : 0); };
     size_t label_w = 0;
     std::vector<std::string> labels;
-    for (size_t i = 0; i < s.histogram.size(); ++i) {
-        const auto & b = s.histogram[i];
-        const bool tail = i + 1 == s.histogram.size() && b.hi_tokens - b.lo_tokens != s.histogram[0].hi_tokens -
-                                                                                          s.histogram[0].lo_tokens;
-        labels.push_back(b.hi_tokens - b.lo_tokens == 1 && !tail
+    for (const auto & b : s.histogram) {
+        labels.push_back(b.hi_tokens - b.lo_tokens == 1
                              ? fmtx::thousands(b.lo_tokens)
-                             : fmt::format("{} – {}", fmtx::thousands(b.lo_tokens),
-                                           fmtx::thousands(tail ? b.hi_tokens - 1 : b.hi_tokens - 1)));
-        label_w = std::max(label_w, labels.back().size() - (labels.back().find("–") != std::string::npos ? 2 : 0));
+                             : fmt::format("{} – {}", fmtx::thousands(b.lo_tokens), fmtx::thousands(b.hi_tokens - 1)));
+        label_w = std::max(label_w, columns(labels.back()));
     }
     std::string out;
     for (size_t i = 0; i < s.histogram.size(); ++i) {
@@ -92,8 +90,7 @@ std::string histogram_text(const length_stats & s, int width = 40) {
         for (int k = 0; k < eighth_cells / 8; ++k) bar += "█";
         bar += eighths[eighth_cells % 8];
         const int pad_bar = width - (eighth_cells + 7) / 8;
-        const size_t shown = labels[i].size() - (labels[i].find("–") != std::string::npos ? 2 : 0);
-        out += fmt::format("{}{} │{}{}│ {}\n", std::string(label_w - shown, ' '), labels[i], bar,
+        out += fmt::format("{}{} │{}{}│ {}\n", std::string(label_w - columns(labels[i]), ' '), labels[i], bar,
                            std::string(static_cast<size_t>(std::max(0, pad_bar)), ' '),
                            fmtx::thousands(static_cast<int64_t>(b.count)));
     }
