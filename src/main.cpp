@@ -52,7 +52,7 @@ int main(int argc, char ** argv) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : 2;
     } catch (const im::error & e) {
-        fmt::print(stderr, "infermeter: error: {}\n", e.what());
+        fmt::print(stderr, "infermeter: {}{}\n", e.kind() == im::error_kind::regression ? "" : "error: ", e.what());
         return im::exit_code(e.kind());
     } catch (const std::exception & e) {
         fmt::print(stderr, "infermeter: error: {}\n", e.what());

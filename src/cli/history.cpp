@@ -22,8 +22,6 @@ namespace im::cli {
 
 namespace {
 
-// Exit status of `compare` when it flags a regression, for CI (issue 6).
-constexpr int exit_regression = 3;
 
 struct history_args {
     std::string db_path;
@@ -296,11 +294,9 @@ void run_compare(const compare_args & a) {
     print_out(md ? compare_markdown(side_a, side_b, c, a.options) : compare_json(side_a, side_b, c, a.options).dump(2) + "\n");
     const size_t reg = c.count(store::verdict::regression);
     if (reg > 0) {
-        fmt::print(stderr, "infermeter: {} regression{} flagged (B worse than A beyond {}); exit status {}\n", reg,
-                   reg == 1 ? "" : "s", fmt::format("{:g}%", a.options.threshold * 100), exit_regression);
-        std::fflush(stderr);
-        // main.cpp maps im::error kinds to 1, 2 and 130 only; a regression is a result, not an error.
-        std::exit(exit_regression);
+        throw error(error_kind::regression, fmt::format("{} regression{} flagged (B worse than A beyond {}); exit status {}",
+                                                        reg, reg == 1 ? "" : "s",
+                                                        fmt::format("{:g}%", a.options.threshold * 100), exit_code(error_kind::regression)));
     }
 }
 

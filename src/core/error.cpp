@@ -7,6 +7,7 @@ int exit_code(error_kind kind) {
         case error_kind::usage:       return 2;
         case error_kind::runtime:     return 1;
         case error_kind::interrupted: return 130;
+        case error_kind::regression:  return 3;
     }
     return 1;
 }

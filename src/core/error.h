@@ -12,6 +12,7 @@ enum class error_kind {
     usage,        // bad flag or argument: exit 2
     runtime,      // input or environment failure: exit 1
     interrupted,  // SIGINT: exit 130
+    regression,   // `compare` flagged a regression: exit 3 (a result for CI, reported as one line)
 };
 
 // The one error type that ends a command. The message names the input and the flag that fixes it.

@@ -1,0 +1,146 @@
+#include "support/run.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using im::test::run_infermeter;
+
+namespace {
+
+std::string slurp(const std::filesystem::path & p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A small but complete evaluate on synth:tiny: real llama.cpp, real dataset synthesis and analysis.
+std::vector<std::string> small_evaluate(const std::filesystem::path & out, const std::filesystem::path & db) {
+    return {"evaluate", "-m", "synth:tiny", "--profile", "quick", "-n", "48", "-w", "1,2", "--max-workers", "2",
+            "--out", out.string(), "--db", db.string()};
+}
+
+}  // namespace
+
+TEST(evaluate_cli, small_run_writes_all_reports_and_records_history) {
+    const auto dir = im::test::temp_dir("evaluate");
+    const auto r = run_infermeter(small_evaluate(dir / "out", dir / "results.db"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("report.html:"), std::string::npos) << r.out;
+    const auto md = slurp(dir / "out" / "report.md");
+    for (const char * s : {"## Recommended Parameters", "### Single Request Performance", "### Parallel Workload Performance",
+                           "### Parallel Scaling Analysis", "### Performance Recommendations", "## Reproducibility"}) {
+        EXPECT_NE(md.find(s), std::string::npos) << s;
+    }
+    EXPECT_NE(md.find("synthetic"), std::string::npos) << "says the dataset is synthetic";
+    const auto j = nlohmann::json::parse(slurp(dir / "out" / "report.json"));
+    EXPECT_EQ(j["parameters"]["n_predict"], 48);
+    EXPECT_EQ(j["parameters"]["n_prompt"], 128);
+    EXPECT_EQ(j["parallel"]["rows"].size(), 2u);
+    EXPECT_FALSE(j["interrupted"].get<bool>());
+    EXPECT_EQ(j["stages_done"].size(), 4u);
+    EXPECT_TRUE(j["roofline"].is_object());
+    const auto h = run_infermeter({"history", "--db", (dir / "results.db").string(), "-o", "json"});
+    ASSERT_EQ(h.exit_code, 0) << h.err;
+    EXPECT_NE(h.out.find("evaluate"), std::string::npos) << h.out;
+}
+
+// Headless Chromium renders the report: every chart drew, no console error.
+TEST(evaluate_cli, html_report_renders_in_chromium) {
+    if (access("/usr/bin/chromium", X_OK) != 0) GTEST_SKIP() << "chromium is not installed (scripts/install-deps --test)";
+    const auto dir = im::test::temp_dir("render");
+    ASSERT_EQ(run_infermeter(small_evaluate(dir / "out", dir / "results.db")).exit_code, 0);
+    const std::string url = "file://" + (dir / "out" / "report.html").string();
+    const std::vector<std::string> common = {"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                             "--disable-component-update", "--disable-sync", "--no-first-run",
+                                             "--user-data-dir=" + (dir / "chrome").string(), "--enable-logging=stderr", "--v=0"};
+    auto args = common;
+    args.push_back("--window-size=1200,3000");
+    args.push_back("--screenshot=" + (dir / "report.png").string());
+    args.push_back(url);
+    const auto shot = im::test::run_program("/usr/bin/chromium", args);
+    ASSERT_EQ(shot.exit_code, 0) << shot.err;
+    ASSERT_TRUE(std::filesystem::exists(dir / "report.png"));
+    EXPECT_GT(std::filesystem::file_size(dir / "report.png"), 50'000u) << "a blank page compresses to almost nothing";
+    EXPECT_EQ(shot.err.find("Uncaught"), std::string::npos) << shot.err;
+
+    args = common;
+    args.push_back("--dump-dom");
+    args.push_back(url);
+    const auto dom = im::test::run_program("/usr/bin/chromium", args);
+    ASSERT_EQ(dom.exit_code, 0) << dom.err;
+    EXPECT_NE(dom.out.find("data-charts-drawn=\"8\""), std::string::npos) << "all 8 charts have a drawn, non-empty box";
+    EXPECT_NE(dom.out.find("data-charts-total=\"8\""), std::string::npos);
+    EXPECT_EQ(dom.err.find("CONSOLE"), std::string::npos) << dom.err;
+}
+
+// Ctrl-C in the middle: partial reports marked interrupted, exit 130; --resume finishes without
+// measuring again what was saved.
+TEST(evaluate_cli, interrupt_keeps_partial_results_and_resume_finishes) {
+    const auto dir = im::test::temp_dir("interrupt");
+    const auto out = dir / "out";
+    auto args = small_evaluate(out, dir / "results.db");
+    args[args.size() - 7] = "1,2";  // -w
+    const std::string bin = im::test::bin_path("infermeter");
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        std::vector<char *> argv{const_cast<char *>(bin.c_str())};
+        for (auto & a : args) argv.push_back(const_cast<char *>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(bin.c_str(), argv.data());
+        _exit(127);
+    }
+    // Wait until the single-request stage has saved its results, then interrupt.
+    bool saved = false;
+    for (int i = 0; i < 1200 && !saved; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (std::filesystem::exists(out / "report.json")) {
+            try {
+                saved = nlohmann::json::parse(slurp(out / "report.json"))["bench"].size() == 2;
+            } catch (...) {
+            }
+        }
+    }
+    ASSERT_TRUE(saved);
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 130);
+    const auto j = nlohmann::json::parse(slurp(out / "report.json"));
+    EXPECT_TRUE(j["interrupted"].get<bool>());
+    EXPECT_EQ(j["bench"].size(), 2u);
+    EXPECT_NE(slurp(out / "report.md").find("Interrupted"), std::string::npos);
+
+    args.push_back("--resume");
+    const auto r = run_infermeter(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("reusing"), std::string::npos) << r.err;
+    const auto done = nlohmann::json::parse(slurp(out / "report.json"));
+    EXPECT_FALSE(done["interrupted"].get<bool>());
+    EXPECT_EQ(done["parallel"]["rows"].size(), 2u);
+    EXPECT_EQ(done["bench"][0]["samples_ts"], j["bench"][0]["samples_ts"]) << "bench was not measured again";
+}
+
+TEST(evaluate_cli, bad_input) {
+    const auto dir = im::test::temp_dir("evaluate-bad");
+    auto r = run_infermeter({"evaluate", "--profile", "fast", "--out", dir.string(), "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"evaluate", "-m", "synth:tiny", "--dataset", "/no/such.jsonl", "--out", dir.string(), "--no-db"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("/no/such.jsonl"), std::string::npos) << r.err;
+    r = run_infermeter({"evaluate", "-m", "synth:tiny", "--knee", "2", "--out", dir.string(), "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+}

@@ -1,0 +1,199 @@
+#include "dataset/analysis.h"
+#include "hardware/roofline.h"
+#include "hardware/specs.h"
+#include "report/evaluation.h"
+#include "support/golden.h"
+#include "workload/metrics.h"
+#include "workload/plan.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace im;
+
+namespace {
+
+// A recorded evaluation: the reference's measurements (M1 Pro, Qwen2-1.5B Q4_K_M, 128/4096) with
+// a dataset of known lengths, analyzed against the M1 Pro datasheet.
+report::evaluation recorded() {
+    report::evaluation e;
+    e.ctx.infermeter_version = "0.1.0";
+    e.ctx.build_commit = "80fb11a";
+    e.ctx.llama_commit = "80fb11ac73e66d89eae2c6a91d8a77428fa733ed";
+    e.ctx.backends = "Metal";
+    e.ctx.cpu_info = "Apple M1 Pro";
+    e.ctx.model_filename = "qwen2-1.5b-q4_k_m.gguf";
+    e.ctx.model_type = "qwen2 1.5B Q4_K - Medium";
+    e.ctx.model_size = 980092928;
+    e.ctx.model_n_params = 1543714304;
+    e.ctx.test_time = "2026-11-26T00:00:00Z";
+    e.ctx.command_line = "infermeter evaluate --profile comprehensive --ctx-min 8192";
+    e.profile = "comprehensive";
+    e.dataset_path = "alpaca.jsonl";
+    e.scenario = "comprehensive";
+    e.n_prompt = 128;
+    e.n_predict = 4096;
+    e.kv_bytes_per_token = 28672;
+    e.config = {"Qwen2-1.5B-Instruct", "Q4_K_M", 980092928, 1543714304, "Apple M1 Pro", "Metal", 8, {}};
+    e.config.params.n_batch = 2048;
+
+    // dataset: prompts 40..100, outputs spread so that p90 is about 2,088
+    dataset::analysis a;
+    a.path = "alpaca.jsonl";
+    a.format = "alpaca";
+    a.format_description = "alpaca (jsonl)";
+    for (int i = 0; i < 1000; ++i) {
+        a.prompt_lengths.push_back(40 + (i * 61) % 61);
+        a.output_lengths.push_back(static_cast<int32_t>(std::lround(200.0 * std::pow(1.0024, i))));
+    }
+    a.records = 1000;
+    a.prompt_tokens = dataset::compute_length_stats(a.prompt_lengths);
+    a.output_tokens = dataset::compute_length_stats(a.output_lengths);
+    a.recommendations = dataset::recommend(a.prompt_tokens, a.prompt_lengths, a.output_tokens, a.output_lengths);
+    a.rationale = dataset::rationale_for(a);
+    a.tokenizer_name = "ggml-vocab-qwen2.gguf";
+    a.tokenizer_type = "bpe";
+    a.n_vocab = 151936;
+    e.analysis = a;
+
+    e.bench.resize(2);
+    e.bench[0].test.n_prompt = 128;
+    e.bench[0].samples_ts = {1185.0, 1187.0, 1189.03};
+    e.bench[1].test.n_gen = 4096;
+    e.bench[1].samples_ts = {60.65, 64.08, 67.51};
+    for (auto & b : e.bench) {
+        b.ts = stats::summarize(b.samples_ts);
+        b.n_threads = 8;
+        b.test_time = e.ctx.test_time;
+        for (double t : b.samples_ts) b.samples_ns.push_back(static_cast<int64_t>(1e9 * (b.test.n_prompt + b.test.n_gen) / t));
+    }
+
+    e.lockstep_cfg.n_prompt = 128;
+    e.lockstep_cfg.n_predict = 4096;
+    e.lockstep_cfg.ctx_min = 8192;
+    e.lockstep_cfg.workers = {1, 2, 4, 8};
+    const std::pair<int, std::pair<double, double>> rows[] = {
+        {1, {1211.25, 85.62}}, {2, {1277.32, 96.72}}, {4, {1312.08, 157.62}}, {8, {1319.90, 181.59}}};
+    double base = 0;
+    for (const auto & [w, rates] : rows) {
+        workload::lockstep_row row;
+        row.workers = w;
+        row.n_prompt = 128;
+        row.n_predict = 4096;
+        row.n_ctx = workload::auto_n_ctx(w, 128, 4096, 8192);
+        row.n_ctx_seq = workload::n_ctx_seq(row.n_ctx, w, false);
+        row.kv_bytes = row.kv_bytes_allocated = workload::kv_bytes(row.n_ctx, 28672);
+        row.t_pp_s = {w * 128 / rates.first};
+        row.t_tg_s = {w * 4096 / rates.second};
+        row.t_pp_mean_s = row.t_pp_s[0];
+        row.t_tg_mean_s = row.t_tg_s[0];
+        const auto lr = workload::lockstep_rates_of(w, 128, 4096, row.t_pp_mean_s, row.t_tg_mean_s);
+        row.prompt_tps = stats::summarize(std::vector<double>{lr.prompt_tps});
+        row.gen_tps = stats::summarize(std::vector<double>{lr.gen_tps});
+        row.overall_tps = stats::summarize(std::vector<double>{lr.overall_tps});
+        row.total_kv = lr.total_kv;
+        if (w == 1) base = lr.overall_tps;
+        const auto sc = workload::scaling_of(lr.overall_tps, w, base, 1);
+        row.speedup = sc.speedup;
+        row.efficiency = sc.efficiency;
+        row.n_threads = 8;
+        row.test_time = e.ctx.test_time;
+        e.lockstep.rows.push_back(row);
+    }
+    e.lockstep.base_workers = 1;
+    e.rec = report::recommend(e.lockstep, e.rec_opts);
+
+    model::info m;
+    m.arch = "qwen2";
+    m.n_layer = 28;
+    m.n_embd = 1536;
+    m.n_head = 12;
+    m.n_head_kv.assign(28, 2);
+    m.head_dim_k = m.head_dim_v = 128;
+    m.n_vocab = 151936;
+    m.size_bytes = 980092928;
+    m.n_params = 1543714304;
+    m.file_type = 15;
+    m.name = "Qwen2-1.5B";
+    const auto spec = hardware::parse_device_spec("bw=200GB/s,flops=5.2TF");
+    std::vector<hardware::observation> obs;
+    for (const auto & r : e.lockstep.rows) {
+        obs.push_back({"decode", r.workers, r.gen_tps.mean, 128 + 2048, 128});
+        obs.push_back({"prefill", r.workers, r.prompt_tps.mean, 0, 128});
+    }
+    hardware::system_info sys;
+    sys.cpu_model = "Apple M1 Pro";
+    e.roofline = hardware::make_report(sys, *spec, hardware::cost_of(m, GGML_TYPE_F16, GGML_TYPE_F16), obs,
+                                       {1, 2, 4, 8, 16, 32, 64}, 128 + 2048);
+    e.stages_done = {"analyze", "bench", "parallel", "roofline"};
+    e.seconds = 1234;
+    return e;
+}
+
+}  // namespace
+
+TEST(evaluation_report, markdown_has_the_reference_sections_in_order) {
+    const auto md = report::to_markdown(recorded());
+    size_t pos = 0;
+    for (const char * section : {"## Recommended Parameters", "### Rationale", "## Parameter Options", "## Benchmark Results",
+                                 "### Test Configuration", "### Single Request Performance",
+                                 "### Parallel Workload Performance", "### Key Performance Insights",
+                                 "### Parallel Scaling Analysis", "Interpretation", "### Performance Recommendations",
+                                 "**Real-World Latency:**", "### Request Latencies", "**Trade-off Decision Matrix:**",
+                                 "## Reproducibility"}) {
+        const size_t at = md.find(section, pos);
+        ASSERT_NE(at, std::string::npos) << section << " missing or out of order";
+        pos = at;
+    }
+    EXPECT_NE(md.find("| 1 | 128 | 4096 | 4,224 | 1,211.25 | 85.62 | 88.10 | 1.00x |"), std::string::npos);
+    EXPECT_NE(md.find("**For Real-Time/Interactive Use:** 4 parallel workers"), std::string::npos);
+    EXPECT_NE(md.find("| Batch Processing | 8 | 186 t/s | 26% | 952 MiB | Dataset generation |"), std::string::npos) << md;
+    EXPECT_NE(md.find("overhead-bound"), std::string::npos) << "the roofline verdict on the reference's rows";
+    EXPECT_NE(md.find("Single 4096-token generation: ~63.9 s"), std::string::npos) << md;
+    im::test::expect_golden("evaluation.md", md);
+}
+
+TEST(evaluation_report, json_round_trips_measurements) {
+    const auto e = recorded();
+    const auto j = nlohmann::json::parse(report::to_json(e).dump());
+    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["recommendations"]["interactive"]["workers"], 4);
+    EXPECT_EQ(j["tables"]["parallel"].size(), 4u);
+    EXPECT_EQ(j["tables"]["bench"][1]["samples_ts"].size(), 3u);
+    const auto bench = report::bench_from_json(j);
+    ASSERT_EQ(bench.size(), 2u);
+    EXPECT_NEAR(bench[0].ts.mean, e.bench[0].ts.mean, 1e-9);
+    const auto rows = report::lockstep_rows_from_json(j);
+    ASSERT_EQ(rows.size(), 4u);
+    EXPECT_NEAR(rows[3].overall_tps.mean, 186.46, 0.005);
+    EXPECT_EQ(rows[3].n_ctx, 34816);
+    im::test::expect_golden("evaluation.json", report::to_json(e).dump(2) + "\n");
+}
+
+TEST(evaluation_report, html_is_self_contained_and_escapes_dataset_strings) {
+    auto e = recorded();
+    e.dataset_path = "<script>alert('x')</script>.jsonl";
+    e.analysis->rationale.push_back("<img src=x onerror=alert(1)>");
+    const auto html = report::to_html(e);
+    EXPECT_EQ(html.find("<script>alert"), std::string::npos);
+    EXPECT_EQ(html.find("<img src=x"), std::string::npos);
+    EXPECT_NE(html.find("&lt;script&gt;alert(&#39;x&#39;)"), std::string::npos);
+    EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg")) << "no external resources";
+    EXPECT_EQ(html.find("https://"), std::string::npos);
+    EXPECT_GE(std::count(html.begin(), html.end(), '\n'), 1);
+    size_t svgs = 0;
+    for (size_t p = html.find("<svg class=\"chart\""); p != std::string::npos; p = html.find("<svg class=\"chart\"", p + 1)) ++svgs;
+    EXPECT_EQ(svgs, 8u) << "histograms ×2, coverage, throughput, efficiency, latency, TPOT, roofline";
+}
+
+TEST(evaluation_report, ascii_chart_and_insights_come_from_the_rows) {
+    const auto e = recorded();
+    const auto chart = report::ascii_efficiency_chart(e.lockstep);
+    EXPECT_NE(chart.find("   4 | ###########               46%"), std::string::npos) << chart;
+    const auto insights = report::key_insights(e);
+    ASSERT_EQ(insights.size(), 4u);
+    EXPECT_NE(insights[0].find("1,211 → 1,320 t/s from 1 to 8 workers (+9%)"), std::string::npos) << insights[0];
+    EXPECT_NE(insights[1].find("**8 workers:** 181.59 t/s (+112%)"), std::string::npos) << insights[1];
+    EXPECT_NE(insights[3].find("224 → 952 MiB (4.25x)"), std::string::npos) << insights[3];
+}
