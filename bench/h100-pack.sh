@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Packs what the GPU box (no network, no npm, no SQLite/zlib -dev files) needs to build infermeter
+# into the ignored .carry/: llama.cpp's build tree (from third_party/llama.cpp, as fetched by
+# scripts/fetch-llama), the Qwen2 vocabulary, the SQLite amalgamation (from the better-sqlite3 npm
+# package) and zlib's headers. bench/h100.sh unpacks and uses them there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mkdir -p .carry
+grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude
+tar -C third_party -cJf .carry/llama-src.tar.xz \
+    llama.cpp/CMakeLists.txt llama.cpp/LICENSE llama.cpp/licenses llama.cpp/cmake llama.cpp/ggml llama.cpp/src \
+    llama.cpp/include llama.cpp/common llama.cpp/vendor llama.cpp/tools llama.cpp/scripts/ui-assets.cmake \
+    llama.cpp/models/ggml-vocab-qwen2.gguf
+work=$(mktemp -d)
+(cd "$work" && npm pack --silent better-sqlite3@12 >/dev/null && tar -xzf better-sqlite3-*.tgz package/deps/sqlite3)
+mkdir -p .carry/sqlite3 .carry/zlib
+cp "$work"/package/deps/sqlite3/sqlite3.{c,h} .carry/sqlite3/
+cp /usr/include/zlib.h /usr/include/zconf.h .carry/zlib/
+rm -rf "$work"
+du -sh .carry/*

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# On the GPU box (see bench/h100-pack.sh): builds infermeter and the llama.cpp anchors with CUDA
+# once per warm machine, then runs `bench/h100.sh STEP...` where STEP is build, roofline, parity,
+# evaluate or sweep. Logs go to $OUT.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+export XDG_CACHE_HOME=$root/.cache XDG_DATA_HOME=$root/.cache/data
+
+build() {
+    if [[ -x build/bin/infermeter && -x build/bin/llama-batched-bench ]]; then return 0; fi
+    [[ -d third_party/llama.cpp/ggml ]] || { mkdir -p third_party && tar -C third_party -xJf .carry/llama-src.tar.xz; }
+    local zlib=()
+    if [[ ! -f /usr/include/zlib.h ]]; then
+        lib=$(ldconfig -p | awk '/libz.so.1 /{print $NF; exit}')
+        zlib=(-DZLIB_INCLUDE_DIR="$root/.carry/zlib" -DZLIB_LIBRARY="$lib")
+    fi
+    local sqlite=()
+    [[ -f /usr/include/sqlite3.h ]] || sqlite=(-DINFERMETER_SQLITE_AMALGAMATION="$root/.carry/sqlite3")
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+        -DINFERMETER_TESTS=OFF -DLLAMA_CPP_DIR="$root/third_party/llama.cpp" "${zlib[@]}" "${sqlite[@]}" \
+        > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; return 1; }
+    cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench > /tmp/build.log 2>&1 \
+        || { grep -E "error|Error" /tmp/build.log | head -30; return 1; }
+    echo "build: done"
+}
+
+for step in "$@"; do
+    echo "=== $step ($(date +%T))"
+    case "$step" in
+        build) build || exit 1 ;;
+        info)
+            build/bin/infermeter --version
+            nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm --format=csv
+            build/bin/infermeter model info synth:qwen2-1.5b-q4_k_m | tee "$out/model-info.txt" ;;
+        roofline)
+            build/bin/infermeter roofline -m synth:qwen2-1.5b-q4_k_m --reprobe | tee "$out/roofline.md" ;;
+        parity)
+            OUT=/tmp/parity ROUNDS=${ROUNDS:-1} REPS=${REPS:-5} PP=128 TG=${TG:-128} NPP=128 NTG=4096 NPL=${NPL:-1,2,4,8,16,32,64} \
+                bench/parity.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/parity.txt" ;;
+        sweep)
+            build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m -p 128 -n 4096 -w 1-64*2 -ngl 99 -fa on --no-db \
+                --export "$out/sweep.json" | tee "$out/sweep.md" ;;
+        evaluate)
+            build/bin/infermeter evaluate --profile standard -ngl 99 -fa on --out /tmp/evaluate --no-db 2>&1 | tail -40
+            cp /tmp/evaluate/report.md "$out/evaluate-report.md"; cp /tmp/evaluate/report.json "$out/evaluate-report.json" ;;
+        *) echo "unknown step $step"; exit 2 ;;
+    esac
+done
