@@ -108,7 +108,7 @@ void record_reader::detect_container() {
         case format::csv: container_ = container::csv; break;
         case format::json: container_ = container::json_array; break;
         default:
-            if (opts_.extension == ".csv" || opts_.extension == ".tsv") {
+            if (opts_.extension == ".csv") {
                 container_ = container::csv;
             } else if (opts_.extension == ".jsonl" || opts_.extension == ".ndjson") {
                 container_ = container::jsonl;
