@@ -10,7 +10,11 @@ mkdir -p "$out"
 export XDG_CACHE_HOME=$root/.cache XDG_DATA_HOME=$root/.cache/data
 
 build() {
-    if [[ -x build/bin/infermeter && -x build/bin/llama-batched-bench ]]; then return 0; fi
+    if [[ -f build/build.ninja ]]; then  # warm machine: incremental
+        cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench > /tmp/build.log 2>&1 \
+            || { grep -E "error|Error" /tmp/build.log | head -30; return 1; }
+        return 0
+    fi
     [[ -d third_party/llama.cpp/ggml ]] || { mkdir -p third_party && tar -C third_party -xJf .carry/llama-src.tar.xz; }
     local zlib=()
     if [[ ! -f /usr/include/zlib.h ]]; then

@@ -186,9 +186,14 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
         throw_runtime("{} workers: llama_decode failed during {}{}", w, phase, why.empty() ? "" : ": " + why);
     };
 
-    if (c.warmup) {  // as batched-bench: 16 random tokens on sequence 0
-        fill_prompts(batch, 1, 16, n_vocab);
+    if (c.warmup) {
+        // One prefill and one decode step of exactly the measured shapes. batched-bench warms up with
+        // 16 tokens only, which leaves the first prefill of each shape cold (on CUDA its W=1 prompt
+        // rate reads ~3x low); the memory is cleared before the timed repetitions.
+        fill_prompts(batch, w, c.n_prompt, n_vocab);
         if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("warmup");
+        fill_step(batch, w, c.n_prompt, n_vocab);
+        if (llama_decode(lctx, batch) != 0) fail("warmup");
         llama_synchronize(lctx);
     }
     for (int rep = 0; rep < c.repetitions; ++rep) {
