@@ -53,6 +53,10 @@ std::string duration(double seconds) {
     return fmt::format("{} min {} s", total / 60, total % 60);
 }
 
+std::string count_of(long n, const std::string & singular, const std::string & plural) {
+    return fmt::format("{} {}", n, n == 1 ? singular : plural);
+}
+
 std::string percent(double fraction, int decimals) {
     return fmt::format("{:.{}f}%", fraction * 100.0, decimals);
 }

@@ -19,6 +19,8 @@ std::string mean_pm(double mean, std::optional<double> stddev, int decimals = 2)
 std::string count_si(double n);
 // A duration in seconds, human scale: "850 ms", "47.8 s", "3 min 12 s".
 std::string duration(double seconds);
+// "1 worker", "4 workers".
+std::string count_of(long n, const std::string & singular, const std::string & plural);
 // Percentage with no decimals: 0.4612 -> "46%".
 std::string percent(double fraction, int decimals = 0);
 

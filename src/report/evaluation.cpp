@@ -185,19 +185,10 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
         r.device_used_bytes = row.at("device_used_bytes");
         r.n_threads = row.at("n_threads");
         r.test_time = row.at("test_time");
-        r.t_pp_s = row.at("samples_t_pp_s").get<std::vector<double>>();
-        r.t_tg_s = row.at("samples_t_tg_s").get<std::vector<double>>();
-        for (size_t i = 0; i < r.t_pp_s.size(); ++i) {
-            const auto rates = workload::lockstep_rates_of(r.workers, r.n_prompt, r.n_predict, r.t_pp_s[i], r.t_tg_s[i]);
-            r.prompt_tps_samples.push_back(rates.prompt_tps);
-            r.gen_tps_samples.push_back(rates.gen_tps);
-            r.overall_tps_samples.push_back(rates.overall_tps);
-        }
-        r.prompt_tps = stats::summarize(r.prompt_tps_samples);
-        r.gen_tps = stats::summarize(r.gen_tps_samples);
-        r.overall_tps = stats::summarize(r.overall_tps_samples);
-        r.t_pp_mean_s = stats::summarize(r.t_pp_s).mean;
-        r.t_tg_mean_s = stats::summarize(r.t_tg_s).mean;
+        const auto t_pp = row.at("samples_t_pp_s").get<std::vector<double>>();
+        const auto t_tg = row.at("samples_t_tg_s").get<std::vector<double>>();
+        for (size_t i = 0; i < std::min(t_pp.size(), t_tg.size()); ++i) r.add_repetition(t_pp[i], t_tg[i]);
+        r.summarize();
         out.push_back(r);
     }
     return out;
@@ -260,7 +251,11 @@ std::vector<std::string> key_insights(const evaluation & e) {
                              pct_change(first.overall_tps.mean, rows[i]->overall_tps.mean),
                              fmtx::thousands(first.overall_tps.mean, 0), fmtx::thousands(rows[i]->overall_tps.mean, 0));
         }
-        if (e.rec.interactive.found) {
+        if (e.rec.interactive.found && e.rec.interactive.workers == first.workers) {
+            s += fmt::format("\n   **No step beyond {} adds {:.2f}x speedup per added worker: more workers raise total "
+                             "throughput only a little and slow every request.**\n",
+                             fmtx::count_of(first.workers, "worker", "workers"), e.rec_opts.knee_min_marginal);
+        } else if (e.rec.interactive.found) {
             s += fmt::format("\n   **Best efficiency trade-off at {} parallel workers** ({:.2f}x speedup with {}x workers "
                              "= {} efficiency)\n", e.rec.interactive.workers, e.rec.interactive.speedup,
                              e.rec.interactive.workers / std::max(1, first.workers), fmtx::percent(e.rec.interactive.efficiency));
@@ -331,15 +326,17 @@ std::string to_markdown(const evaluation & e) {
                            fmtx::duration(c.ttft_s), fmtx::thousands(c.tpot_s * 1e3, 1), fmtx::duration(c.e2e_s), e.n_predict);
     };
     if (rec.interactive.found) {
-        md += fmt::format("**For Real-Time/Interactive Use:** {} parallel workers — {}\n\n{}\n", rec.interactive.workers,
+        md += fmt::format("**For Real-Time/Interactive Use:** {} — {}\n\n{}\n",
+                          fmtx::count_of(rec.interactive.workers, "worker", "parallel workers"),
                           rec.interactive.reason, choice_lines(rec.interactive));
     }
     if (rec.batch.found) {
-        md += fmt::format("**For High-Throughput Offline Scenarios (Batch Inference):** {} workers — {}\n\n{}\n",
-                          rec.batch.workers, rec.batch.reason, choice_lines(rec.batch));
+        md += fmt::format("**For High-Throughput Offline Scenarios (Batch Inference):** {} — {}\n\n{}\n",
+                          fmtx::count_of(rec.batch.workers, "worker", "workers"), rec.batch.reason, choice_lines(rec.batch));
     }
     if (rec.max_throughput.found) {
-        md += fmt::format("**Maximum Throughput (measured):** {} workers, {} t/s overall", rec.max_throughput.workers,
+        md += fmt::format("**Maximum Throughput (measured):** {}, {} t/s overall",
+                          fmtx::count_of(rec.max_throughput.workers, "worker", "workers"),
                           fmtx::thousands(rec.max_throughput.overall_tps, 0));
         md += rec.max_stop.empty() ? ".\n\n" : fmt::format("; the sweep stopped because {}.\n\n", rec.max_stop);
     }
@@ -400,9 +397,12 @@ std::string terminal_summary(const evaluation & e) {
         for (const auto & line : e.roofline->summary) s += line + "\n";
     }
     const auto & rec = e.rec;
-    if (rec.interactive.found) s += fmt::format("\nInteractive: {} workers ({} t/s)", rec.interactive.workers, fmtx::thousands(rec.interactive.overall_tps, 0));
-    if (rec.batch.found) s += fmt::format("; batch: {} workers ({} t/s)", rec.batch.workers, fmtx::thousands(rec.batch.overall_tps, 0));
-    if (rec.max_throughput.found) s += fmt::format("; maximum measured: {} workers ({} t/s)", rec.max_throughput.workers, fmtx::thousands(rec.max_throughput.overall_tps, 0));
+    const auto w = [](const worker_choice & c) {
+        return fmt::format("{} ({} t/s)", fmtx::count_of(c.workers, "worker", "workers"), fmtx::thousands(c.overall_tps, 0));
+    };
+    if (rec.interactive.found) s += "\nInteractive: " + w(rec.interactive);
+    if (rec.batch.found) s += "; batch: " + w(rec.batch);
+    if (rec.max_throughput.found) s += "; maximum measured: " + w(rec.max_throughput);
     return s + "\n";
 }
 

@@ -39,8 +39,8 @@ std::string mib(uint64_t b) { return fmtx::thousands(static_cast<double>(b) / fm
 
 std::string card(const std::string & title, const worker_choice & c) {
     if (!c.found) return "";
-    return fmt::format("<div class=\"card\">{}<b>{} workers</b>{} t/s overall · {} efficiency · {} KV</div>", escape(title),
-                       c.workers, fmtx::thousands(c.overall_tps, 0), fmtx::percent(c.efficiency), mib(c.kv_bytes));
+    return fmt::format("<div class=\"card\">{}<b>{}</b>{} t/s overall · {} efficiency · {} KV</div>", escape(title),
+                       fmtx::count_of(c.workers, "worker", "workers"), fmtx::thousands(c.overall_tps, 0), fmtx::percent(c.efficiency), mib(c.kv_bytes));
 }
 
 std::string scaling_charts(const evaluation & e) {
@@ -195,7 +195,7 @@ std::string to_html(const evaluation & e) {
     h += "<h2>Recommendations</h2><ul class=\"sentences\">";
     for (const auto * c : {&e.rec.interactive, &e.rec.batch, &e.rec.max_throughput}) {
         if (c->found) {
-            h += "<li>" + escape(fmt::format("{} workers: {} ({} t/s overall, TTFT {}, TPOT {} ms)", c->workers, c->reason,
+            h += "<li>" + escape(fmt::format("{}: {} ({} t/s overall, TTFT {}, TPOT {} ms)", fmtx::count_of(c->workers, "worker", "workers"), c->reason,
                                              fmtx::thousands(c->overall_tps, 0), fmtx::duration(c->ttft_s),
                                              fmtx::thousands(c->tpot_s * 1e3, 1))) + "</li>";
         }

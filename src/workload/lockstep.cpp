@@ -84,6 +84,23 @@ bool decode_chunks(llama_context * ctx, const llama_batch & b, int n_batch) {
 
 }  // namespace
 
+void lockstep_row::add_repetition(double t_pp, double t_tg) {
+    const auto rates = lockstep_rates_of(workers, n_prompt, n_predict, t_pp, t_tg);
+    t_pp_s.push_back(t_pp);
+    t_tg_s.push_back(t_tg);
+    prompt_tps_samples.push_back(rates.prompt_tps);
+    gen_tps_samples.push_back(rates.gen_tps);
+    overall_tps_samples.push_back(rates.overall_tps);
+}
+
+void lockstep_row::summarize() {
+    prompt_tps = stats::summarize(prompt_tps_samples);
+    gen_tps = stats::summarize(gen_tps_samples);
+    overall_tps = stats::summarize(overall_tps_samples);
+    t_pp_mean_s = stats::summarize(t_pp_s).mean;
+    t_tg_mean_s = stats::summarize(t_tg_s).mean;
+}
+
 std::pair<std::string, uint64_t> kv_device_free(const engine::llama::engine_params & p) {
     if (p.n_gpu_layers != 0) {
         for (const auto & d : engine::devices()) {
@@ -130,7 +147,7 @@ memory_plan plan_one(const engine::llama::model & dry, const lockstep_config & c
     p.n_ctx = n_ctx_for(c, w);
     p.n_ctx_seq = n_ctx_seq(p.n_ctx, w, c.kv_unified);
     p.kv_bytes = kv_bytes(p.n_ctx, kvpt);
-    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
+    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified, false};
     try {
         engine::llama::context ctx(dry, c.params, req);
         p.kv_bytes_reported = ctx.alloc().kv_bytes;
@@ -171,7 +188,7 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
              const lockstep_callbacks & cb, lockstep_row & row) {
     const int w = row.workers;
     const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
-    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified};
+    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified, false};
     engine::llama::context ctx(model, c.params, req);
     row.n_ctx = ctx.alloc().n_ctx;
     row.n_ctx_seq = ctx.alloc().n_ctx_seq;
@@ -223,18 +240,9 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
         const int64_t t_tg1 = clock::now_ns();
         const double t_pp = static_cast<double>(t_pp1 - t_pp0) / 1e9;
         const double t_tg = static_cast<double>(t_tg1 - t_pp1) / 1e9;
-        const auto rates = lockstep_rates_of(w, c.n_prompt, c.n_predict, t_pp, t_tg);
-        row.t_pp_s.push_back(t_pp);
-        row.t_tg_s.push_back(t_tg);
-        row.prompt_tps_samples.push_back(rates.prompt_tps);
-        row.gen_tps_samples.push_back(rates.gen_tps);
-        row.overall_tps_samples.push_back(rates.overall_tps);
+        row.add_repetition(t_pp, t_tg);
     }
-    row.prompt_tps = stats::summarize(row.prompt_tps_samples);
-    row.gen_tps = stats::summarize(row.gen_tps_samples);
-    row.overall_tps = stats::summarize(row.overall_tps_samples);
-    row.t_pp_mean_s = stats::summarize(row.t_pp_s).mean;
-    row.t_tg_mean_s = stats::summarize(row.t_tg_s).mean;
+    row.summarize();
     row.rss_bytes = rss_bytes();
     if (c.params.n_gpu_layers != 0) {
         for (const auto & d : engine::devices()) {

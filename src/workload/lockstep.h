@@ -72,6 +72,11 @@ struct lockstep_row {
     std::string test_time;
     std::string skipped;           // why this W was not run (empty when it ran)
     bool extended = false;         // added by the sweep extension, not requested
+
+    // Appends one repetition's T_PP and T_TG and its rates (DESIGN §2.3).
+    void add_repetition(double t_pp, double t_tg);
+    // Recomputes the summaries and means from the samples.
+    void summarize();
 };
 
 struct lockstep_result {

@@ -117,7 +117,8 @@ context::context(const model & m, const engine_params & p, const context_request
     alloc_.n_ctx_seq = llama_n_ctx_seq(ctx_);
 
     // Own threadpool, as llama-bench attaches one: same thread placement and polling.
-    if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) {
+    ggml_backend_dev_t cpu = r.own_threadpool ? ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) : nullptr;
+    if (cpu) {
         ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu);
         auto * tp_new = reinterpret_cast<decltype(ggml_threadpool_new) *>(
             ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));

@@ -62,6 +62,10 @@ struct context_request {
     uint32_t n_ctx = 0;
     uint32_t n_seq_max = 1;
     bool kv_unified = false;
+    // Attach a ggml threadpool of n_threads polling threads, as llama-bench does. batched-bench does
+    // not (ggml then runs the CPU part of each graph without one); the lockstep sweep follows it,
+    // which matters on GPUs, where polling CPU threads compete with the thread launching kernels.
+    bool own_threadpool = true;
 };
 
 // What llama.cpp reported allocating for a context (read back from its log).
@@ -72,7 +76,7 @@ struct allocation {
     uint64_t compute_bytes = 0;   // sum of "compute buffer size = ..." over backends
 };
 
-// A context with its own ggml threadpool attached, as llama-bench runs.
+// A context, with its own ggml threadpool attached when asked (llama-bench's way).
 class context {
   public:
     context(const model & m, const engine_params & p, const context_request & r);

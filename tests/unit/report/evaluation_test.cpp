@@ -3,6 +3,7 @@
 #include "hardware/specs.h"
 #include "report/evaluation.h"
 #include "support/golden.h"
+#include "support/reference.h"
 #include "workload/metrics.h"
 #include "workload/plan.h"
 
@@ -73,35 +74,7 @@ report::evaluation recorded() {
     e.lockstep_cfg.n_predict = 4096;
     e.lockstep_cfg.ctx_min = 8192;
     e.lockstep_cfg.workers = {1, 2, 4, 8};
-    const std::pair<int, std::pair<double, double>> rows[] = {
-        {1, {1211.25, 85.62}}, {2, {1277.32, 96.72}}, {4, {1312.08, 157.62}}, {8, {1319.90, 181.59}}};
-    double base = 0;
-    for (const auto & [w, rates] : rows) {
-        workload::lockstep_row row;
-        row.workers = w;
-        row.n_prompt = 128;
-        row.n_predict = 4096;
-        row.n_ctx = workload::auto_n_ctx(w, 128, 4096, 8192);
-        row.n_ctx_seq = workload::n_ctx_seq(row.n_ctx, w, false);
-        row.kv_bytes = row.kv_bytes_allocated = workload::kv_bytes(row.n_ctx, 28672);
-        row.t_pp_s = {w * 128 / rates.first};
-        row.t_tg_s = {w * 4096 / rates.second};
-        row.t_pp_mean_s = row.t_pp_s[0];
-        row.t_tg_mean_s = row.t_tg_s[0];
-        const auto lr = workload::lockstep_rates_of(w, 128, 4096, row.t_pp_mean_s, row.t_tg_mean_s);
-        row.prompt_tps = stats::summarize(std::vector<double>{lr.prompt_tps});
-        row.gen_tps = stats::summarize(std::vector<double>{lr.gen_tps});
-        row.overall_tps = stats::summarize(std::vector<double>{lr.overall_tps});
-        row.total_kv = lr.total_kv;
-        if (w == 1) base = lr.overall_tps;
-        const auto sc = workload::scaling_of(lr.overall_tps, w, base, 1);
-        row.speedup = sc.speedup;
-        row.efficiency = sc.efficiency;
-        row.n_threads = 8;
-        row.test_time = e.ctx.test_time;
-        e.lockstep.rows.push_back(row);
-    }
-    e.lockstep.base_workers = 1;
+    e.lockstep = test::reference_lockstep();
     e.rec = report::recommend(e.lockstep, e.rec_opts);
 
     model::info m;

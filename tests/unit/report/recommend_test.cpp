@@ -1,4 +1,5 @@
 #include "report/recommend.h"
+#include "support/reference.h"
 #include "workload/metrics.h"
 #include "workload/plan.h"
 
@@ -6,36 +7,9 @@
 
 using namespace im;
 
+using im::test::reference_lockstep;
 namespace {
-
-// The reference's table (128/4096), rows rebuilt from its prompt and generation rates.
-workload::lockstep_result reference_rows() {
-    workload::lockstep_result r;
-    const std::pair<int, std::pair<double, double>> rows[] = {
-        {1, {1211.25, 85.62}}, {2, {1277.32, 96.72}}, {4, {1312.08, 157.62}}, {8, {1319.90, 181.59}}};
-    double base = 0;
-    for (const auto & [w, rates] : rows) {
-        workload::lockstep_row row;
-        row.workers = w;
-        row.n_prompt = 128;
-        row.n_predict = 4096;
-        row.t_pp_mean_s = w * 128 / rates.first;
-        row.t_tg_mean_s = w * 4096 / rates.second;
-        const auto lr = workload::lockstep_rates_of(w, 128, 4096, row.t_pp_mean_s, row.t_tg_mean_s);
-        row.overall_tps.mean = lr.overall_tps;
-        row.gen_tps.mean = lr.gen_tps;
-        row.prompt_tps.mean = lr.prompt_tps;
-        if (w == 1) base = lr.overall_tps;
-        const auto sc = workload::scaling_of(lr.overall_tps, w, base, 1);
-        row.speedup = sc.speedup;
-        row.efficiency = sc.efficiency;
-        row.kv_bytes = static_cast<uint64_t>(workload::pad256(4224)) * w * 28672;
-        r.rows.push_back(row);
-    }
-    r.base_workers = 1;
-    return r;
-}
-
+workload::lockstep_result reference_rows() { return reference_lockstep(); }
 }  // namespace
 
 TEST(recommend, reference_knee_is_4_workers_and_batch_is_8) {

@@ -1,6 +1,7 @@
 #include "report/measurements.h"
 #include "report/table.h"
 #include "support/golden.h"
+#include "support/reference.h"
 #include "workload/metrics.h"
 
 #include <gtest/gtest.h>
@@ -38,43 +39,11 @@ workload::bench_result bench_row(int np, int ng, std::vector<double> ts) {
     return r;
 }
 
-// The reference's parallel table, reconstructed from its rates.
 workload::lockstep_result reference_parallel(workload::lockstep_config & cfg) {
     cfg.n_prompt = 128;
     cfg.n_predict = 4096;
     cfg.ctx_min = 8192;
-    workload::lockstep_result r;
-    r.base_workers = 1;
-    const std::pair<int, std::pair<double, double>> rows[] = {
-        {1, {1211.25, 85.62}}, {2, {1277.32, 96.72}}, {4, {1312.08, 157.62}}, {8, {1319.90, 181.59}}};
-    const int64_t ctx[] = {8192, 8704, 17408, 34816};
-    double base = 0;
-    for (int i = 0; i < 4; ++i) {
-        workload::lockstep_row row;
-        row.workers = rows[i].first;
-        row.n_prompt = 128;
-        row.n_predict = 4096;
-        row.n_ctx = ctx[i];
-        row.n_ctx_seq = i == 0 ? 8192 : 4352;
-        row.kv_bytes = row.kv_bytes_allocated = static_cast<uint64_t>(ctx[i]) * 28672;
-        row.t_pp_s = {row.workers * 128 / rows[i].second.first};
-        row.t_tg_s = {row.workers * 4096 / rows[i].second.second};
-        const auto rates = workload::lockstep_rates_of(row.workers, 128, 4096, row.t_pp_s[0], row.t_tg_s[0]);
-        row.prompt_tps = stats::summarize(std::vector<double>{rates.prompt_tps});
-        row.gen_tps = stats::summarize(std::vector<double>{rates.gen_tps});
-        row.overall_tps = stats::summarize(std::vector<double>{rates.overall_tps});
-        row.t_pp_mean_s = row.t_pp_s[0];
-        row.t_tg_mean_s = row.t_tg_s[0];
-        row.total_kv = rates.total_kv;
-        if (i == 0) base = rates.overall_tps;
-        const auto sc = workload::scaling_of(rates.overall_tps, row.workers, base, 1);
-        row.speedup = sc.speedup;
-        row.efficiency = sc.efficiency;
-        row.n_threads = 8;
-        row.test_time = "2026-11-26T00:00:00Z";
-        r.rows.push_back(row);
-    }
-    return r;
+    return test::reference_lockstep();
 }
 
 }  // namespace
