@@ -188,7 +188,10 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
              const lockstep_callbacks & cb, lockstep_row & row) {
     const int w = row.workers;
     const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
-    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified, false};
+    // CPU-only: a persistent threadpool, as llama-bench attaches (no thread start per step). Offloaded:
+    // none, as batched-bench (polling CPU threads slowed W >= 32 on an H100 by up to 7%).
+    const bool offloaded = c.params.n_gpu_layers != 0 && !engine::gpu_info().empty();
+    engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified, !offloaded};
     engine::llama::context ctx(model, c.params, req);
     row.n_ctx = ctx.alloc().n_ctx;
     row.n_ctx_seq = ctx.alloc().n_ctx_seq;
