@@ -77,10 +77,7 @@ void run(const evaluate_args & a) {
         progress.update(fmt::format("  bench {}/{}: {} {}", i + 1, n, t.name(), rep < 0 ? std::string("warmup") : fmt::format("rep {}", rep + 1)));
     };
     cb.lockstep_progress = [&](const workload::lockstep_progress & p) {
-        const int width = 30;
-        const int filled = p.n_steps > 0 ? width * p.step / p.n_steps : 0;
-        progress.update(fmt::format("  W={:<3} {:<7} [{}{}] {}/{} {:.1f} t/s", p.workers, p.phase, std::string(filled, '#'),
-                                    std::string(width - filled, '.'), p.step, p.n_steps, p.tokens_per_s));
+        progress.update("  " + lockstep_progress_text(p));
     };
     cb.warn = [&](const std::string & m) {
         progress.clear();

@@ -45,6 +45,13 @@ void output_target::print(const report::table & t, const std::function<std::stri
     std::fflush(stdout);
 }
 
+std::string lockstep_progress_text(const workload::lockstep_progress & p) {
+    const int width = 30;
+    const int filled = p.n_steps > 0 ? width * p.step / p.n_steps : 0;
+    return fmt::format("W={:<3} {:<7} [{}{}] {}/{} {:.1f} t/s", p.workers, p.phase, std::string(filled, '#'),
+                       std::string(width - filled, '.'), p.step, p.n_steps, p.tokens_per_s);
+}
+
 progress_line::progress_line() : tty_(::isatty(2) != 0), quiet_(log::quiet()) {}
 progress_line::~progress_line() { clear(); }
 

@@ -2,6 +2,7 @@
 
 #include "report/table.h"
 #include "store/store.h"
+#include "workload/lockstep.h"
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +29,9 @@ struct output_target {
 void add_store_flags(CLI::App * cmd, store::store_flags & f);
 
 std::string render(report::format f, const report::table & t, const std::function<std::string()> & markdown);
+
+// "W=8   decode  [#########.....] 1200/4096 181.6 t/s": one lockstep progress event as a bar.
+std::string lockstep_progress_text(const workload::lockstep_progress & p);
 
 // Progress on stderr: a redrawn line on a TTY, plain lines otherwise; nothing with --quiet.
 class progress_line {

@@ -109,10 +109,7 @@ void run(const parallel_args & a) {
     progress_line progress;
     workload::lockstep_callbacks cb;
     cb.progress = [&](const workload::lockstep_progress & p) {
-        const int width = 30;
-        const int filled = p.n_steps > 0 ? width * p.step / p.n_steps : 0;
-        progress.update(fmt::format("W={:<3} {:<7} [{}{}] {}/{} {:.1f} t/s", p.workers, p.phase, std::string(filled, '#'),
-                                    std::string(width - filled, '.'), p.step, p.n_steps, p.tokens_per_s));
+        progress.update(lockstep_progress_text(p));
     };
     cb.warn = [&](const std::string & msg) {
         progress.clear();
