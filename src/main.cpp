@@ -7,16 +7,15 @@
 #include "engine/backend.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <clocale>
 #include <cstdlib>
 
 static std::string version_text() {
     im::engine::init(false);
-    std::string backends;
-    for (const auto & b : im::engine::backend_names()) backends += (backends.empty() ? "" : ", ") + b;
     return fmt::format("infermeter {}\nllama.cpp {}\nbackends: {}\nbuild: {}{}", im::build_info::version(),
-                       im::build_info::llama_commit(), backends, im::build_info::build_type(),
+                       im::build_info::llama_commit(), fmt::join(im::engine::backend_names(), ", "), im::build_info::build_type(),
                        im::build_info::sanitized() ? " (ASan+UBSan)" : "");
 }
 

@@ -2,7 +2,6 @@
 
 #include "core/error.h"
 #include "core/format.h"
-#include "core/fs.h"
 #include "core/log.h"
 #include "model/info.h"
 #include "model/quant.h"
@@ -10,6 +9,7 @@
 #include "model/synth.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace im::cli {
@@ -33,9 +33,7 @@ void run_synth(const synth_args & a) {
     if (!a.preset.empty()) {
         auto s = model::find_preset(a.preset);
         if (!s) {
-            std::string names;
-            for (const auto & n : model::preset_names()) names += (names.empty() ? "" : ", ") + n;
-            throw_usage("--preset: unknown preset '{}' (presets: {})", a.preset, names);
+            throw_usage("--preset: unknown preset '{}' (presets: {})", a.preset, fmt::join(model::preset_names(), ", "));
         }
         opts.s = *s;
     } else {
@@ -60,9 +58,7 @@ void run_synth(const synth_args & a) {
     model::validate(opts.s);
     const auto ftype = model::ftype_from_name(a.quant);
     if (!ftype) {
-        std::string names;
-        for (const auto & n : model::ftype_names()) names += (names.empty() ? "" : ", ") + n;
-        throw_usage("--quant: unknown file type '{}' (one of: {})", a.quant, names);
+        throw_usage("--quant: unknown file type '{}' (one of: {})", a.quant, fmt::join(model::ftype_names(), ", "));
     }
     opts.ftype = *ftype;
     opts.vocab_path = a.vocab;
@@ -70,11 +66,9 @@ void run_synth(const synth_args & a) {
     opts.n_threads = a.threads;
     if (!a.out.empty()) {
         opts.out = a.out;
-    } else {
-        std::string q = model::ftype_name(*ftype);
-        for (auto & c : q) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {  // the cache a synth: reference reads, so `-m synth:PRESET-QUANT` finds it
         const std::string base = a.preset.empty() ? opts.s.name : a.preset;
-        opts.out = fs::cache_dir() / "models" / (base + "-" + q + ".gguf");
+        opts.out = model::synth_cache_path({base, *ftype, model::ftype_id(*ftype)});
     }
     int last_pct = -1;
     const auto res = model::synthesize(opts, [&last_pct](const std::string & stage, double f) {

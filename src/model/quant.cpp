@@ -40,13 +40,15 @@ std::string ftype_name(int ftype) {
     return "unknown(" + std::to_string(ftype) + ")";
 }
 
+std::string ftype_id(int ftype) {
+    std::string lower = ftype_name(ftype);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    return lower;
+}
+
 std::vector<std::string> ftype_names() {
     std::vector<std::string> out;
-    for (const auto & [n, t] : table()) {
-        std::string lower = n;
-        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-        out.push_back(lower);
-    }
+    for (const auto & [n, t] : table()) out.push_back(ftype_id(t));
     return out;
 }
 

@@ -8,14 +8,9 @@
 #include "model/synth.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace im::model {
-
-static std::string join_names(const std::vector<std::string> & names) {
-    std::string out;
-    for (const auto & n : names) out += (out.empty() ? "" : ", ") + n;
-    return out;
-}
 
 std::optional<synth_ref> parse_synth_ref(const std::string & ref) {
     const std::string prefix = "synth:";
@@ -30,13 +25,11 @@ std::optional<synth_ref> parse_synth_ref(const std::string & ref) {
     if (dash != std::string::npos && find_preset(body.substr(0, dash))) {
         const std::string quant = body.substr(dash + 1);
         if (auto ft = ftype_from_name(quant)) {
-            std::string lower = ftype_name(*ft);
-            for (auto & c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            return synth_ref{body.substr(0, dash), *ft, lower};
+            return synth_ref{body.substr(0, dash), *ft, ftype_id(*ft)};
         }
-        throw_usage("-m {}: unknown quantization '{}' (one of: {})", ref, quant, join_names(ftype_names()));
+        throw_usage("-m {}: unknown quantization '{}' (one of: {})", ref, quant, fmt::join(ftype_names(), ", "));
     }
-    throw_usage("-m {}: unknown preset '{}' (presets: {})", ref, body, join_names(preset_names()));
+    throw_usage("-m {}: unknown preset '{}' (presets: {})", ref, body, fmt::join(preset_names(), ", "));
 }
 
 std::filesystem::path synth_cache_path(const synth_ref & r) {

@@ -40,14 +40,6 @@ std::string mib(uint64_t bytes, int decimals = 0) {
     return fmtx::thousands(static_cast<double>(bytes) / fmtx::mib, decimals);
 }
 
-std::vector<const workload::lockstep_row *> measured(const workload::lockstep_result & r) {
-    std::vector<const workload::lockstep_row *> out;
-    for (const auto & row : r.rows) {
-        if (row.skipped.empty()) out.push_back(&row);
-    }
-    return out;
-}
-
 const workload::bench_result * find_bench(const evaluation & e, bool gen) {
     for (const auto & b : e.bench) {
         if (gen ? (b.test.n_gen > 0 && b.test.n_prompt == 0) : (b.test.n_prompt > 0 && b.test.n_gen == 0)) return &b;
@@ -61,6 +53,14 @@ std::string pct_change(double from, double to) {
 }
 
 }  // namespace
+
+std::vector<const workload::lockstep_row *> measured_rows(const workload::lockstep_result & r) {
+    std::vector<const workload::lockstep_row *> out;
+    for (const auto & row : r.rows) {
+        if (row.skipped.empty()) out.push_back(&row);
+    }
+    return out;
+}
 
 json to_json(const evaluation & e) {
     json j;
@@ -196,7 +196,7 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
 
 std::vector<std::string> key_insights(const evaluation & e) {
     std::vector<std::string> out;
-    const auto rows = measured(e.lockstep);
+    const auto rows = measured_rows(e.lockstep);
     if (rows.size() < 2) return out;
     const auto & first = *rows.front();
     const auto & last = *rows.back();
@@ -342,7 +342,7 @@ std::string to_markdown(const evaluation & e) {
     }
     for (const auto & n : rec.notes) md += "- " + n + "\n";
 
-    const auto rows = measured(e.lockstep);
+    const auto rows = measured_rows(e.lockstep);
     md += "**Memory vs Throughput Trade-offs:**\n\n| Workers | KV cache | Overall t/s | Generation t/s | Efficiency |\n|---:|---:|---:|---:|---:|\n";
     for (const auto * r : rows) {
         md += fmt::format("| {} | {} MiB | {} | {} | {} |\n", r->workers, mib(r->kv_bytes), fmtx::thousands(r->overall_tps.mean),

@@ -58,6 +58,8 @@ std::string terminal_summary(const evaluation & e);
 // report.html: one self-contained page with SVG charts; every dataset-derived string escaped.
 std::string to_html(const evaluation & e);
 
+// The rows that ran (not skipped for memory), in sweep order.
+std::vector<const workload::lockstep_row *> measured_rows(const workload::lockstep_result & r);
 // Sentences of "Key Performance Insights", generated from the rows.
 std::vector<std::string> key_insights(const evaluation & e);
 // An ASCII bar chart of efficiency per W.

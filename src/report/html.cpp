@@ -44,8 +44,7 @@ std::string card(const std::string & title, const worker_choice & c) {
 }
 
 std::string scaling_charts(const evaluation & e) {
-    std::vector<const workload::lockstep_row *> rows;
-    for (const auto & r : e.lockstep.rows) if (r.skipped.empty()) rows.push_back(&r);
+    const auto rows = measured_rows(e.lockstep);
     if (rows.empty()) return "<p>No parallel measurements.</p>";
     const auto & base = *rows.front();
     svg::series overall{"overall t/s (measured)", "#2463eb", {}}, gen{"generation t/s (measured)", "#0f9d58", {}},
