@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/ranges.h"
 #include "dataset/analysis.h"
 #include "dataset/vocab.h"
 
@@ -21,6 +22,7 @@ struct analyze_args {
     std::string prompt_field, output_field;
     bool chat_template = false;
     double max_bad = 0.01;
+    size_t max_record_bytes = dataset::default_max_record_bytes;
     int threads = 0;
     std::string output = "md";
     std::string export_path;
@@ -43,7 +45,7 @@ void run_analyze(const analyze_args & args) {
         }
         export_kind = ext.substr(1);
     }
-    if (args.threads < 0 || args.threads > 4096) throw_usage("-t: {} threads is out of range (0..4096)", args.threads);
+    check_threads(args.threads, "-t");
     init_engine();
     dataset::analyze_options opts;
     opts.path = args.dataset;
@@ -53,6 +55,8 @@ void run_analyze(const analyze_args & args) {
     opts.chat_template = args.chat_template;
     opts.max_bad_fraction = args.max_bad;
     opts.n_threads = args.threads;
+    check_range(static_cast<int64_t>(args.max_record_bytes), "--max-record-bytes", 1024, int64_t{1} << 30);
+    opts.max_record_bytes = args.max_record_bytes;
     const dataset::vocabulary vocab(dataset::vocab_file_for(args.model, args.vocab));
     opts.tokenizer_name = vocab.path().filename().string();
     if (args.chat_template) opts.chat_template_text = vocab.chat_template();
@@ -97,7 +101,12 @@ void add_analyze(CLI::App & root) {
                   "Apply the model's chat template to prompts and count its tokens");
     cmd->add_option("--max-bad-records", a->max_bad, "Fail when more than this fraction of records is malformed")
         ->capture_default_str();
-    cmd->add_option("-t,--threads", a->threads, "Tokenizing threads (default: all cores)");
+    cmd->add_option("--max-record-bytes", a->max_record_bytes,
+                    "Longest record read (bytes, 1024..2^30): a longer one is skipped and counted as malformed; "
+                    "memory stays bounded by it")
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", a->threads,
+                    fmt::format("Tokenizing threads (default: all cores; at most {})", max_threads()));
     cmd->add_option("-o,--output", a->output, "What to print on stdout: md or json")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write the result to FILE (.md or .json), atomically");
     cmd->add_flag("--tokenizer-only", a->tokenizer_only,

@@ -6,6 +6,7 @@
 #include "core/format.h"
 #include "core/log.h"
 #include "core/ranges.h"
+#include "model/info.h"
 #include "model/quant.h"
 #include "model/ref.h"
 #include "report/measurements.h"
@@ -18,6 +19,9 @@ namespace im::cli {
 
 namespace {
 
+constexpr int max_repetitions = 1000;
+constexpr int max_tokens = 1 << 24;  // per test; the trained context is checked too
+
 struct bench_args {
     std::string model;
     std::string n_prompt = "512";
@@ -26,6 +30,7 @@ struct bench_args {
     std::string n_depth = "0";
     int repetitions = 5;
     bool no_warmup = false;
+    bool allow_ctx_overflow = false;
     std::string output = "md";
     std::string export_path;
     store::store_flags db;
@@ -44,20 +49,37 @@ void warn_noisy(const workload::bench_result & r) {
 
 void run(const bench_args & a) {
     init_engine();
-    if (a.repetitions < 1) throw_usage("-r: repetitions must be >= 1 (got {})", a.repetitions);
+    check_range(a.repetitions, "-r", 1, max_repetitions);
     const auto out = output_target::from_flags(a.output, a.export_path);
-    const auto np = parse_int_list(a.n_prompt, "-p", 0);
-    const auto ng = parse_int_list(a.n_gen, "-n", 0);
-    const auto nd = parse_int_list(a.n_depth, "-d", 0);
+    const auto np = parse_int_list(a.n_prompt, "-p", 0, max_tokens);
+    const auto ng = parse_int_list(a.n_gen, "-n", 0, max_tokens);
+    const auto nd = parse_int_list(a.n_depth, "-d", 0, max_tokens);
     std::vector<std::pair<int, int>> pg;
     for (const auto & s : a.pg) {
-        const auto v = parse_int_list(s, "-pg", 1);
+        const auto v = parse_int_list(s, "-pg", 1, max_tokens);
         if (v.size() != 2) throw_usage("-pg: '{}' must be two numbers, prompt,generation (e.g. -pg 512,128)", s);
         pg.emplace_back(v[0], v[1]);
     }
-    const auto tests = workload::expand_tests(expand(a.engine), np, ng, pg, nd);
+    const auto configs = expand(a.engine);
+    if (configs.size() * nd.size() * (np.size() + ng.size() + pg.size()) > 10000) {
+        throw_usage("-p, -n, -pg, -d and the engine flags combine to more than 10,000 tests; sweep fewer values at once");
+    }
+    const auto tests = workload::expand_tests(configs, np, ng, pg, nd);
     if (tests.empty()) throw_usage("-p and -n are all 0 and no -pg given: nothing to measure");
     const auto model_path = model::resolve(a.model);
+    const auto info = model::read_info(model_path);
+    for (const auto & t : tests) {
+        const int64_t cells = static_cast<int64_t>(t.n_prompt) + t.n_gen + t.n_depth;
+        if (info.n_ctx_train > 0 && cells > info.n_ctx_train) {
+            if (!a.allow_ctx_overflow) {
+                throw_usage("{}: -p/-n/-d need {} cells, more than the model's trained context of {}; pass "
+                            "--allow-ctx-overflow to measure it anyway", t.name(), cells, info.n_ctx_train);
+            }
+            log::warn("{}: {} cells exceed the trained context of {}: quality is meaningless, speed is still measured",
+                      t.name(), cells, info.n_ctx_train);
+            break;
+        }
+    }
 
     std::vector<workload::bench_result> results;
     report::run_context ctx;
@@ -98,12 +120,14 @@ void add_bench(CLI::App & root) {
     auto a = std::make_shared<bench_args>();
     auto * cmd = root.add_subcommand("bench", "Single-request prompt processing (pp) and token generation (tg), llama-bench semantics");
     cmd->add_option("-m,--model", a->model, "A .gguf file or synth:PRESET[-QUANT]")->required();
-    cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt lengths (list/range, 0 to skip)")->capture_default_str();
+    cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt lengths (list/range, 0 to skip; -p + -n + -d within the trained context)")->capture_default_str();
     cmd->add_option("-n,--n-gen", a->n_gen, "Generation lengths (list/range, 0 to skip)")->capture_default_str();
     cmd->add_option("--pg", a->pg, "-pg: prompt + generation tests, -pg 512,128 (repeatable)");
     cmd->add_option("-d,--n-depth", a->n_depth, "KV depth prefilled (untimed) before each test")->capture_default_str();
-    cmd->add_option("-r,--repetitions", a->repetitions, "Repetitions per test")->capture_default_str();
+    cmd->add_option("-r,--repetitions", a->repetitions, fmt::format("Repetitions per test (1..{})", max_repetitions))
+        ->capture_default_str();
     cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup run");
+    cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow -p + -n + -d beyond the model's trained context");
     cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each test");
     add_engine_flags(cmd, a->engine);

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
+#include "core/ranges.h"
 #include "dataset/synth.h"
 #include "dataset/vocab.h"
 #include "model/preset.h"
@@ -34,7 +35,7 @@ void run_synth(const synth_args & a) {
     opts.seed = a.seed;
     opts.stratified = !a.random_lengths;
     opts.out = a.out;
-    if (a.threads < 0 || a.threads > 4096) throw_usage("-t: {} threads is out of range (0..4096)", a.threads);
+    check_threads(a.threads, "-t");
     if (a.records == 0 || a.records > 100'000'000) throw_usage("--records: {} is out of range (1..100,000,000)", a.records);
     opts.n_threads = a.threads;
     init_engine();
@@ -78,7 +79,8 @@ void add_dataset(CLI::App & root) {
     synth->add_flag("--random-lengths", a->random_lengths,
                     "Draw lengths independently (default: at evenly spaced quantiles, so the file's percentiles are "
                     "the distribution's)");
-    synth->add_option("-t,--threads", a->threads, "Threads checking token counts (default: all cores)");
+    synth->add_option("-t,--threads", a->threads,
+                      fmt::format("Threads checking token counts (default: all cores; at most {})", max_threads()));
     synth->callback([a] { run_synth(*a); });
 }
 

@@ -124,7 +124,14 @@ void add_evaluate(CLI::App & root) {
     cmd->add_flag("--resume", a->resume, "Continue an interrupted run in --out: measured stages are not repeated");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
-    cmd->callback([a] { run(*a); });
+    cmd->callback([a, cmd] {
+        // 0 is not "default" here: a flag given must hold a usable value (DESIGN §5).
+        if (cmd->count("--max-workers")) check_range(a->max_workers, "--max-workers", 1, 256, "llama.cpp's parallel sequence limit");
+        if (cmd->count("--n-prompt")) check_range(a->n_prompt, "-p", 1, 1 << 24);
+        if (cmd->count("--n-predict")) check_range(a->n_predict, "-n", 1, 1 << 24);
+        check_range(a->ctx_min, "--ctx-min", 0, INT32_MAX, "checked against the trained context and free memory too");
+        run(*a);
+    });
 }
 
 }  // namespace im::cli

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
+#include "core/ranges.h"
 #include "model/info.h"
 #include "model/quant.h"
 #include "model/ref.h"
@@ -56,6 +57,8 @@ void run_synth(const synth_args & a) {
         opts.s.vocab = qwen ? "ggml-vocab-qwen2.gguf" : "ggml-vocab-llama-bpe.gguf";
     }
     model::validate(opts.s);
+    check_threads(a.threads, "-t");
+    check_range(a.ctx_train, "--ctx-train", 1, 1 << 24);
     const auto ftype = model::ftype_from_name(a.quant);
     if (!ftype) {
         throw_usage("--quant: unknown file type '{}' (one of: {})", a.quant, fmt::join(model::ftype_names(), ", "));
@@ -163,7 +166,7 @@ void add_model(CLI::App & root) {
     synth->add_option("--quant", a->quant, "llama.cpp file type (q4_k_m, q8_0, f16, ...)")->capture_default_str();
     synth->add_option("-o,--output", a->out, "Output file (default: ~/.cache/infermeter/models/<preset>-<quant>.gguf)");
     synth->add_option("--seed", a->seed, "Random seed for the weights")->capture_default_str();
-    synth->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
+    synth->add_option("-t,--threads", a->threads, fmt::format("Threads (default: all cores; at most {})", max_threads()));
     synth->callback([a] { run_synth(*a); });
 
     auto ref = std::make_shared<std::string>();

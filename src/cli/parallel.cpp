@@ -48,13 +48,14 @@ workload::lockstep_config config_of(const parallel_args & a, const std::filesyst
     c.n_prompt = a.n_prompt;
     c.n_predict = a.n_predict;
     if (a.ctx != "auto") {
-        const auto v = parse_int_list(a.ctx, "--ctx", 1);
+        const auto v = parse_int_list(a.ctx, "--ctx", 1, static_cast<int>(workload::max_ctx_cells));
         if (v.size() != 1) throw_usage("--ctx takes 'auto' or one number of cells (got '{}')", a.ctx);
         c.n_ctx = v.front();
     }
-    if (a.ctx_min < 0) throw_usage("--ctx-min: {} is out of range (must be >= 0)", a.ctx_min);
+    check_range(a.ctx_min, "--ctx-min", 0, workload::max_ctx_cells, "checked against the trained context and free memory too");
     c.ctx_min = a.ctx_min;
     c.kv_unified = a.kv_unified;
+    check_range(a.repetitions, "-r", 1, 1000);
     c.repetitions = a.repetitions;
     c.warmup = !a.no_warmup;
     c.allow_ctx_overflow = a.allow_ctx_overflow;
@@ -90,10 +91,10 @@ void run(const parallel_args & a) {
         }
         for (const auto & row : p) {
             if (!row.fits) {
-                log::warn("{} workers need {} MiB but {} has {} MiB free; the largest worker count that fits is {}",
+                log::warn("{} workers need {} MiB but {} has {} MiB free; {}",
                           row.workers, fmtx::thousands(static_cast<double>(row.total_bytes) / fmtx::mib, 0), row.device,
                           fmtx::thousands(static_cast<double>(row.free_bytes) / fmtx::mib, 0),
-                          workload::largest_fitting_workers(row, c, kvpt));
+                          workload::fits_text(workload::largest_fitting_workers(row, c, kvpt)));
             }
         }
         return;
@@ -156,9 +157,9 @@ void add_parallel(CLI::App & root) {
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens per worker")->capture_default_str();
     cmd->add_option("-n,--n-predict", a->n_predict, "Tokens generated per worker")->capture_default_str();
     cmd->add_option("--ctx", a->ctx, "Context cells: auto = max(ctx-min, W*pad256(p+n)), or a number")->capture_default_str();
-    cmd->add_option("--ctx-min", a->ctx_min, "Smallest auto context")->capture_default_str();
+    cmd->add_option("--ctx-min", a->ctx_min, "Smallest auto context (cells; within the trained context per sequence and free memory)")->capture_default_str();
     cmd->add_flag("--kv-unified", a->kv_unified, "One KV buffer shared by all sequences (default: one stream per worker)");
-    cmd->add_option("-r,--repetitions", a->repetitions, "Repetitions per worker count")->capture_default_str();
+    cmd->add_option("-r,--repetitions", a->repetitions, "Repetitions per worker count (1..1000)")->capture_default_str();
     cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup decode");
     cmd->add_flag("--plan", a->plan_only, "Print per-W context, KV and memory needs (llama.cpp dry run) without running");
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow p+n beyond the model's trained context");

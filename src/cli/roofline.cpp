@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/ranges.h"
 #include "hardware/probe.h"
 #include "hardware/roofline.h"
 #include "hardware/specs.h"
@@ -13,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace im::cli {
@@ -29,6 +31,7 @@ struct roofline_args {
     std::string type_k = "f16";
     std::string type_v = "f16";
     double depth = -1;
+    bool depth_given = false;
     int max_workers = 64;
     std::string output = "md";
     std::string export_path;
@@ -52,8 +55,10 @@ void run(const roofline_args & a) {
     if (a.model.empty()) throw_usage("roofline: -m MODEL is required (a .gguf file or synth:PRESET)");
     if (a.output != "md" && a.output != "json") throw_usage("-o '{}': roofline writes md or json", a.output);
     if (a.max_workers < 1 || a.max_workers > 4096) throw_usage("--max-workers {}: give 1..4096", a.max_workers);
-    if (a.threads < 0) throw_usage("-t {}: give a thread count >= 1 (0 = all cores)", a.threads);
-    if (a.depth > 1e8) throw_usage("--depth {}: absurd", a.depth);
+    check_threads(a.threads, "-t");
+    if (a.depth_given && (!std::isfinite(a.depth) || a.depth < 0 || a.depth > 1e8)) {
+        throw_usage("--depth {}: give a KV depth in tokens, 0..100,000,000", a.depth);
+    }
     std::vector<hardware::observation> obs;
     for (const auto & o : a.observed) {
         for (auto & x : hardware::parse_observation(o)) obs.push_back(x);
@@ -79,7 +84,7 @@ void run(const roofline_args & a) {
     }
 
     double depth = a.depth;
-    if (depth < 0) {
+    if (!a.depth_given) {
         depth = 0;
         for (const auto & o : obs) {
             if (o.phase == "decode") {
@@ -122,7 +127,8 @@ void add_roofline(CLI::App & root) {
                     "name (--list-specs)");
     cmd->add_option("--device", a->device, "ggml device to probe, e.g. CPU, CUDA0 (default: first GPU, else CPU)");
     cmd->add_flag("--reprobe", a->reprobe, "Measure the ceilings again instead of using ~/.cache/infermeter/hardware.json");
-    cmd->add_option("-t,--threads", a->threads, "CPU threads for the probes (default: all logical CPUs)");
+    cmd->add_option("-t,--threads", a->threads,
+                    fmt::format("CPU threads for the probes (default: all logical CPUs; at most {})", max_threads()));
     cmd->add_option("--cache-type-k", a->type_k, "K cache type (-ctk): f16, q8_0, q4_0, ...")->capture_default_str();
     cmd->add_option("--cache-type-v", a->type_v, "V cache type (-ctv): f16, q8_0, q4_0, ...")->capture_default_str();
     cmd->add_option("--depth", a->depth,
@@ -131,7 +137,10 @@ void add_roofline(CLI::App & root) {
     cmd->add_option("-o,--output", a->output, "stdout format: md or json")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write the report to FILE (.json for JSON, else markdown)");
     cmd->add_flag("--list-specs", a->list_specs, "Print the datasheet table usable with --device-spec NAME and exit");
-    cmd->callback([a] { run(*a); });
+    cmd->callback([a, cmd] {
+        a->depth_given = cmd->count("--depth") > 0;
+        run(*a);
+    });
 }
 
 }  // namespace im::cli

@@ -261,7 +261,8 @@ analysis analyze(const analyze_options & opts, const llama_vocab * vocab) {
     a.file_bytes = std::filesystem::is_regular_file(opts.path, ec) ? std::filesystem::file_size(opts.path, ec) : 0;
 
     const int64_t t0 = clock::now_ns();
-    reader_options ro{opts.fmt, opts.prompt_field, opts.output_field, opts.path.string(), extension_of(opts.path)};
+    reader_options ro{opts.fmt, opts.prompt_field, opts.output_field, opts.path.string(), extension_of(opts.path),
+                      opts.max_record_bytes};
     record_reader reader(open_file(opts.path), ro);
 
     batch_queue queue(static_cast<size_t>(2 * a.n_threads + 2));
@@ -332,12 +333,18 @@ analysis analyze(const analyze_options & opts, const llama_vocab * vocab) {
         if (now - last_progress_ns > 2'000'000'000) {
             last_progress_ns = now;
             const double done = static_cast<double>(reader.position());
-            log::info("analyze: {} of {} MB read ({}), {} records",
-                      fmtx::thousands(done / 1e6, 1), fmtx::thousands(static_cast<double>(a.file_bytes) / 1e6, 1),
-                      fmtx::percent(a.file_bytes ? done / static_cast<double>(a.file_bytes) : 0.0),
-                      fmtx::thousands(static_cast<int64_t>(a.records)));
+            if (a.file_bytes > 0) {
+                log::info("analyze: {} of {} MB read ({}), {} records", fmtx::thousands(done / 1e6, 1),
+                          fmtx::thousands(static_cast<double>(a.file_bytes) / 1e6, 1),
+                          fmtx::percent(done / static_cast<double>(a.file_bytes)),
+                          fmtx::thousands(static_cast<int64_t>(a.records)));
+            } else {  // a FIFO or device: no size to compare with
+                log::info("analyze: {} MB read, {} records", fmtx::thousands(done / 1e6, 1),
+                          fmtx::thousands(static_cast<int64_t>(a.records)));
+            }
         }
     }
+    if (reader.stopped()) a.interrupted = true;  // SIGINT/SIGTERM inside a long record
     if (!cur.convs.empty()) {
         cur.seq = next_seq++;
         queue.push(std::move(cur));

@@ -28,6 +28,7 @@ struct analyze_options {
     double max_bad_fraction = 0.01;          // more malformed records than this fraction: runtime error
     int n_threads = 0;                       // tokenizing threads; 0: all cores
     std::string tokenizer_name;              // what reports call the vocabulary (its file); default: "vocab"
+    size_t max_record_bytes = default_max_record_bytes;  // longer records are skipped as malformed
 };
 
 // One histogram bin: lengths in [lo_tokens, hi_tokens).

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -93,7 +94,10 @@ format parse_format(const std::string & name) {
 }
 
 record_reader::record_reader(std::unique_ptr<byte_source> src, reader_options opts)
-    : src_(std::move(src)), opts_(std::move(opts)), in_(*src_), array_(in_) {
+    : src_(std::move(src)), opts_(std::move(opts)), in_(*src_), array_(in_, opts_.max_record_bytes) {
+    if (opts_.max_record_bytes < 1024) {
+        throw_usage("--max-record-bytes {}: give at least 1024", opts_.max_record_bytes);
+    }
     if (opts_.prompt_field.empty() != opts_.output_field.empty()) {
         throw_usage("--prompt-field and --output-field go together (given: {})",
                     opts_.prompt_field.empty() ? "--output-field" : "--prompt-field");
@@ -103,6 +107,12 @@ record_reader::record_reader(std::unique_ptr<byte_source> src, reader_options op
 }
 
 void record_reader::detect_container() {
+    // Text datasets never hold NUL: a file that starts with one is binary, UTF-16 or /dev/zero, and
+    // reading on would only count garbage.
+    if (in_.peek() == 0) {
+        throw_runtime("dataset {} is not UTF-8 text (its first byte is NUL: a binary or UTF-16 file?); --dataset "
+                      "takes .jsonl, .json or .csv", opts_.name);
+    }
     switch (opts_.fmt) {
         case format::jsonl: container_ = container::jsonl; break;
         case format::csv: container_ = container::csv; break;
@@ -116,16 +126,21 @@ void record_reader::detect_container() {
             break;
     }
     if (container_ == container::json_array) {
-        if (!array_.open()) {
-            throw_runtime("dataset {}: --format json expects a JSON array ('[' first); use --format jsonl for one "
-                          "record per line", opts_.name);
+        if (!array_.open() && in_.peek() != '{') {
+            throw_runtime("dataset {}: --format json expects a JSON array ('[' first) or objects ('{{'); use "
+                          "--format jsonl for one record per line", opts_.name);
         }
         return;
     }
     if (container_ != container::unknown) return;
-    // By content: '[' opens a JSON array, '{' a JSON Lines file; anything else is read as CSV.
+    // By content: '[' opens a JSON array, '{' a JSON Lines file (in a .json file: one or more JSON
+    // objects, pretty-printed or not); anything else is read as CSV.
     if (array_.open()) {
         container_ = container::json_array;
+        return;
+    }
+    if (in_.peek() == '{' && opts_.extension == ".json") {
+        container_ = container::json_array;  // document mode: open() found no '['
         return;
     }
     const int c = in_.peek();
@@ -138,9 +153,9 @@ void record_reader::detect_container() {
 bool record_reader::next_raw(raw_record & rec) {
     if (container_ == container::unknown) detect_container();
     switch (container_) {
-        case container::jsonl: return next_json_line(in_, rec);
+        case container::jsonl: return next_json_line(in_, rec, opts_.max_record_bytes);
         case container::json_array: return array_.next(rec);
-        case container::csv: return next_csv_row(in_, rec);
+        case container::csv: return next_csv_row(in_, rec, opts_.max_record_bytes);
         case container::unknown: break;
     }
     return false;
@@ -208,6 +223,25 @@ void record_reader::detect_schema(const json & first, size_t line) {
         throw_runtime("dataset {}: cannot tell prompts from outputs: the first record (line {}) has fields {}; {}",
                       opts_.name, line, field_names(first), hint);
     }
+}
+
+void record_reader::set_resync_check() {
+    // After a damaged element the splitter resynchronises on an object holding this schema's keys,
+    // not on one nested inside the damage (a ShareGPT turn, say).
+    std::vector<std::string> keys;
+    switch (schema_) {
+        case schema::alpaca: keys = {"instruction", "output"}; break;
+        case schema::sharegpt: keys = {"conversations"}; break;
+        case schema::openai: keys = {"messages"}; break;
+        case schema::fields: keys = {prompt_field_, output_field_}; break;
+        case schema::unknown: return;
+    }
+    array_.set_accept([keys](const std::string & text) {
+        if (json_too_deep(text)) return false;
+        const json obj = json::parse(text, nullptr, false);
+        if (!obj.is_object()) return false;
+        return std::all_of(keys.begin(), keys.end(), [&](const std::string & k) { return obj.contains(k); });
+    });
 }
 
 bool record_reader::extract(const json & obj, read_result & r) const {
@@ -287,8 +321,19 @@ bool record_reader::extract(const json & obj, read_result & r) const {
 
 bool record_reader::next(read_result & r) {
     r = read_result{};
-    if (!next_raw(raw_)) return false;
+    const bool got = next_raw(raw_);
+    if (in_.stopped() || !got) return false;
     r.line = raw_.line;
+    const std::string where = raw_.element == 0 ? std::string()
+                              : fmt::format("{} {}: ", array_.open_array() ? "element" : "object", raw_.element);
+    if (raw_.oversize) {
+        r.why = fmt::format("{}{} bytes, longer than --max-record-bytes {}", where, raw_.bytes, opts_.max_record_bytes);
+        return true;
+    }
+    if (!raw_.error.empty()) {
+        r.why = where + raw_.error;
+        return true;
+    }
     json obj;
     if (container_ == container::csv) {
         for (auto & f : raw_.fields) r.n_utf8_replaced += sanitize_utf8(f);
@@ -310,16 +355,23 @@ bool record_reader::next(read_result & r) {
     } else {
         r.n_utf8_replaced = sanitize_utf8(raw_.text);
         if (raw_.text.rfind("\xEF\xBB\xBF", 0) == 0) raw_.text.erase(0, 3);
+        if (json_too_deep(raw_.text)) {
+            r.why = fmt::format("{}nested deeper than {} levels", where, max_json_depth);
+            return true;
+        }
         obj = json::parse(raw_.text, nullptr, false);
         if (obj.is_discarded()) {
-            r.why = "not valid JSON";
+            r.why = where + "not valid JSON";
             return true;
         }
         if (!obj.is_object()) {
-            r.why = "not a JSON object";
+            r.why = where + "not a JSON object";
             return true;
         }
-        if (schema_ == schema::unknown) detect_schema(obj, raw_.line);
+        if (schema_ == schema::unknown) {
+            detect_schema(obj, raw_.line);
+            set_resync_check();
+        }
     }
     r.ok = extract(obj, r);
     return true;

@@ -36,6 +36,7 @@ struct reader_options {
     std::string prompt_field, output_field;  // both or neither; set: the generic field schema
     std::string name;                        // the dataset's name for messages (its path)
     std::string extension;                   // ".jsonl", ".json", ".csv" (".gz" already stripped); may be empty
+    size_t max_record_bytes = default_max_record_bytes;  // --max-record-bytes: longer records are malformed
 };
 
 // One record read: either a conversation or the reason it was skipped.
@@ -52,10 +53,14 @@ class record_reader {
     // Throws a usage error when only one of prompt_field/output_field is given.
     record_reader(std::unique_ptr<byte_source> src, reader_options opts);
 
-    // The next record; false at the end of the file. Throws a runtime error when the schema cannot
-    // be told from the first record (naming the fields found and --prompt-field/--output-field),
-    // and for an unterminated JSON array.
+    // The next record; false at the end of the file, and once SIGINT/SIGTERM asked to stop. Throws a
+    // runtime error when the schema cannot be told from the first record (naming the fields found and
+    // --prompt-field/--output-field) and for a file that is not text (a NUL byte first). Malformed
+    // records (bad JSON, longer than max_record_bytes, nested too deep, an array not closed) come
+    // back with ok false and the reason.
     bool next(read_result & r);
+    // True when reading stopped because SIGINT/SIGTERM asked it to.
+    bool stopped() const { return in_.stopped(); }
 
     // "alpaca (jsonl)", "sharegpt (json)", "fields prompt/response (csv)"; "" before the first record.
     std::string format_description() const;
@@ -72,6 +77,7 @@ class record_reader {
     void detect_container();
     void detect_schema(const nlohmann::ordered_json & first, size_t line);
     bool extract(const nlohmann::ordered_json & object, read_result & r) const;
+    void set_resync_check();
 
     std::unique_ptr<byte_source> src_;
     reader_options opts_;

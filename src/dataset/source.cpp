@@ -1,6 +1,9 @@
 #include "dataset/source.h"
 
 #include "core/error.h"
+#include "core/interrupt.h"
+
+#include <fmt/format.h>
 
 #include <zlib.h>
 
@@ -45,6 +48,7 @@ class gz_source final : public byte_source {
             throw_runtime("cannot read dataset {}: {}", path_.string(),
                           errnum == Z_ERRNO ? std::strerror(errno) : msg);
         }
+        consumed_ += static_cast<uint64_t>(got);
         if (got == 0) {
             // A gzip stream cut short reads as a clean end unless we ask (zlib keeps Z_BUF_ERROR).
             int errnum = 0;
@@ -55,11 +59,16 @@ class gz_source final : public byte_source {
         }
         return static_cast<size_t>(got);
     }
-    uint64_t position() const override { return static_cast<uint64_t>(gzoffset(file_)); }
+    // A FIFO or a character device has no offset (gzoffset is -1): count what was read instead.
+    uint64_t position() const override {
+        const auto off = gzoffset(file_);
+        return off >= 0 ? static_cast<uint64_t>(off) : consumed_;
+    }
 
   private:
     std::filesystem::path path_;
     gzFile file_ = nullptr;
+    uint64_t consumed_ = 0;
 };
 
 class memory_source final : public byte_source {
@@ -89,107 +98,352 @@ std::unique_ptr<byte_source> open_memory(std::string_view data) { return std::ma
 
 bool byte_reader::fill() {
     pos_ = 0;
+    end_ = 0;
+    if (stopped_ || interrupt::requested()) {
+        stopped_ = true;
+        return false;
+    }
     end_ = src_.read(buf_.data(), buf_.size());
     bytes_ += end_;
     return end_ > 0;
 }
 
-bool byte_reader::read_line(std::string & out) {
+bool byte_reader::read_line(std::string & out, size_t max_bytes, uint64_t & line_bytes) {
     bool any = false;
+    line_bytes = 0;
     for (;;) {
         if (pos_ == end_ && !fill()) return any;
         any = true;
         const char * begin = buf_.data() + pos_;
         const void * nl = std::memchr(begin, '\n', end_ - pos_);
+        const size_t k = nl ? static_cast<size_t>(static_cast<const char *>(nl) - begin) + 1 : end_ - pos_;
+        if (out.size() < max_bytes) out.append(begin, std::min(k, max_bytes - out.size()));
+        line_bytes += k;
+        pos_ += k;
         if (nl) {
-            const size_t k = static_cast<size_t>(static_cast<const char *>(nl) - begin) + 1;
-            out.append(begin, k);
-            pos_ += k;
             ++line_;
             return true;
         }
-        out.append(begin, end_ - pos_);
-        pos_ = end_;
     }
 }
 
-bool next_json_line(byte_reader & in, raw_record & rec) {
+bool next_json_line(byte_reader & in, raw_record & rec, size_t max_record_bytes) {
     rec.fields.clear();
+    rec.error.clear();
+    rec.element = 0;
     for (;;) {
         rec.text.clear();
         rec.line = in.line();
-        if (!in.read_line(rec.text)) return false;
+        if (!in.read_line(rec.text, max_record_bytes, rec.bytes)) return false;
+        rec.oversize = rec.bytes > max_record_bytes;
+        if (rec.oversize) {
+            rec.text.clear();
+            rec.text.shrink_to_fit();
+            return true;
+        }
         if (!is_blank(rec.text)) return true;
     }
 }
 
-static void skip_space(byte_reader & in) {
-    for (int c = in.peek(); c == ' ' || c == '\t' || c == '\r' || c == '\n'; c = in.peek()) in.get();
+namespace {
+
+bool is_space(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_literal(int c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '+' ||
+           c == '.';
+}
+std::string shown(int c) {
+    if (c >= 0x20 && c < 0x7f) return fmt::format("'{}'", static_cast<char>(c));
+    return fmt::format("byte 0x{:02x}", c);
+}
+
+}  // namespace
+
+int json_array_splitter::take() {
+    const int c = in_.get();
+    if (c == '\n') {
+        line_start_ = true;
+    } else if (c >= 0 && !is_space(c)) {
+        line_start_ = false;
+        prev_ = c;
+    }
+    return c;
+}
+
+void json_array_splitter::skip_space() {
+    while (is_space(in_.peek())) take();
 }
 
 bool json_array_splitter::open() {
-    skip_space(in_);
+    skip_space();
     if (in_.peek() == 0xEF) {  // UTF-8 byte order mark
-        in_.get(), in_.get(), in_.get();
-        skip_space(in_);
+        take(), take(), take();
+        skip_space();
     }
-    if (in_.peek() != '[') return false;
-    in_.get();
+    array_ = in_.peek() == '[';
+    if (array_) take();
+    return array_;
+}
+
+// Consumes one JSON value, appending it to rec.text (up to the record bound). Returns "" when the
+// value is complete, else what is wrong; the byte found where it does not belong is left unread so
+// that resynchronisation can start on it.
+std::string json_array_splitter::scan_value(raw_record & rec) {
+    enum class expect { value, value_or_close, key, key_or_close, colon, comma_or_close };
+    std::string stack;
+    expect e = expect::value;
+    const auto keep = [&](int c) {
+        ++rec.bytes;
+        if (rec.text.size() < max_bytes_) {
+            rec.text.push_back(static_cast<char>(c));
+        } else {
+            rec.oversize = true;
+        }
+    };
+    const auto eof = [&] {
+        return fmt::format("the file ends inside this {} (truncated?)", array_ ? "element" : "object");
+    };
+    for (;;) {
+        int c = in_.peek();
+        if (c < 0) return eof();
+        if (is_space(c)) {
+            keep(take());
+            continue;
+        }
+        bool done = false;
+        switch (e) {
+            case expect::value:
+            case expect::value_or_close:
+                if (c == '{' || c == '[') {
+                    if (stack.size() >= max_json_depth) {
+                        return fmt::format("nested deeper than {} levels (line {})", max_json_depth, in_.line());
+                    }
+                    stack.push_back(static_cast<char>(c));
+                    keep(take());
+                    e = c == '{' ? expect::key_or_close : expect::value_or_close;
+                    continue;
+                }
+                if (c == ']' && e == expect::value_or_close) {
+                    stack.pop_back();
+                    keep(take());
+                    done = true;
+                    break;
+                }
+                if (c == '"') {
+                    keep(take());
+                    for (;;) {
+                        c = take();
+                        if (c < 0) return eof();
+                        if (c < 0x20) {
+                            return c == '\n' ? fmt::format("a string runs past the end of line {} (a '\"' is missing?)",
+                                                           in_.line() - 1)
+                                             : fmt::format("a control character ({}) inside a string, line {}",
+                                                           shown(c), in_.line());
+                        }
+                        keep(c);
+                        if (c == '\\') {
+                            c = take();
+                            if (c < 0) return eof();
+                            keep(c);
+                        } else if (c == '"') {
+                            break;
+                        }
+                    }
+                    done = true;
+                    break;
+                }
+                if (is_literal(c)) {
+                    while (is_literal(in_.peek())) keep(take());
+                    done = true;
+                    break;
+                }
+                return fmt::format("{} where a value belongs, line {}", shown(c), in_.line());
+            case expect::key:
+            case expect::key_or_close:
+                if (c == '"') {
+                    keep(take());
+                    for (;;) {
+                        c = take();
+                        if (c < 0) return eof();
+                        if (c < 0x20) {
+                            return fmt::format("a key runs past the end of line {} (a '\"' is missing?)", in_.line() - 1);
+                        }
+                        keep(c);
+                        if (c == '\\') {
+                            c = take();
+                            if (c < 0) return eof();
+                            keep(c);
+                        } else if (c == '"') {
+                            break;
+                        }
+                    }
+                    e = expect::colon;
+                    continue;
+                }
+                if (c == '}' && e == expect::key_or_close) {
+                    stack.pop_back();
+                    keep(take());
+                    done = true;
+                    break;
+                }
+                return fmt::format("{} where a quoted key belongs, line {} (a '}}' or '\"' is missing?)", shown(c),
+                                   in_.line());
+            case expect::colon:
+                if (c != ':') return fmt::format("{} where ':' belongs, line {}", shown(c), in_.line());
+                keep(take());
+                e = expect::value;
+                continue;
+            case expect::comma_or_close:
+                if (c == ',') {
+                    keep(take());
+                    e = stack.back() == '{' ? expect::key : expect::value;
+                    continue;
+                }
+                if ((c == '}' && stack.back() == '{') || (c == ']' && stack.back() == '[')) {
+                    stack.pop_back();
+                    keep(take());
+                    done = true;
+                    break;
+                }
+                return fmt::format("{} where ',' or '{}' belongs, line {}", shown(c), stack.back() == '{' ? '}' : ']',
+                                   in_.line());
+        }
+        if (done) {
+            if (stack.empty()) return "";
+            e = expect::comma_or_close;
+        }
+    }
+}
+
+bool json_array_splitter::read_element(raw_record & rec) {
+    skip_space();
+    rec.line = in_.line();
+    const int c = in_.peek();
+    if (c < 0) {
+        done_ = true;
+        if (array_ && !closed_ && !in_.stopped()) {
+            rec.error = fmt::format("the JSON array is not closed: the file ends after element {} (truncated?)",
+                                    elements_);
+            return true;
+        }
+        return false;
+    }
+    if (array_ && c == ']') {
+        take();
+        closed_ = done_ = true;
+        return false;
+    }
+    ++elements_;
+    rec.element = elements_;
+    if (array_ && c == ',') {
+        take();
+        rec.error = "an empty element (',,')";
+        return true;
+    }
+    const std::string err = scan_value(rec);
+    if (!err.empty()) {
+        rec.error = "not valid JSON: " + err;
+        if (rec.oversize) rec.text.clear();
+        resync_ = true;
+        return true;
+    }
+    after_value();
+    if (rec.oversize) rec.text.clear();
     return true;
 }
 
-bool json_array_splitter::next(raw_record & rec) {
-    rec.text.clear();
-    rec.fields.clear();
-    if (done_) return false;
-    skip_space(in_);
-    rec.line = in_.line();
-    int depth = 0;
-    bool in_string = false;
-    for (;;) {
-        const int c = in_.get();
-        if (c < 0) {
-            throw_runtime("dataset is truncated: the JSON array that starts the file is not closed (the last element "
-                          "starts at line {})", rec.line);
-        }
-        if (in_string) {
-            rec.text.push_back(static_cast<char>(c));
-            if (c == '\\') {
-                const int e = in_.get();
-                if (e >= 0) rec.text.push_back(static_cast<char>(e));
-            } else if (c == '"') {
-                in_string = false;
-            }
-            continue;
-        }
-        if (depth == 0 && (c == ',' || c == ']')) {
-            if (c == ']') done_ = true;
-            if (!is_blank(rec.text)) return true;
-            if (done_) return false;
-            // an empty element (",,") is a malformed record of its own
-            if (c == ',') {
-                rec.text = ",";
-                return true;
-            }
-        }
-        rec.text.push_back(static_cast<char>(c));
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            ++depth;
-        } else if (c == '}' || c == ']') {
-            depth = std::max(0, depth - 1);
-        }
+// After a complete value: the separator. Anything else starts a resynchronisation there, costing no
+// record (the value itself was whole).
+void json_array_splitter::after_value() {
+    skip_space();
+    const int c = in_.peek();
+    if (c < 0) return;  // the next read_element reports an array that is not closed
+    if (c == ',') {
+        take();
+    } else if (array_ && c == ']') {
+        take();
+        closed_ = done_ = true;
+    } else if (array_ || c != '{') {
+        resync_ = true;
     }
 }
 
-bool next_csv_row(byte_reader & in, raw_record & rec) {
-    rec.text.clear();
-    rec.fields.clear();
+bool json_array_splitter::resync(raw_record & rec) {
+    for (;;) {
+        const int c = in_.peek();
+        if (c < 0) {
+            done_ = true;
+            return false;
+        }
+        const bool candidate = c == '{' && (prev_ == ',' || prev_ == '[' || prev_ == '}' || line_start_);
+        if (!candidate) {
+            take();
+            continue;
+        }
+        raw_record cand;
+        cand.line = in_.line();
+        if (!scan_value(cand).empty()) continue;  // not a value: go on from where it broke
+        skip_space();
+        const int sep = in_.peek();
+        const bool sep_ok = !array_ || sep == ',' || sep == ']' || sep < 0 || sep == '{';
+        if (sep_ok && !cand.oversize && (accept_ ? accept_(cand.text) : true)) {
+            resync_ = false;
+            ++elements_;
+            cand.element = elements_;
+            rec = std::move(cand);
+            after_value();
+            return true;
+        }
+        // A whole object that is not a record is nested in the damaged one: skip it entirely.
+    }
+}
+
+bool json_array_splitter::next(raw_record & rec) {
+    rec = raw_record{};
+    if (done_) return false;
+    if (resync_) return resync(rec);
+    return read_element(rec);
+}
+
+bool json_too_deep(const std::string & text, size_t limit) {
+    size_t depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > limit) return true;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            --depth;
+        }
+    }
+    return false;
+}
+
+bool next_csv_row(byte_reader & in, raw_record & rec, size_t max_record_bytes) {
+    rec = raw_record{};
     for (;;) {
         rec.line = in.line();
+        rec.bytes = 0;
+        size_t kept = 0;
         std::string cell;
         bool quoted = false, any = false;
+        const auto push = [&](char ch) {
+            ++rec.bytes;
+            if (kept < max_record_bytes) {
+                cell.push_back(ch);
+                ++kept;
+            } else {
+                rec.oversize = true;
+            }
+        };
         int c = in.get();
         if (c < 0) return false;
         for (;; c = in.get()) {
@@ -201,28 +455,33 @@ bool next_csv_row(byte_reader & in, raw_record & rec) {
             if (quoted) {
                 if (c == '"') {
                     if (in.peek() == '"') {
-                        cell.push_back('"');
+                        push('"');
                         in.get();
                     } else {
                         quoted = false;
                     }
                 } else {
-                    cell.push_back(static_cast<char>(c));
+                    push(static_cast<char>(c));
                 }
                 continue;
             }
             if (c == '"' && cell.empty()) {
                 quoted = true;
             } else if (c == ',') {
-                rec.fields.push_back(std::move(cell));
+                ++rec.bytes;
+                if (!rec.oversize) rec.fields.push_back(std::move(cell));
                 cell.clear();
             } else if (c == '\n' || c == '\r') {
                 if (c == '\r' && in.peek() == '\n') in.get();
                 rec.fields.push_back(std::move(cell));
                 break;
             } else {
-                cell.push_back(static_cast<char>(c));
+                push(static_cast<char>(c));
             }
+        }
+        if (rec.oversize) {
+            rec.fields.clear();
+            return true;
         }
         const bool blank = rec.fields.empty() || (rec.fields.size() == 1 && rec.fields[0].empty());
         if (!blank) return true;

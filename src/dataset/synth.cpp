@@ -211,6 +211,15 @@ length_distribution parse_distribution(const std::string & spec, const std::stri
     if (d.min_tokens < 0 || d.max_tokens < d.min_tokens || d.max_tokens > 10'000'000) {
         bad_spec(flag, spec, "needs 0 <= min <= max <= 10,000,000");
     }
+    // Lengths are clamped to [min, max] when drawn: a fixed or uniform length outside it would be
+    // changed silently, so it is refused instead.
+    const bool bounded = d.shape == length_distribution::kind::fixed || d.shape == length_distribution::kind::uniform;
+    const double hi = d.shape == length_distribution::kind::uniform ? d.b : d.a;
+    if (bounded && (!std::isfinite(d.a) || !std::isfinite(hi) || d.a < static_cast<double>(d.min_tokens) ||
+                    hi > static_cast<double>(d.max_tokens))) {
+        bad_spec(flag, spec, fmt::format("lengths must lie in {}..{} tokens (raise the cap with max=N, at most "
+                                         "10,000,000)", d.min_tokens, d.max_tokens));
+    }
     return d;
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "engine/backend.h"
@@ -473,6 +474,12 @@ ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggm
               format_bytes_per_s(c.mem_bw_bytes_per_s), format_flops_per_s(c.matmul_f16_flops_per_s), c.quant_type,
               format_flops_per_s(c.matmul_quant_flops_per_s), c.launch_overhead_s * 1e6);
 
+    // Probes cut short by SIGINT/SIGTERM may have measured less than they should: never cache them.
+    if (interrupt::requested()) {
+        log::warn("probe of {} interrupted: its ceilings are used for this run only; {} was left as it was", dev.name,
+                  path.string());
+        return c;
+    }
     if (!cache.contains("entries")) cache = {{"schema_version", cache_schema_version}, {"entries", nlohmann::json::object()}};
     cache["entries"][key] = ceilings_json(c);
     try {

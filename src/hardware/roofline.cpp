@@ -172,7 +172,11 @@ std::vector<observation> parse_observation(const std::string & text) {
         else if (key == "n_gen" || key == "n") n_gen = integer(key, v);
         else bad(fmt::format("unknown key '{}' (workers, gen_tps, pp_tps, depth, n_prompt, n_gen)", key));
     }
-    if (workers < 1) bad("workers must be >= 1");
+    if (workers < 1 || workers > 65536) bad("workers must be 1..65536");
+    // Bounds far outside any measurement, so that a typo cannot print "inf%" or overflow the curve.
+    if (gen_tps > 1e9 || pp_tps > 1e9) bad("tokens per second above 1e9");
+    if (depth > 1e8) bad("depth above 100,000,000 tokens");
+    if (n_prompt > 100'000'000 || n_gen > 100'000'000) bad("n_prompt/n_gen above 100,000,000 tokens");
     if (gen_tps <= 0 && pp_tps <= 0) bad("give gen_tps= (decode) or pp_tps= (prefill), > 0");
     std::vector<observation> out;
     if (gen_tps > 0) {

@@ -227,6 +227,15 @@ std::optional<ceilings> parse_device_spec(const std::string & spec) {
     if (c.matmul_quant_flops_per_s > 0 && c.matmul_f16_flops_per_s == 0) c.matmul_f16_flops_per_s = c.matmul_quant_flops_per_s;
     if (c.mem_bw_bytes_per_s <= 0) bad(spec, "bw= is missing");
     if (c.matmul_f16_flops_per_s <= 0) bad(spec, "flops= is missing");
+    // Bounds far outside any device, so that a typo cannot turn every fraction into 0% or "inf%".
+    const auto within = [&](double v, double lo, double hi, const char * what, const std::string & range) {
+        if (!(v >= lo && v <= hi)) bad(spec, fmt::format("{} {} is outside {}", what, v, range));
+    };
+    within(c.mem_bw_bytes_per_s, 1e6, 1e16, "bandwidth", "1 MB/s..10 PB/s");
+    within(c.matmul_f16_flops_per_s, 1e6, 1e19, "f16 matmul rate", "1 MFLOP/s..10 EFLOP/s");
+    within(c.matmul_quant_flops_per_s, 1e6, 1e19, "quantized matmul rate", "1 MFLOP/s..10 EFLOP/s");
+    within(c.launch_overhead_s, 0, 1, "launch overhead", "0..1 s");
+    if (c.device.size() > 200) bad(spec, "name= is longer than 200 characters");
     return c;
 }
 

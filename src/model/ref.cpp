@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "model/info.h"
 #include "model/quant.h"
 #include "model/synth.h"
 
@@ -41,7 +42,17 @@ std::filesystem::path resolve(const std::string & ref) {
         const std::filesystem::path path = synth_cache_path(*sr);
         std::error_code ec;
         if (std::filesystem::is_regular_file(path, ec)) {
-            return path;
+            // A cache file cut short (disk full, a killed synthesis from an older version) or damaged
+            // is made again rather than failing every command that names it.
+            try {
+                read_info(path);
+                return path;
+            } catch (const error & e) {
+                log::warn("the cached {} is damaged ({}); synthesizing it again", path.string(), e.what());
+                std::filesystem::remove(path, ec);
+            }
+        } else if (std::filesystem::exists(path, ec)) {
+            throw_runtime("the synth cache path {} exists but is not a file; move it away", path.string());
         }
         log::info("synthesizing {} (first use; cached at {})", ref, path.string());
         synth_options opts;
@@ -56,8 +67,14 @@ std::filesystem::path resolve(const std::string & ref) {
         throw_usage("-m: no model given (a .gguf path or synth:PRESET, e.g. synth:tiny)");
     }
     std::error_code ec;
-    if (!std::filesystem::is_regular_file(ref, ec)) {
+    if (std::filesystem::is_directory(ref, ec)) {
+        throw_runtime("-m {} is a directory; give the .gguf file inside it (or synth:PRESET, e.g. synth:tiny)", ref);
+    }
+    if (!std::filesystem::exists(ref, ec)) {
         throw_runtime("model file {} not found (-m takes a .gguf path or synth:PRESET, e.g. synth:tiny)", ref);
+    }
+    if (!std::filesystem::is_regular_file(ref, ec)) {
+        throw_runtime("-m {} is not a regular file (a device, FIFO or socket); give a .gguf file", ref);
     }
     return ref;
 }

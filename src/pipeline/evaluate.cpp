@@ -113,6 +113,15 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     // 1. model and dataset
     const auto model_path = model::resolve(opts.model_ref);
     const auto info = model::read_info(model_path);
+    {  // --ctx-min is checked before any stage runs, not after the bench (DESIGN §5)
+        workload::lockstep_config early;
+        early.params = opts.params;
+        early.workers = opts.workers.value_or(pd.workers);
+        early.ctx_min = opts.ctx_min;
+        early.kv_unified = opts.kv_unified;
+        early.n_prompt = early.n_predict = 1;
+        workload::validate_ctx_min(early, info, /*overflow_flag=*/false);
+    }
     stage(1, "analyze", "dataset token lengths with the model's vocabulary");
     dataset::vocabulary vocab(model_path);
     std::filesystem::path dataset_path = opts.dataset;

@@ -129,12 +129,46 @@ void validate(const lockstep_config & c, const im::model::info & m) {
             }
         }
     }
+    if (c.n_prompt > max_ctx_cells || c.n_predict > max_ctx_cells) {
+        throw_usage("-p {} / -n {}: at most {} tokens each", c.n_prompt, c.n_predict, max_ctx_cells);
+    }
     const int per_seq = c.n_prompt + c.n_predict;
     if (m.n_ctx_train > 0 && per_seq > m.n_ctx_train) {
         if (!c.allow_ctx_overflow) {
             throw_usage("-p {} + -n {} = {} tokens per sequence exceeds the model's trained context of {}; pass "
                         "--allow-ctx-overflow to measure it anyway", c.n_prompt, c.n_predict, per_seq, m.n_ctx_train);
         }
+    }
+    validate_ctx_min(c, m);
+}
+
+void validate_ctx_min(const lockstep_config & c, const im::model::info & m, bool overflow_flag) {
+    const char * flag = c.n_ctx > 0 ? "--ctx" : "--ctx-min";
+    const int64_t asked = c.n_ctx > 0 ? c.n_ctx : c.ctx_min;
+    if (asked <= 0 || c.workers.empty()) return;
+    if (asked > max_ctx_cells) {
+        throw_usage("{} {}: at most {} cells (llama.cpp's positions are 32-bit)", flag, asked, max_ctx_cells);
+    }
+    // Only where the flag, not W · pad256(p + n), sets the context: the smallest W gets the most cells each.
+    const int w = *std::min_element(c.workers.begin(), c.workers.end());
+    const int64_t n_ctx = n_ctx_for(c, w);
+    if (n_ctx != asked) return;
+    const int64_t per_seq = n_ctx_seq(n_ctx, w, c.kv_unified);
+    if (m.n_ctx_train > 0 && per_seq > std::max<int64_t>(m.n_ctx_train, pad256(c.n_prompt + c.n_predict)) &&
+        !c.allow_ctx_overflow) {
+        throw_usage("{} {}: {} worker{} would get {} cells per sequence, more than the model's trained context of {}; "
+                    "lower {}{}", flag, asked, w, w == 1 ? "" : "s", per_seq, m.n_ctx_train, flag,
+                    overflow_flag ? " or pass --allow-ctx-overflow" : "");
+    }
+    // Arithmetic only, before llama.cpp allocates anything (its per-cell bookkeeping alone for 2e9 cells
+    // exhausted 24 GB): the KV cache this flag forces at every W, plus the weights.
+    const uint64_t kv = kv_bytes(n_ctx, im::model::kv_bytes_per_token(m, c.params.type_k, c.params.type_v));
+    const auto [device, free] = kv_device_free(c.params);
+    if (free > 0 && kv + m.size_bytes > free) {
+        throw_usage("{} {}: the KV cache alone needs {} MiB at any worker count (+ {} MiB of weights) but {} has {} MiB "
+                    "free; lower {}", flag, asked, fmtx::thousands(static_cast<double>(kv) / fmtx::mib, 0),
+                    fmtx::thousands(static_cast<double>(m.size_bytes) / fmtx::mib, 0), device,
+                    fmtx::thousands(static_cast<double>(free) / fmtx::mib, 0), flag);
     }
 }
 
@@ -147,15 +181,19 @@ memory_plan plan_one(const engine::llama::model & dry, const lockstep_config & c
     p.n_ctx = n_ctx_for(c, w);
     p.n_ctx_seq = n_ctx_seq(p.n_ctx, w, c.kv_unified);
     p.kv_bytes = kv_bytes(p.n_ctx, kvpt);
+    p.weights_bytes = dry.size_bytes();
+    // The dry run still allocates llama.cpp's per-cell bookkeeping: skip it when the arithmetic says no.
+    const bool hopeless = p.n_ctx > max_ctx_cells || p.kv_bytes + p.weights_bytes > device_free.second;
     engine::llama::context_request req{static_cast<uint32_t>(p.n_ctx), static_cast<uint32_t>(w), c.kv_unified, false};
     try {
-        engine::llama::context ctx(dry, c.params, req);
-        p.kv_bytes_reported = ctx.alloc().kv_bytes;
-        p.compute_bytes = ctx.alloc().compute_bytes;
+        if (!hopeless) {
+            engine::llama::context ctx(dry, c.params, req);
+            p.kv_bytes_reported = ctx.alloc().kv_bytes;
+            p.compute_bytes = ctx.alloc().compute_bytes;
+        }
     } catch (const im::error &) {
         p.compute_bytes = 0;  // llama.cpp refused even the dry run: it cannot fit
     }
-    p.weights_bytes = dry.size_bytes();
     p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
     p.free_bytes = device_free.second;
     p.device = device_free.first;
@@ -174,11 +212,20 @@ std::vector<memory_plan> plan(const lockstep_config & c) {
     return out;
 }
 
+std::string fits_text(int largest_fitting) {
+    return largest_fitting > 0 ? fmt::format("the largest worker count that fits is {}", largest_fitting)
+                               : std::string("no worker count fits (lower --ctx-min/--ctx, -p/-n or the cache types)");
+}
+
 int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, uint64_t kv_bytes_per_token) {
     const uint64_t per_worker = static_cast<uint64_t>(pad256(c.n_prompt + c.n_predict)) * kv_bytes_per_token;
     const uint64_t fixed = p.weights_bytes + p.compute_bytes;
     if (p.free_bytes <= fixed || per_worker == 0) return 0;
-    return static_cast<int>((p.free_bytes - fixed) / per_worker);
+    // --ctx / --ctx-min set a floor on the context of every W: if the floor does not fit, no W does.
+    const int64_t floor_cells = c.n_ctx > 0 ? c.n_ctx : c.ctx_min;
+    if (kv_bytes(floor_cells, kv_bytes_per_token) > p.free_bytes - fixed) return 0;
+    if (c.n_ctx > 0) return static_cast<int>(llama_max_parallel_sequences());
+    return static_cast<int>(std::min<uint64_t>((p.free_bytes - fixed) / per_worker, llama_max_parallel_sequences()));
 }
 
 namespace {
@@ -318,11 +365,11 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
                 memory_plan now = p;
                 now.free_bytes = free_now + p.weights_bytes - weights_pending;
                 row.skipped = fmt::format("{} workers need {} MiB of KV cache + {} MiB of compute buffers but {} has {} "
-                                          "MiB free; the largest worker count that fits is {}",
+                                          "MiB free; {}",
                                           w, fmtx::thousands(static_cast<double>(p.kv_bytes) / fmtx::mib, 0),
                                           fmtx::thousands(static_cast<double>(p.compute_bytes) / fmtx::mib, 0), device,
                                           fmtx::thousands(static_cast<double>(free_now) / fmtx::mib, 0),
-                                          largest_fitting_workers(now, c, kvpt));
+                                          fits_text(largest_fitting_workers(now, c, kvpt)));
                 if (cb.warn) cb.warn(row.skipped);
                 res.rows.push_back(row);
                 if (extended) {

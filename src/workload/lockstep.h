@@ -102,14 +102,25 @@ struct lockstep_callbacks {
     std::function<void(const std::string &)> warn;
 };
 
+// Most context cells any W may have: llama.cpp's positions and n_ctx are 32-bit.
+constexpr int64_t max_ctx_cells = INT32_MAX;
+
 // Checks the configuration; throws usage errors naming the flag.
 void validate(const lockstep_config & c, const im::model::info & m);
+// The part of validate() about --ctx / --ctx-min: against the trained context (unless
+// allow_ctx_overflow) and, by arithmetic before anything is allocated, against the free memory of the
+// device that will hold the KV cache. Cheap; call it before any other stage runs.
+// overflow_flag: the command has --allow-ctx-overflow (the message then suggests it).
+void validate_ctx_min(const lockstep_config & c, const im::model::info & m, bool overflow_flag = true);
 
 // Per W, the context and memory llama.cpp would allocate, without allocating (no_alloc dry run).
 std::vector<memory_plan> plan(const lockstep_config & c);
 
-// Largest W whose weights + KV + compute fit `free_bytes`, extrapolated from a plan row.
+// Largest W whose weights + KV + compute fit `free_bytes`, extrapolated from a plan row; 0 when
+// none does (the --ctx/--ctx-min floor included), at most llama.cpp's parallel sequence limit.
 int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, uint64_t kv_bytes_per_token);
+// "the largest worker count that fits is N", or that none fits and which flags to lower.
+std::string fits_text(int largest_fitting);
 
 // Runs the sweep. A W that does not fit is skipped with a message naming the largest W that fits.
 lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb);
