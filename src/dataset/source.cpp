@@ -383,10 +383,7 @@ bool json_array_splitter::resync(raw_record & rec) {
         raw_record cand;
         cand.line = in_.line();
         if (!scan_value(cand).empty()) continue;  // not a value: go on from where it broke
-        skip_space();
-        const int sep = in_.peek();
-        const bool sep_ok = !array_ || sep == ',' || sep == ']' || sep < 0 || sep == '{';
-        if (sep_ok && !cand.oversize && (accept_ ? accept_(cand.text) : true)) {
+        if (!cand.oversize && (accept_ ? accept_(cand.text) : true)) {
             resync_ = false;
             ++elements_;
             cand.element = elements_;

@@ -34,3 +34,48 @@ TEST(format, reference_style_numbers) {
     EXPECT_EQ(im::fmtx::count_si(1543714304.0), "1.54 B");
     EXPECT_EQ(im::fmtx::percent(0.4612), "46%");
 }
+
+TEST(ranges, huge_ranges_are_refused_before_they_are_expanded) {
+    // Issue 16 defect 3: "-w 1-2000000000" reached 8.4 GB and "-p 1-2000000000" std::bad_alloc.
+    for (const char * huge : {"1-2000000000", "1-2147483647+1", "1,2,3-100000"}) {
+        try {
+            im::parse_int_list(huge, "--workers");
+            FAIL() << huge;
+        } catch (const im::error & e) {
+            EXPECT_EQ(e.kind(), im::error_kind::usage);
+            EXPECT_NE(std::string(e.what()).find("more than 4096 values"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(im::parse_int_list("1-2000000000*2", "-w").size(), 31u);
+    EXPECT_EQ(im::parse_int_list("1-4096", "-w").size(), 4096u);
+}
+
+TEST(ranges, values_outside_the_bounds_name_the_bound) {
+    for (const char * bad : {"99999999999", "1-99999999999", "-5", "2", "0-8*2"}) {
+        try {
+            im::parse_int_list(bad, "--mmap", 0, 1);
+            FAIL() << bad;
+        } catch (const im::error & e) {
+            EXPECT_EQ(e.kind(), im::error_kind::usage) << bad;
+            EXPECT_NE(std::string(e.what()).find("--mmap"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(im::parse_int_list("0,1", "--mmap", 0, 1), (std::vector<int>{0, 1}));
+}
+
+TEST(limits, thread_counts_are_bounded) {
+    EXPECT_GE(im::max_threads(), 4);
+    EXPECT_LE(im::max_threads(), 512);
+    EXPECT_NO_THROW(im::check_threads(0, "-t"));
+    EXPECT_NO_THROW(im::check_threads(im::max_threads(), "-t"));
+    for (int64_t bad : {int64_t{-1}, int64_t{im::max_threads()} + 1, int64_t{30000}, int64_t{100000}}) {
+        try {
+            im::check_threads(bad, "-t");
+            FAIL() << bad;
+        } catch (const im::error & e) {
+            EXPECT_EQ(e.kind(), im::error_kind::usage);
+            EXPECT_NE(std::string(e.what()).find("512"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(im::check_threads(0, "-t", false), im::error);
+}

@@ -202,10 +202,14 @@ TEST(dataset_reader, empty_input_has_no_records) {
     EXPECT_TRUE(read_memory("\n\n  \n").good.empty());
 }
 
-TEST(dataset_reader, unterminated_array_is_an_error_naming_the_line) {
-    const std::string msg = error_of([] { read_fixture("truncated.json"); });
-    EXPECT_NE(msg.find("not closed"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
+TEST(dataset_reader, unterminated_array_is_one_bad_record_naming_the_line) {
+    // Issue 16 defect 6: a truncated array keeps the elements before the cut.
+    const auto r = read_fixture("truncated.json");
+    ASSERT_EQ(r.good.size(), 1u);
+    ASSERT_EQ(r.bad.size(), 1u);
+    EXPECT_EQ(r.bad[0].line, 3u);
+    EXPECT_NE(r.bad[0].why.find("element 2"), std::string::npos) << r.bad[0].why;
+    EXPECT_NE(r.bad[0].why.find("truncated"), std::string::npos) << r.bad[0].why;
 }
 
 TEST(dataset_reader, truncated_gzip_is_an_error) {
