@@ -68,6 +68,9 @@ std::string info::description() const {
 
 info read_info(const std::filesystem::path & path) {
     std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        throw_runtime("model {} is a directory; give the .gguf file inside it", path.string());
+    }
     if (!std::filesystem::is_regular_file(path, ec)) {
         throw_runtime("model file {} not found (-m takes a .gguf path or synth:PRESET, e.g. synth:tiny)",
                       path.string());
