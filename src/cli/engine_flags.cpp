@@ -72,7 +72,7 @@ llama_split_mode parse_sm(const std::string & s) {
 
 std::vector<int> threads_list(const std::string & s) {
     if (s.empty()) return {engine::llama::default_threads()};
-    const auto v = parse_int_list(s, "-t", 1, max_threads());
+    const auto v = parse_int_list(s, "-t", INT32_MIN);  // check_threads names the bound and why
     for (int t : v) check_threads(t, "-t", false);
     return v;
 }
