@@ -58,6 +58,35 @@ std::string get_str(const gguf_context * ctx, const char * key) {
     return id >= 0 && gguf_get_kv_type(ctx, id) == GGUF_TYPE_STRING ? gguf_get_val_str(ctx, id) : "";
 }
 
+// Metadata that llama.cpp trusts and aborts on (GGML_ASSERT, division by zero) when damaged: checked
+// here so that a damaged file is an error naming the key, not a crash (issue 16: mutated GGUFs).
+void check_hparams(const gguf_context * g, const info & m, const std::string & a) {
+    const auto bad = [&](const std::string & key, int64_t v, const std::string & why) {
+        throw_runtime("{} is damaged: metadata {} = {} {}; re-download or re-create the file", m.path.string(), key, v, why);
+    };
+    if (m.n_layer > 512) bad(a + "block_count", m.n_layer, "is above llama.cpp's 512 layers");
+    if (m.n_embd > (1 << 20)) bad(a + "embedding_length", m.n_embd, "is implausible");
+    if (m.n_head > 65536) bad(a + "attention.head_count", m.n_head, "is implausible");
+    if (m.n_ff < 0 || m.n_ff > (1 << 24)) bad(a + "feed_forward_length", m.n_ff, "is implausible");
+    for (int kv : m.n_head_kv) {
+        if (kv < 0 || kv > m.n_head || (kv > 0 && m.n_head % kv != 0)) {
+            bad(a + "attention.head_count_kv", kv, fmt::format("does not divide head_count {}", m.n_head));
+        }
+    }
+    if (m.head_dim_k <= 0 || m.head_dim_k > 65536) bad(a + "attention.key_length", m.head_dim_k, "is implausible");
+    if (m.head_dim_v <= 0 || m.head_dim_v > 65536) bad(a + "attention.value_length", m.head_dim_v, "is implausible");
+    const int64_t n_rot = get_int(g, a + "rope.dimension_count", m.head_dim_k);
+    if (n_rot < 0 || n_rot > m.head_dim_k) {
+        bad(a + "rope.dimension_count", n_rot, fmt::format("exceeds the head dimension {}", m.head_dim_k));
+    }
+    // llama.cpp's graphs for these architectures assert full rotary embeddings.
+    if ((m.arch == "llama" || m.arch == "qwen2" || m.arch == "qwen3") && n_rot != m.head_dim_k) {
+        bad(a + "rope.dimension_count", n_rot, fmt::format("differs from the head dimension {}", m.head_dim_k));
+    }
+    if (m.n_ctx_train < 0) bad(a + "context_length", m.n_ctx_train, "is negative");
+    if (m.n_vocab <= 0) bad("tokenizer.ggml.tokens", m.n_vocab, "holds no tokens");
+}
+
 }  // namespace
 
 std::string info::description() const {
@@ -133,6 +162,7 @@ info read_info(const std::filesystem::path & path) {
     m.head_dim_v = static_cast<int>(get_int(g, a + "attention.value_length", m.n_embd / m.n_head));
     const int64_t tok = gguf_find_key(g, "tokenizer.ggml.tokens");
     m.n_vocab = tok >= 0 ? static_cast<int>(gguf_get_arr_n(g, tok)) : static_cast<int>(get_int(g, a + "vocab_size", 0));
+    check_hparams(g, m, a);
     return m;
 }
 

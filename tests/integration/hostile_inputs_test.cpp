@@ -60,12 +60,7 @@ TEST(hostile_datasets, a_record_over_the_bound_is_skipped_with_bounded_memory) {
     EXPECT_NE(r.err.find("--max-record-bytes"), std::string::npos) << r.err;
     EXPECT_LT(r.max_rss_kb, 700 * 1024) << "peak RSS " << r.max_rss_kb / 1024 << " MiB";
     std::fprintf(stderr, "[ figures ] 50 MB record skipped: peak RSS %lld MiB\n", static_cast<long long>(r.max_rss_kb / 1024));
-    // A 10 MB line within the bound is read and tokenized.
-    write_file(dir / "ten.jsonl", record(1) + R"({"instruction": ")" + std::string(10u << 20, 'a') +
-                                      R"(", "output": "y"})" "\n" + record(2));
-    const auto t = run_infermeter_child(analyze_json(dir / "ten.jsonl"), dir.string());
-    ASSERT_EQ(t.exit_code, 0) << t.err;
-    EXPECT_EQ(nlohmann::json::parse(t.out)["dataset"]["records"], 3);
+    // (A 10 MB record within the bound is read and tokenized: analyze_cli.ten_megabyte_single_record.)
     std::filesystem::remove_all(dir);
 }
 
@@ -169,13 +164,16 @@ TEST(hostile_limits, ulimit_v_gives_a_clean_error) {
     const auto dir = im::test::temp_dir("hostile-ulimit");
     const std::string bin = im::test::bin_path("infermeter");
     const auto model = im::test::tiny_model().string();
-    const std::vector<std::pair<std::string, std::string>> cases = {
-        {"400000", bin + " bench -m " + model + " -p 64 -n 8 -r 1 --no-db"},
-        {"300000", bin + " parallel -m " + model + " -w 64 -p 512 -n 512 --no-db"},
-        {"200000", bin + " analyze --dataset " + im::test::data_path("dataset/alpaca.jsonl").string() + " --vocab " +
-                       vocab()},
-        {"150000", bin + " model synth --preset tiny -o " + (dir / "m.gguf").string()},
-    };
+    // Limits from "fails at once" to "just enough", found on the 2-core VM: each must end in a
+    // result or a one-line error.
+    std::vector<std::pair<std::string, std::string>> cases;
+    for (const char * kb : {"60000", "150000", "400000"}) {
+        cases.push_back({kb, bin + " bench -m " + model + " -p 64 -n 8 -r 1 --no-db"});
+        cases.push_back({kb, bin + " parallel -m " + model + " -w 1,64 -p 512 -n 512 --no-db"});
+        cases.push_back({kb, bin + " analyze --dataset " + im::test::data_path("dataset/alpaca.jsonl").string() +
+                                 " --vocab " + vocab()});
+        cases.push_back({kb, bin + " model synth --preset tiny -o " + (dir / "m.gguf").string()});
+    }
     for (const auto & [kb, cmd] : cases) {
         const auto r = im::test::run_child("/bin/sh", {"-c", "ulimit -v " + kb + "; exec " + cmd}, dir.string(), -1,
                                            SIGINT, 300);

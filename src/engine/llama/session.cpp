@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <sys/resource.h>
 
 namespace im::engine::llama {
 
@@ -43,8 +44,30 @@ std::string split_mode_name(llama_split_mode sm) {
     }
 }
 
+namespace {
+
+// Under `ulimit -v`, ggml aborts (GGML_ASSERT on a failed malloc) when the address space runs out:
+// refuse beforehand when the limit leaves less than a step needs (issue 16).
+void check_address_space(uint64_t need_bytes, const std::string & what) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    uint64_t used_kb = 0;
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("VmSize:", 0) == 0) used_kb = std::strtoull(line.c_str() + 7, nullptr, 10);
+    }
+    const uint64_t limit = rl.rlim_cur, used = used_kb * 1024;
+    if (used + need_bytes > limit) {
+        throw_runtime("{} needs about {} MiB of address space, but the limit (ulimit -v) of {} MiB leaves {} MiB; raise "
+                      "ulimit -v", what, need_bytes >> 20, limit >> 20, used < limit ? (limit - used) >> 20 : 0);
+    }
+}
+
+}  // namespace
+
 model::model(const std::filesystem::path & path, const engine_params & p, bool no_alloc) {
     info_ = im::model::read_info(path);  // clean errors for missing, non-GGUF and truncated files
+    if (!no_alloc) check_address_space(info_.file_bytes + (64u << 20), "loading " + path.string());
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = p.n_gpu_layers;
     mp.split_mode = p.split_mode;
@@ -100,6 +123,12 @@ context::context(const model & m, const engine_params & p, const context_request
                                                    : LLAMA_FLASH_ATTN_TYPE_AUTO;
     cp.swa_full = false;
     n_threads_ = p.n_threads > 0 ? p.n_threads : default_threads();
+    // KV cache, the logits of one ubatch, thread stacks and ggml's graph contexts.
+    check_address_space(static_cast<uint64_t>(r.n_ctx) * im::model::kv_bytes_per_token(m.info(), p.type_k, p.type_v) +
+                            static_cast<uint64_t>(std::min<uint32_t>(cp.n_ubatch, r.n_ctx)) *
+                                static_cast<uint64_t>(std::max(m.info().n_vocab, 0)) * 4 +
+                            static_cast<uint64_t>(n_threads_) * (8u << 20) + (64u << 20),
+                        fmt::format("a context of {} cells", r.n_ctx));
     cp.n_threads = n_threads_;
     cp.n_threads_batch = n_threads_;
     {
