@@ -181,8 +181,8 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
                                r.load_label());
         }
         if (m.littles_law_error > 0.05) {
-            out += fmt::format("- {}: Little's law is off by {} (mean concurrency {} vs throughput x mean E2E): the window is "
-                               "too short for a steady state; raise --requests.\n",
+            out += fmt::format("- {}: Little's law is off by {} (mean concurrency {} vs throughput x mean E2E): no steady state "
+                               "(arrivals above what the engine serves, or too few requests; raise --requests).\n",
                                r.load_label(), fmtx::percent(m.littles_law_error, 1), fmtx::thousands(m.mean_concurrency, 2));
         }
         if (m.n_failed > 0) {

@@ -222,7 +222,7 @@ std::vector<step_stats> continuous_engine::take_steps() {
 }
 
 std::string continuous_engine::describe() const {
-    return fmt::format("llama.cpp in-process continuous batching, {} slots of {} cells, {} tokens per step, {}", c_.n_slots,
+    return fmt::format("llama.cpp in-process continuous batching; slots: {} of {} cells; step budget: {} tokens; {}", c_.n_slots,
                        sched_->config().n_ctx_seq, c_.step_tokens, c_.sampling.describe());
 }
 

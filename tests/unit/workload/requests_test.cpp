@@ -139,7 +139,7 @@ TEST(requests, littles_law_holds_within_five_percent) {
     engine::fake_engine eng2(fake(8));
     request_workload o;
     o.arrivals = arrival_kind::poisson;
-    o.rate = 30;
+    o.rate = 10;  // below what 8 slots serve (~16 req/s): a steady state exists
     o.n_requests = 600;
     const auto run2 = run_requests(eng2, o, make);
     EXPECT_LT(run2.metrics.littles_law_error, 0.05);
@@ -221,7 +221,7 @@ TEST(requests, chunked_prefill_keeps_decoders_going) {
     for (;; ++steps) {
         p = s.plan(0);
         ASSERT_LE(p.n_tokens, 100);
-        ASSERT_EQ(p.n_decoding, 1);
+        if (p.n_prefilling > 0) ASSERT_EQ(p.n_decoding, 1);
         std::vector<int32_t> chosen(p.items.size(), 3);
         s.complete(p, chosen, false, {});
         if (p.n_prefilling == 0) break;
