@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "engine/http/client.h"
+#include "engine/http/metrics.h"
 #include "support/fault_server.h"
 
 #include <gtest/gtest.h>
@@ -354,4 +355,32 @@ TEST(http_client, endpoint_urls) {
     EXPECT_EQ(a, api::chat);
     a = api::llama;
     EXPECT_EQ(endpoint_url("http://h:8080/", a), "http://h:8080/completion");
+}
+
+TEST(http_client, server_metrics_before_and_after_a_level) {
+    fault_server srv;
+    const std::string metrics_url = "http://127.0.0.1:" + std::to_string(srv.port()) + "/metrics";
+    const auto before = scrape_metrics(metrics_url);
+    EXPECT_EQ(before.bad_lines, 0u);
+    EXPECT_EQ(before.types.at("faultserver:requests_total"), "counter");
+    {
+        http_engine eng(opts_for(srv.url("ok")));
+        auto o = run(eng, 4, 8);
+    }
+    const auto after = scrape_metrics(metrics_url);
+    const auto d = diff_metrics(before.samples, after.samples);
+    EXPECT_DOUBLE_EQ(d.at("faultserver:requests_total"), 4);
+    EXPECT_DOUBLE_EQ(d.at("faultserver:chunks_sent_total"), 32);
+    try {
+        scrape_metrics("http://127.0.0.1:" + std::to_string(srv.port()) + "/nothing");
+        FAIL();
+    } catch (const im::error & e) {
+        EXPECT_NE(std::string(e.what()).find("HTTP 404"), std::string::npos) << e.what();
+    }
+    try {
+        scrape_metrics("http://127.0.0.1:" + std::to_string(fault_server::unused_port()) + "/metrics");
+        FAIL();
+    } catch (const im::error & e) {
+        EXPECT_NE(std::string(e.what()).find("--metrics-url"), std::string::npos) << e.what();
+    }
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -189,6 +190,16 @@ struct fault_server::impl {
     }
 
     void start_answer(conn & c, std::string_view path, std::string_view req_body) {
+        if (path == "/metrics") {  // Prometheus text, as llama-server --metrics serves it
+            simple_answer(c, 200, "OK", "", "text/plain; version=0.0.4",
+                          fmt::format("# HELP faultserver:requests_total Completion requests received.\n"
+                                      "# TYPE faultserver:requests_total counter\n"
+                                      "faultserver:requests_total {}\n"
+                                      "# TYPE faultserver:chunks_sent_total counter\n"
+                                      "faultserver:chunks_sent_total {}\n",
+                                      owner->requests_.load(), owner->chunks_sent_.load()));
+            return;
+        }
         c.request = owner->requests_.fetch_add(1) + 1;
         std::string_view p = path.substr(1);
         const size_t slash = p.find('/');
@@ -197,6 +208,13 @@ struct fault_server::impl {
         c.fmt = rest.find("chat/completions") != std::string_view::npos ? wire::chat
                 : rest == "/completion"                                  ? wire::llama
                                                                          : wire::completions;
+        static const char * modes[] = {"ok", "error500", "ratelimit", "cut", "cut_eof", "stall", "malformed",
+                                       "error_event", "sse_error", "hugeline", "drip", "json"};
+        if (std::none_of(std::begin(modes), std::end(modes), [&](const char * m) { return c.mode == m; })) {
+            simple_answer(c, 404, "Not Found", "", "application/json",
+                          fmt::format(R"({{"error":{{"message":"no such mode: {}"}}}})", c.mode));
+            return;
+        }
         nlohmann::json j = nlohmann::json::parse(req_body, nullptr, false);
         if (j.is_discarded() || !j.is_object()) {
             simple_answer(c, 400, "Bad Request", "", "application/json", R"({"error":{"message":"body is not JSON"}})");
@@ -249,9 +267,6 @@ struct fault_server::impl {
             c.out += sse_headers + "Transfer-Encoding: chunked\r\n\r\n";
             if (c.fmt == wire::chat) body(c, sse(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})"));
             schedule(c, c.t0);
-        } else {
-            simple_answer(c, 404, "Not Found", "", "application/json",
-                          fmt::format(R"({{"error":{{"message":"no such mode: {}"}}}})", c.mode));
         }
     }
 

@@ -26,6 +26,7 @@
 //   hugeline     one `data:` line of `huge_line_bytes` (20 MB by default), then [DONE]
 //   drip         the `ok` answer written one byte at a time, `drip_interval_us` apart
 //   json         a 200 answer with Content-Type application/json (a server that ignored stream:true)
+// GET /metrics answers Prometheus text with faultserver:requests_total and :chunks_sent_total.
 // Anything else: 404. The server keeps connections alive between answers.
 namespace im::test {
 
