@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -383,4 +384,41 @@ TEST(http_client, server_metrics_before_and_after_a_level) {
     } catch (const im::error & e) {
         EXPECT_NE(std::string(e.what()).find("--metrics-url"), std::string::npos) << e.what();
     }
+}
+
+TEST(http_client, credentials_in_urls_are_redacted) {
+    EXPECT_EQ(redact_url("http://user:secret@h:8080/v1/completions"), "http://***@h:8080/v1/completions");
+    EXPECT_EQ(redact_url("https://h/v1/completions?x=a@b"), "https://h/v1/completions?x=a@b");
+    EXPECT_EQ(redact_url("http://h:1"), "http://h:1");
+    client_options o;
+    o.urls = {"http://user:secret@127.0.0.1:1"};
+    o.api_key = "sk-never-shown";
+    http_engine eng(o);
+    EXPECT_EQ(eng.describe().find("secret"), std::string::npos) << eng.describe();
+    EXPECT_EQ(eng.describe().find("sk-never-shown"), std::string::npos);
+    EXPECT_EQ(eng.counts()[0].url.find("secret"), std::string::npos);
+}
+
+TEST(http_client, api_key_goes_out_as_a_bearer_header_and_nowhere_else) {
+    fault_server srv;
+    for (const std::string mode : {"ok", "error500"}) {
+        auto o = opts_for(srv.url(mode));
+        o.api_key = "sk-test-1234567890";
+        o.headers = {"X-Bench: infermeter"};
+        http_engine eng(o);
+        auto r = run(eng, 1, 2);
+        const auto h = srv.last_headers();
+        EXPECT_NE(std::find(h.begin(), h.end(), "Authorization: Bearer sk-test-1234567890"), h.end());
+        EXPECT_NE(std::find(h.begin(), h.end(), "X-Bench: infermeter"), h.end());
+        EXPECT_EQ(std::find(h.begin(), h.end(), "Expect: 100-continue"), h.end());
+        for (const auto & e : r.events) {
+            EXPECT_EQ(e.message.find("sk-test"), std::string::npos) << e.message;
+            EXPECT_EQ(e.text.find("sk-test"), std::string::npos);
+        }
+        EXPECT_EQ(eng.describe().find("sk-test"), std::string::npos);
+    }
+    auto refused = opts_for("http://127.0.0.1:" + std::to_string(fault_server::unused_port()));
+    refused.api_key = "sk-test-1234567890";
+    http_engine eng(refused);
+    for (const auto & e : run(eng, 1, 2).events) EXPECT_EQ(e.message.find("sk-test"), std::string::npos) << e.message;
 }

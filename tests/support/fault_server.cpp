@@ -83,6 +83,7 @@ struct fault_server::impl {
     std::priority_queue<timer, std::vector<timer>, std::greater<>> timers;
     mutable std::mutex sends_mu;
     std::vector<chunk_send> sends;
+    std::vector<std::string> last_headers;  // under sends_mu
 
     void watch(int fd, uint32_t events, bool add) {
         epoll_event ev{};
@@ -331,9 +332,11 @@ struct fault_server::impl {
             size_t content_length = 0;
             size_t line_start = head.find("\r\n");
             const std::string_view request_line = head.substr(0, line_start);
+            std::vector<std::string> header_lines;
             while (line_start != std::string_view::npos && line_start < head.size()) {
                 const size_t next = head.find("\r\n", line_start + 2);
                 const std::string_view line = head.substr(line_start + 2, next == std::string_view::npos ? std::string_view::npos : next - line_start - 2);
+                header_lines.emplace_back(line);
                 if (iequals_prefix(line, "content-length:")) content_length = std::strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
                 line_start = next;
             }
@@ -343,6 +346,10 @@ struct fault_server::impl {
             const size_t sp2 = request_line.find(' ', sp1 + 1);
             const std::string path(sp1 == std::string_view::npos ? std::string_view("/") : request_line.substr(sp1 + 1, sp2 - sp1 - 1));
             c.in.erase(0, end + 4 + content_length);
+            {
+                std::lock_guard lk(sends_mu);
+                last_headers = std::move(header_lines);
+            }
             start_answer(c, path.empty() || path[0] != '/' ? "/" : path, req_body);
         }
     }
@@ -473,6 +480,11 @@ std::string fault_server::url(const std::string & mode) const {
 std::vector<chunk_send> fault_server::sends() const {
     std::lock_guard lk(impl_->sends_mu);
     return impl_->sends;
+}
+
+std::vector<std::string> fault_server::last_headers() const {
+    std::lock_guard lk(impl_->sends_mu);
+    return impl_->last_headers;
 }
 
 int fault_server::unused_port() {

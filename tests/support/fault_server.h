@@ -57,6 +57,8 @@ class fault_server {
     uint64_t requests() const { return requests_.load(); }
     uint64_t chunks_sent() const { return chunks_sent_.load(); }
     std::vector<chunk_send> sends() const;
+    // The header lines of the last request received (e.g. "Authorization: Bearer ...").
+    std::vector<std::string> last_headers() const;
     // Stops serving and closes every connection (also done by the destructor).
     void stop();
 

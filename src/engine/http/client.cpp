@@ -606,6 +606,10 @@ http_engine::http_engine(client_options o) : opts_(std::move(o)), shared_(std::m
     }
 
     global_init_once();
+    if (opts_.version == http_version::http2 && !(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2)) {
+        throw_usage("HTTP/2 was asked for but this libcurl ({}) was built without it: use HTTP/1.1",
+                    curl_version_info(CURLVERSION_NOW)->version);
+    }
     raise_fd_limit();
     curl_slist * list = nullptr;
     list = curl_slist_append(list, "Content-Type: application/json");
@@ -669,8 +673,18 @@ void http_engine::cancel_all() {
     for (auto & w : workers_) w->post_cancel();
 }
 
+std::string redact_url(const std::string & url) {
+    const size_t scheme = url.find("://");
+    if (scheme == std::string::npos) return url;
+    const size_t host = scheme + 3;
+    const size_t path = url.find('/', host);
+    const size_t at = url.rfind('@', path == std::string::npos ? url.size() : path);
+    if (at == std::string::npos || at < host) return url;
+    return url.substr(0, host) + "***@" + url.substr(at + 1);
+}
+
 std::string http_engine::describe() const {
-    std::string s = fmt::format("HTTP {} {}", api_name(api_), urls_.front());
+    std::string s = fmt::format("HTTP {} {}", api_name(api_), redact_url(urls_.front()));
     if (urls_.size() > 1) s += fmt::format(" (+{} more, round-robin)", urls_.size() - 1);
     s += fmt::format(", {} client thread{}", opts_.client_threads, opts_.client_threads == 1 ? "" : "s");
     if (!opts_.body.model.empty()) s += ", model " + opts_.body.model;
@@ -680,7 +694,7 @@ std::string http_engine::describe() const {
 std::vector<endpoint_counts> http_engine::counts() const {
     std::vector<endpoint_counts> out(urls_.size());
     for (size_t i = 0; i < urls_.size(); ++i) {
-        out[i].url = urls_[i];
+        out[i].url = redact_url(urls_[i]);
         for (const auto & w : workers_) {
             out[i].started += w->per_endpoint_started[i].load();
             out[i].finished += w->per_endpoint_finished[i].load();

@@ -46,7 +46,7 @@ struct client_stats {
 
 // Requests, finishes and failures per --url (for the per-endpoint breakdown).
 struct endpoint_counts {
-    std::string url;  // the full URL requests go to
+    std::string url;  // the full URL requests go to (credentials redacted)
     uint64_t started = 0;
     uint64_t finished = 0;
     uint64_t failed = 0;
@@ -100,5 +100,7 @@ class http_engine : public request_engine {
 // known endpoint path is kept (and sets the endpoint when none was given). Throws im::error (usage)
 // naming --url for anything but http:// and https:// URLs, and --endpoint on a conflict.
 std::string endpoint_url(const std::string & url, std::optional<api> & endpoint);
+// The URL with any user:password@ replaced by ***@ (for reports and messages).
+std::string redact_url(const std::string & url);
 
 }  // namespace im::engine::http
