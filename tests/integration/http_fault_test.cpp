@@ -422,3 +422,27 @@ TEST(http_client, api_key_goes_out_as_a_bearer_header_and_nowhere_else) {
     http_engine eng(refused);
     for (const auto & e : run(eng, 1, 2).events) EXPECT_EQ(e.message.find("sk-test"), std::string::npos) << e.message;
 }
+
+TEST(http_client, token_id_prompts) {
+    fault_server srv;
+    for (api a : {api::completions, api::llama, api::chat}) {
+        http_engine eng(opts_for(srv.url("ok"), a));
+        request r;
+        r.id = 1;
+        r.prompt_tokens = {5, 6, 7, 8, 9};
+        r.n_predict = 3;
+        r.t_intended_ns = eng.now_ns();
+        eng.submit(std::move(r));
+        std::vector<event> got;
+        const int64_t give_up = eng.now_ns() + 20'000'000'000;
+        while (eng.in_flight() > 0 && eng.now_ns() < give_up) eng.poll(eng.now_ns() + 100'000'000, got);
+        const event & end = got.back();
+        if (a == api::chat) {
+            EXPECT_EQ(end.cause, failure::rejected);
+            EXPECT_NE(end.message.find("--vocab"), std::string::npos);
+        } else {
+            ASSERT_EQ(end.kind, event_kind::finished) << end.message;
+            EXPECT_EQ(end.usage_prompt_tokens, 5);  // the fault server counts the ids it got
+        }
+    }
+}

@@ -179,9 +179,29 @@ TEST(http_llama_server, streams_from_the_real_server_on_every_endpoint) {
             EXPECT_LE(r.n_chunks.at(id), n_predict);
         }
     }
+    {
+        // token-id prompts: exact prompt lengths, no re-tokenizing by the server
+        client_options o;
+        o.urls = {srv.base()};
+        o.endpoint = api::llama;
+        http_engine eng(o);
+        request q;
+        q.id = 1;
+        for (int i = 0; i < 10; ++i) q.prompt_tokens.push_back(1000 + i);
+        q.n_predict = 4;
+        q.t_intended_ns = eng.now_ns();
+        eng.submit(std::move(q));
+        std::vector<event> got;
+        const int64_t give_up = eng.now_ns() + 120'000'000'000;
+        while (eng.in_flight() > 0 && eng.now_ns() < give_up) eng.poll(eng.now_ns() + 500'000'000, got);
+        ASSERT_FALSE(got.empty());
+        ASSERT_EQ(got.back().kind, event_kind::finished) << got.back().message;
+        EXPECT_EQ(got.back().usage_prompt_tokens, 10);
+        EXPECT_EQ(got.back().usage_completion_tokens, 4);
+    }
     const auto after = scrape_metrics(srv.base() + "/metrics");
     const auto d = diff_metrics(before.samples, after.samples);
-    EXPECT_GE(d.at("llamacpp:tokens_predicted_total"), 3.0 * n * n_predict - 1e-9);
+    EXPECT_GE(d.at("llamacpp:tokens_predicted_total"), 3.0 * n * n_predict + 4 - 1e-9);
     srv.stop();
 }
 

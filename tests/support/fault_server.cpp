@@ -221,9 +221,14 @@ struct fault_server::impl {
             simple_answer(c, 400, "Bad Request", "", "application/json", R"({"error":{"message":"body is not JSON"}})");
             return;
         }
-        c.n = j.value(c.fmt == wire::llama ? "n_predict" : "max_tokens", 8);
+        const auto n = j.find(c.fmt == wire::llama ? "n_predict" : "max_tokens");
+        c.n = n != j.end() && n->is_number_integer() ? n->get<int>() : 8;
         c.usage = j.contains("stream_options") && j["stream_options"].value("include_usage", false);
-        c.prompt_tokens = 1 + int(j.value("prompt", std::string()).size() / 4);
+        const auto prompt = j.find("prompt");
+        c.prompt_tokens = prompt == j.end()          ? 1
+                          : prompt->is_array()       ? int(prompt->size())
+                          : prompt->is_string()      ? 1 + int(prompt->get<std::string>().size() / 4)
+                                                     : 1;
         c.next = 0;
         c.t0 = now_ns();
         c.chunked = true;

@@ -356,7 +356,10 @@ struct http_engine::worker {
         }
         t->easy = easy;
         t->owner = this;
-        t->body = request_body(endpoint_api, opts->body, t->req.prompt_text, t->req.n_predict);
+        // Text when there is text; else token ids (exact lengths, no re-tokenizing by the server).
+        t->body = !t->req.prompt_text.empty() || t->req.prompt_tokens.empty()
+                      ? request_body(endpoint_api, opts->body, t->req.prompt_text, t->req.n_predict)
+                      : request_body(endpoint_api, opts->body, t->req.prompt_tokens, t->req.n_predict);
         curl_easy_setopt(easy, CURLOPT_URL, (*urls)[size_t(t->endpoint)].c_str());
         curl_easy_setopt(easy, CURLOPT_POST, 1L);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body.c_str());
@@ -509,6 +512,12 @@ struct http_engine::worker {
             if (t->req.n_predict < 1) {
                 finish_failed(*t, clock::now_ns(), failure::rejected,
                               fmt::format("n_predict {} asks for no output", t->req.n_predict));
+                continue;
+            }
+            if (t->req.prompt_text.empty() && !t->req.prompt_tokens.empty() && endpoint_api == api::chat) {
+                finish_failed(*t, clock::now_ns(), failure::rejected,
+                              "the chat endpoint needs prompt text, and this request has only token ids "
+                              "(give -m or --vocab so prompts can be written as text)");
                 continue;
             }
             pending.push_back(std::move(t));

@@ -62,7 +62,8 @@ class http_engine : public request_engine {
 
     int64_t now_ns() const override;
     // Thread-safe. The request goes to the next URL round-robin and is sent at t_intended_ns (or at
-    // once if that has passed). A request with n_predict < 1 fails with cause rejected.
+    // once if that has passed). The prompt goes as text, or as token ids when it has no text (not on
+    // the chat endpoint). A request with n_predict < 1 fails with cause rejected.
     void submit(request r) override;
     // Thread-safe with submit (one poller at a time). Events of one call are in time order.
     void poll(int64_t deadline_ns, std::vector<event> & out) override;

@@ -35,21 +35,22 @@ const char * api_path(api a) {
     return "/";
 }
 
-std::string request_body(api a, const body_options & o, std::string_view prompt, int n_predict) {
+namespace {
+
+std::string body_with(api a, const body_options & o, json prompt, int n_predict) {
     json b = json::object();
     if (!o.model.empty()) b["model"] = o.model;
-    const std::string text(prompt);
     switch (a) {
         case api::completions:
-            b["prompt"] = text;
+            b["prompt"] = std::move(prompt);
             b["max_tokens"] = n_predict;
             break;
         case api::chat:
-            b["messages"] = json::array({json{{"role", "user"}, {"content", text}}});
+            b["messages"] = json::array({json{{"role", "user"}, {"content", std::move(prompt)}}});
             b["max_tokens"] = n_predict;
             break;
         case api::llama:
-            b["prompt"] = text;
+            b["prompt"] = std::move(prompt);
             b["n_predict"] = n_predict;
             break;
     }
@@ -59,6 +60,16 @@ std::string request_body(api a, const body_options & o, std::string_view prompt,
     if (o.temperature >= 0) b["temperature"] = o.temperature;
     // Invalid UTF-8 in a prompt is replaced rather than failing the whole run.
     return b.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string request_body(api a, const body_options & o, std::string_view prompt, int n_predict) {
+    return body_with(a, o, json(std::string(prompt)), n_predict);
+}
+
+std::string request_body(api a, const body_options & o, const std::vector<int32_t> & prompt_tokens, int n_predict) {
+    return body_with(a, o, json(prompt_tokens), n_predict);
 }
 
 namespace {

@@ -4,6 +4,8 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+#include <cstdint>
 
 // What goes over the wire for one streamed completion, and what each server-sent event of the
 // answer means: OpenAI's /v1/completions and /v1/chat/completions (vLLM, SGLang, llama-server,
@@ -31,6 +33,9 @@ struct body_options {
 // The JSON body of a streaming request for `prompt` asking for `n_predict` tokens
 // (`max_tokens` on OpenAI endpoints, `n_predict` on /completion).
 std::string request_body(api a, const body_options & o, std::string_view prompt, int n_predict);
+// The same with the prompt as token ids (`"prompt": [ids]`, which /v1/completions and /completion
+// accept): exact prompt lengths without the server re-tokenizing text. Not for `chat`.
+std::string request_body(api a, const body_options & o, const std::vector<int32_t> & prompt_tokens, int n_predict);
 
 // What one event of the answer stream says.
 struct stream_chunk {

@@ -81,6 +81,15 @@ TEST(http_protocol, request_bodies) {
     EXPECT_NO_THROW(json::parse(request_body(api::llama, bare, "a\xff" "b", 1)));
 }
 
+TEST(http_protocol, token_id_prompts) {
+    body_options o;
+    auto c = json::parse(request_body(api::completions, o, std::vector<int32_t>{1, 22, 333}, 4));
+    EXPECT_EQ(c["prompt"], json::array({1, 22, 333}));
+    auto l = json::parse(request_body(api::llama, o, std::vector<int32_t>{7}, 4));
+    EXPECT_EQ(l["prompt"], json::array({7}));
+    EXPECT_EQ(l["n_predict"], 4);
+}
+
 TEST(http_protocol, openai_completions_chunks) {
     auto c = chunk(api::completions, R"({"id":"x","choices":[{"index":0,"text":"Hel","finish_reason":null}]})");
     EXPECT_EQ(c.text, "Hel");
