@@ -31,6 +31,8 @@ void add_http_flags(CLI::App * cmd, http_flags & f) {
         ->capture_default_str();
     cmd->add_option("--max-line-bytes", f.max_line_bytes, "Longest SSE line accepted before the stream is malformed")
         ->capture_default_str();
+    cmd->add_flag("--token-prompts", f.token_prompts,
+                  "Send prompts as token ids (exact lengths; the server must use the same vocabulary as -m/--vocab)");
     cmd->add_option("--metrics-url", f.metrics_url,
                     "Prometheus /metrics to scrape around each load level (default: the first --url's /metrics; none: off)");
 }
@@ -61,6 +63,7 @@ engine::http::client_options client_options_from(const http_flags & f) {
     o.verify_tls = !f.insecure;
     o.client_threads = f.client_threads;
     o.max_line_bytes = f.max_line_bytes;
+    o.prefer_token_ids = f.token_prompts;
     return o;
 }
 

@@ -26,6 +26,7 @@ struct http_flags {
     bool no_usage = false;               // --no-usage (no stream_options.include_usage)
     double temperature = 0;              // --temperature (negative: the server's default)
     size_t max_line_bytes = engine::http::sse_parser::default_max_line_bytes;  // --max-line-bytes
+    bool token_prompts = false;          // --token-prompts
     std::string metrics_url;             // --metrics-url (default: <first --url's origin>/metrics; "none": off)
 };
 

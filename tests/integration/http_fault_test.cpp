@@ -446,3 +446,24 @@ TEST(http_client, token_id_prompts) {
         }
     }
 }
+
+TEST(http_client, token_prompts_preferred_when_asked) {
+    fault_server srv;
+    for (bool prefer : {false, true}) {
+        auto o = opts_for(srv.url("ok"), api::llama);
+        o.prefer_token_ids = prefer;
+        http_engine eng(o);
+        request r;
+        r.id = 1;
+        r.prompt_tokens = {5, 6, 7};
+        r.prompt_text = "a text prompt of many bytes";  // the fault server counts 1 + bytes / 4 for text
+        r.n_predict = 2;
+        r.t_intended_ns = eng.now_ns();
+        eng.submit(std::move(r));
+        std::vector<event> got;
+        const int64_t give_up = eng.now_ns() + 20'000'000'000;
+        while (eng.in_flight() > 0 && eng.now_ns() < give_up) eng.poll(eng.now_ns() + 100'000'000, got);
+        ASSERT_EQ(got.back().kind, event_kind::finished) << got.back().message;
+        EXPECT_EQ(got.back().usage_prompt_tokens, prefer ? 3 : 7);
+    }
+}

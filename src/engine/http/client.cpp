@@ -357,7 +357,9 @@ struct http_engine::worker {
         t->easy = easy;
         t->owner = this;
         // Text when there is text; else token ids (exact lengths, no re-tokenizing by the server).
-        t->body = !t->req.prompt_text.empty() || t->req.prompt_tokens.empty()
+        const bool ids = !t->req.prompt_tokens.empty() && endpoint_api != api::chat &&
+                         (t->req.prompt_text.empty() || opts->prefer_token_ids);
+        t->body = !ids
                       ? request_body(endpoint_api, opts->body, t->req.prompt_text, t->req.n_predict)
                       : request_body(endpoint_api, opts->body, t->req.prompt_tokens, t->req.n_predict);
         curl_easy_setopt(easy, CURLOPT_URL, (*urls)[size_t(t->endpoint)].c_str());

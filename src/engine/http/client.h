@@ -34,6 +34,8 @@ struct client_options {
     bool verify_tls = true;               // peer and host verification (curl's default)
     size_t max_line_bytes = sse_parser::default_max_line_bytes;  // a longer SSE line is malformed
     bool keep_text = true;                // put each chunk's text into its tokens event
+    bool prefer_token_ids = false;        // --token-prompts: send prompt_tokens even when text exists
+                                          // (exact lengths when the server has the same vocabulary)
 };
 
 // The client's own cost (DESIGN §2.5: infermeter measures its dispatch lag and CPU use).

@@ -32,6 +32,7 @@ TEST(http_flags, defaults_and_lists) {
     EXPECT_EQ(o.request_timeout_ms, 600'000);
     EXPECT_EQ(o.connect_timeout_ms, 10'000);
     EXPECT_EQ(o.version, im::engine::http::http_version::any);
+    EXPECT_FALSE(o.prefer_token_ids);
     EXPECT_EQ(metrics_url_from(f), "http://a:1/metrics");
 }
 
@@ -40,7 +41,7 @@ TEST(http_flags, everything_set) {
     auto f = parse({"--url", "https://h/prefix", "--endpoint", "chat", "--model", "m", "--api-key-env", "IM_TEST_KEY",
                     "--header", "X-A: 1", "--header", "X-B: 2", "--client-threads", "4", "--http2",
                     "--request-timeout", "1.5", "--connect-timeout", "0.25", "--insecure", "--no-ignore-eos",
-                    "--no-usage", "--temperature", "-1", "--max-line-bytes", "1000", "--metrics-url", "none"});
+                    "--no-usage", "--temperature", "-1", "--max-line-bytes", "1000", "--metrics-url", "none", "--token-prompts"});
     const auto o = client_options_from(f);
     EXPECT_EQ(o.endpoint, im::engine::http::api::chat);
     EXPECT_EQ(o.body.model, "m");
@@ -55,6 +56,7 @@ TEST(http_flags, everything_set) {
     EXPECT_FALSE(o.body.include_usage);
     EXPECT_LT(o.body.temperature, 0);
     EXPECT_EQ(o.max_line_bytes, 1000u);
+    EXPECT_TRUE(o.prefer_token_ids);
     EXPECT_EQ(metrics_url_from(f), "");
     unsetenv("IM_TEST_KEY");
 }
