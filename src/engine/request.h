@@ -57,6 +57,7 @@ struct event {
     int usage_prompt_tokens = -1;
     double server_ttft_ms = -1;       // llama-server timings.prompt_ms
     double server_gen_tps = -1;       // llama-server timings.predicted_per_second
+    int endpoint = 0;                 // HTTP: index of the --url the request went to (0 in-process)
 };
 
 // An event of `kind` for request `id` at `t_ns` carrying `n_tokens`.
