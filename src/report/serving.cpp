@@ -3,6 +3,7 @@
 #include "core/format.h"
 #include "report/requests.h"
 #include "report/run_context.h"
+#include "report/svg.h"
 
 #include <fmt/format.h>
 
@@ -101,6 +102,56 @@ std::string serving_markdown(const serving_result & s) {
         }
     }
     return out;
+}
+
+std::string serving_html(const serving_result & s) {
+    std::string h = "<h2>Serving Under Load</h2><p>" + svg::escape(s.note) + "</p>";
+    svg::series ttft50{"TTFT p50", "#2463eb", {}}, ttft99{"TTFT p99", "#2463eb", {}, true};
+    svg::series tpot50{"TPOT p50", "#0f9d58", {}}, tpot99{"TPOT p99", "#0f9d58", {}, true};
+    svg::series tradeoff{"output t/s vs p99 TPOT", "#d97706", {}};
+    for (const auto & r : s.levels) {
+        if (r.workload.arrivals != workload::arrival_kind::closed || r.metrics.n_ok == 0) continue;
+        const double c = r.workload.concurrency;
+        ttft50.points.emplace_back(c, r.metrics.ttft.p50);
+        ttft99.points.emplace_back(c, r.metrics.ttft.p99);
+        tpot50.points.emplace_back(c, r.metrics.tpot.p50);
+        tpot99.points.emplace_back(c, r.metrics.tpot.p99);
+        tradeoff.points.emplace_back(r.metrics.output_tps, r.metrics.tpot.p99);
+    }
+    if (!ttft50.points.empty()) {
+        svg::series slo_ttft{"TTFT objective", "#b91c1c", {}, true, false}, slo_tpot{"TPOT objective", "#7c3aed", {}, true, false};
+        slo_ttft.points = {{ttft50.points.front().first, s.objectives.ttft_ms}, {ttft50.points.back().first, s.objectives.ttft_ms}};
+        slo_tpot.points = {{tpot50.points.front().first, s.objectives.tpot_ms}, {tpot50.points.back().first, s.objectives.tpot_ms}};
+        std::sort(tradeoff.points.begin(), tradeoff.points.end());
+        h += "<div class=\"charts\">";
+        h += svg::line_chart("Time to first token vs load", {"concurrent requests", true}, {"ms"}, {ttft50, ttft99, slo_ttft});
+        h += svg::line_chart("Time per output token vs load", {"concurrent requests", true}, {"ms"}, {tpot50, tpot99, slo_tpot});
+        h += svg::line_chart("Throughput vs latency", {"output tokens per second"}, {"p99 TPOT (ms)"}, {tradeoff});
+        h += "</div>";
+    }
+    h += "<table><tr><th>Load</th><th>Requests ok / failed</th><th>Req/s</th><th>Output t/s</th><th>TTFT p50 / p99 (ms)</th>"
+         "<th>TPOT p50 / p99 (ms)</th><th>E2E p99 (s)</th><th>Goodput (req/s)</th><th>SLO</th></tr>";
+    for (const auto & r : s.levels) {
+        const auto & m = r.metrics;
+        h += fmt::format("<tr><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td><td>{}</td><td>{}</td>"
+                         "<td>{}</td></tr>", svg::escape(r.load_label()), m.n_ok, m.n_failed, fmtx::thousands(m.request_tps, 2),
+                         fmtx::thousands(m.output_tps, 1), fmtx::thousands(m.ttft.p50, 1), fmtx::thousands(m.ttft.p99, 1),
+                         fmtx::thousands(m.tpot.p50, 2), fmtx::thousands(m.tpot.p99, 2), fmtx::thousands(m.e2e.p99 / 1e3, 2),
+                         fmtx::thousands(m.goodput_rps, 2), m.slo_met ? "met" : "missed");
+    }
+    h += "</table><ul class=\"sentences\"><li>" + svg::escape(interactive_choice(s).sentence) + "</li>";
+    if (s.capacity) h += "<li>" + svg::escape(s.capacity->summary) + "</li>";
+    h += "</ul>";
+    if (s.compare_workers > 0 && s.lockstep_gen_tps > 0) {
+        std::vector<svg::bar> bars{{"lockstep", s.lockstep_gen_tps}};
+        if (s.no_sample) bars.push_back({"no sampling", s.no_sample->metrics.decode_tps});
+        if (s.cpu_sampling) bars.push_back({"CPU sampling", s.cpu_sampling->metrics.decode_tps});
+        if (s.backend_sampling) bars.push_back({"backend sampling", s.backend_sampling->metrics.decode_tps});
+        h += "<div class=\"charts\">" +
+             svg::bar_chart(fmt::format("What sampling costs: generation t/s at {} sequences", s.compare_workers), "t/s", bars,
+                            "#2463eb") + "</div>";
+    }
+    return h;
 }
 
 nlohmann::ordered_json serving_json(const serving_result & s) {

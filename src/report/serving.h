@@ -43,6 +43,8 @@ struct serving_choice {
 serving_choice interactive_choice(const serving_result & s);
 
 std::string serving_markdown(const serving_result & s);
+// The HTML section: latency-vs-load and throughput-vs-latency charts, the per-load table, the sampling cost.
+std::string serving_html(const serving_result & s);
 nlohmann::ordered_json serving_json(const serving_result & s);
 // The request-level rows of every run of the stage, as the "continuous" table (store, compare).
 table serving_table(const serving_result & s, const run_context & c, const engine::llama::engine_params * params);
