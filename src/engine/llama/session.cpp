@@ -122,6 +122,8 @@ context::context(const model & m, const engine_params & p, const context_request
                          : p.fa == flash_attn::off ? LLAMA_FLASH_ATTN_TYPE_DISABLED
                                                    : LLAMA_FLASH_ATTN_TYPE_AUTO;
     cp.swa_full = false;
+    cp.samplers = const_cast<llama_sampler_seq_config *>(r.samplers);
+    cp.n_samplers = r.n_samplers;
     n_threads_ = p.n_threads > 0 ? p.n_threads : default_threads();
     // KV cache, the logits of one ubatch, thread stacks and ggml's graph contexts.
     check_address_space(static_cast<uint64_t>(r.n_ctx) * im::model::kv_bytes_per_token(m.info(), p.type_k, p.type_v) +
