@@ -20,8 +20,8 @@ store::run_data side(const std::string & label, report::table bench, report::tab
     d.kind = "bench";
     d.model = "m";
     d.machine = "cpu";
-    d.bench = std::move(bench);
-    d.parallel = std::move(parallel);
+    d.tables["bench"] = std::move(bench);
+    d.tables["parallel"] = std::move(parallel);
     return d;
 }
 
@@ -202,20 +202,20 @@ TEST(compare_files, export_arrays_and_report_json_load_by_shape) {
     }
     const auto b = store::load_file(dir / "bench.json");
     EXPECT_EQ(b.kind, "bench");
-    ASSERT_EQ(b.bench.rows.size(), 2u);
-    EXPECT_EQ(std::get<std::vector<double>>(b.bench.get(0, "samples_ts")), (std::vector<double>{1000, 1010, 990}));
+    ASSERT_EQ(b.rows_of("bench").rows.size(), 2u);
+    EXPECT_EQ(std::get<std::vector<double>>(b.rows_of("bench").get(0, "samples_ts")), (std::vector<double>{1000, 1010, 990}));
     EXPECT_EQ(b.model, "qwen2 1.5B Q4_K - Medium");
     EXPECT_EQ(b.machine, "Test CPU");
 
     const auto p = store::load_file(dir / "parallel.json");
     EXPECT_EQ(p.kind, "parallel");
-    EXPECT_EQ(p.parallel.rows.size(), 1u);
-    EXPECT_TRUE(p.bench.rows.empty());
+    EXPECT_EQ(p.rows_of("parallel").rows.size(), 1u);
+    EXPECT_TRUE(p.rows_of("bench").rows.empty());
 
     const auto r = store::load_file(dir / "report.json");
     EXPECT_EQ(r.kind, "evaluate");
-    EXPECT_EQ(r.bench.rows.size(), 2u);
-    EXPECT_EQ(r.parallel.rows.size(), 1u);
+    EXPECT_EQ(r.rows_of("bench").rows.size(), 2u);
+    EXPECT_EQ(r.rows_of("parallel").rows.size(), 1u);
     // A report compared with itself: every metric matched, nothing flagged.
     const auto c = store::compare(r, r, {});
     EXPECT_EQ(c.metrics.size(), 5u);
@@ -241,9 +241,10 @@ TEST(compare_history, headline_picks_first_pp_tg_and_best_parallel) {
     fx::add_parallel_row(par, c0, 8, 128, 256, {}, {});
     par.set(par.rows.back(), "skipped", std::string("does not fit"));
     par.set(par.rows.back(), "overall_tps", 1e9);
-    const auto h = store::headline_of(bench, par);
-    EXPECT_DOUBLE_EQ(*h.pp_ts, 1005);
-    EXPECT_DOUBLE_EQ(*h.tg_ts, 51);
-    EXPECT_NEAR(*h.best_overall_tps, 4 * 384 / 7.9, 1e-9);
-    EXPECT_EQ(h.best_workers, 4);
+    const auto h = store::headline_of({{"bench", bench}, {"parallel", par}});
+    EXPECT_DOUBLE_EQ(h.fields["pp_ts"].get<double>(), 1005);
+    EXPECT_DOUBLE_EQ(h.fields["tg_ts"].get<double>(), 51);
+    EXPECT_NEAR(h.fields["best_overall_tps"].get<double>(), 4 * 384 / 7.9, 1e-9);
+    EXPECT_EQ(h.fields["best_workers"], 4);
+    EXPECT_EQ(h.text, "tg 51.00 t/s · pp 1,005.00 t/s · best 194.43 t/s at W=4");
 }
