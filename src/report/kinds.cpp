@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "core/stats.h"
 #include "report/measurements.h"
+#include "report/requests.h"
 #include "workload/metrics.h"
 
 #include <fmt/format.h>
@@ -182,11 +183,79 @@ result_kind parallel_kind() {
     return k;
 }
 
+// --- continuous / serve (request-level) -----------------------------------------------------------
+
+// "C=8" (closed loop) or "4.00 req/s poisson" (open loop).
+std::string request_load(const table & t, size_t r) {
+    if (const auto c = real_of(cell(t, r, "concurrency"))) return fmt::format("C={}", static_cast<int64_t>(*c));
+    if (const auto rate = real_of(cell(t, r, "rate"))) {
+        return fmt::format("{} req/s {}", fmtx::thousands(*rate, 2), text_of(cell(t, r, "arrival")));
+    }
+    return text_of(cell(t, r, "arrival"));
+}
+
+std::string request_label(const table & t, size_t r) {
+    std::string detail = text_of(cell(t, r, "lengths"));
+    const std::string sampling = text_of(cell(t, r, "sampling"));
+    if (!sampling.empty()) detail += (detail.empty() ? "" : ", ") + sampling;
+    return detail.empty() ? request_load(t, r) : request_load(t, r) + " (" + detail + ")";
+}
+
+// The load level with the highest output t/s, with its p99 TTFT.
+headline request_headline(const std::string & name, const table & t) {
+    std::optional<double> best, ttft;
+    std::string load;
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+        const auto tps = real_of(cell(t, r, "output_tps"));
+        if (tps && (!best || *tps > *best)) {
+            best = tps;
+            ttft = real_of(cell(t, r, "ttft_p99_ms"));
+            load = request_load(t, r);
+        }
+    }
+    headline h;
+    if (best) {
+        h.text = fmt::format("{}: {} output t/s at {}", name, fmtx::thousands(*best), load);
+        if (ttft) h.text += fmt::format(" (TTFT p99 {} ms)", fmtx::thousands(*ttft, 1));
+    }
+    h.fields[name + "_best_output_tps"] = number_or_null(best);
+    h.fields[name + "_best_load"] = best ? json(load) : json(nullptr);
+    h.fields[name + "_best_ttft_p99_ms"] = number_or_null(best ? ttft : std::nullopt);
+    return h;
+}
+
+// `continuous` (in-process, engine settings recorded) and `serve` (HTTP, none): the same row.
+result_kind request_kind(const std::string & name, const std::string & description, bool in_process) {
+    result_kind k;
+    k.name = name;
+    k.description = description;
+    const engine::llama::engine_params params;
+    k.shape = requests_table(name, {}, run_context{}, in_process ? &params : nullptr);
+    k.key_fields = {"mode", "arrival", "concurrency", "rate", "lengths", "sampling"};
+    k.key_description = "load, lengths and sampling";
+    const auto higher = direction::higher_is_better, lower = direction::lower_is_better;
+    // Throughputs over the steady window have no per-request samples: the threshold alone judges
+    // them. Latency percentiles are tested on the per-request samples behind them.
+    k.metrics = {{"req/s", "req/s", higher, "request_tps", "", 0, {}},
+                 {"output t/s", "t/s", higher, "output_tps", "", 0, {}},
+                 {"goodput req/s", "req/s", higher, "goodput_rps", "", 0, {}},
+                 {"TTFT p50 (ms)", "ms", lower, "ttft_p50_ms", "samples_ttft_ms", 50, {}},
+                 {"TTFT p99 (ms)", "ms", lower, "ttft_p99_ms", "samples_ttft_ms", 99, {}},
+                 {"TPOT p99 (ms)", "ms", lower, "tpot_p99_ms", "samples_tpot_ms", 99, {}},
+                 {"E2E p99 (ms)", "ms", lower, "e2e_p99_ms", "samples_e2e_ms", 99, {}}};
+    k.label = request_label;
+    k.headline_of = [name](const table & t) { return request_headline(name, t); };
+    return k;
+}
+
 }  // namespace
 
 const std::vector<result_kind> & result_kinds() {
     static const std::vector<result_kind> kinds = [] {
-        std::vector<result_kind> v = {bench_kind(), parallel_kind()};
+        std::vector<result_kind> v = {
+            bench_kind(), parallel_kind(),
+            request_kind("continuous", "continuous batching in-process (request-level)", true),
+            request_kind("serve", "an OpenAI-compatible endpoint over HTTP (request-level)", false)};
         for (auto & k : v) k.shape.rows.clear();
         return v;
     }();

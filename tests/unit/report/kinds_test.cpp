@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include "report/measurements.h"
+#include "report/requests.h"
 #include "store/store.h"
 
 #include <gtest/gtest.h>
@@ -23,6 +24,29 @@ report::run_context context() {
     c.model_type = "qwen2 1.5B Q4_K - Medium";
     c.test_time = "2026-11-26T10:00:00Z";
     return c;
+}
+
+// One closed-loop load level of two requests (TTFT 50 and 70 ms, E2E 250 and 330 ms).
+workload::request_run one_load_level() {
+    workload::request_run run;
+    run.workload.concurrency = 2;
+    run.engine = "fake";
+    run.lengths = "fixed 128/11";
+    run.sampling = "greedy, CPU sampling";
+    run.n_slots = 2;
+    for (int i = 0; i < 2; ++i) {
+        workload::request_record r;
+        r.id = static_cast<uint64_t>(i);
+        r.n_prompt = 128;
+        r.n_predict = r.n_output = 11;
+        r.t_intended_ns = 0;
+        r.t_sent_ns = r.t_admitted_ns = 1'000'000;
+        r.t_first_ns = (50 + 20 * i) * 1'000'000;
+        r.t_end_ns = (250 + 80 * i) * 1'000'000;
+        run.records.push_back(r);
+    }
+    run.metrics = workload::compute_metrics(run.records, {}, run.workload);
+    return run;
 }
 
 // What each kind's writer produces for one measured row. A kind added to the registry without an
@@ -50,6 +74,12 @@ const std::map<std::string, std::function<report::table()>> & writers() {
              res.base_workers = 2;
              return report::parallel_table(res, workload::lockstep_config{}, context());
          }},
+        {"continuous",
+         [] {
+             const engine::llama::engine_params params;
+             return report::requests_table("continuous", {one_load_level()}, context(), &params);
+         }},
+        {"serve", [] { return report::requests_table("serve", {one_load_level()}, context(), nullptr); }},
     };
     return w;
 }
