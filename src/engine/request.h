@@ -60,6 +60,16 @@ struct event {
     int endpoint = 0;                 // HTTP: index of the --url the request went to (0 in-process)
 };
 
+// An event of `kind` for request `id` at `t_ns` carrying `n_tokens`.
+inline event make_event(uint64_t id, event_kind kind, int64_t t_ns, int n_tokens = 0) {
+    event e;
+    e.id = id;
+    e.kind = kind;
+    e.t_ns = t_ns;
+    e.n_tokens = n_tokens;
+    return e;
+}
+
 // Per decode step of an in-process engine (for --trace and the sampling-cost breakdown).
 struct step_stats {
     int64_t t_start_ns = 0;
