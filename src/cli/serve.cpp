@@ -23,6 +23,7 @@
 #include <fstream>
 #include <memory>
 #include <sys/resource.h>
+#include <unordered_map>
 
 namespace im::cli {
 
@@ -49,6 +50,42 @@ struct level_check {
     double rss_mib = 0;              // peak RSS of the process so far
     std::vector<engine::http::endpoint_counts> endpoints;
     engine::http::metric_samples server_delta;  // after − before, non-zero entries
+    // infermeter's own count of the streamed text (with a vocabulary), over the ok measured requests
+    int n_tokenized = 0;             // requests counted
+    int n_tokenized_vs_chunks = 0;   // own count differs from the tokens the stream reported
+    int n_tokenized_vs_usage = 0;    // own count differs from the server's usage
+    int max_tokenized_diff = 0;      // largest |own − server usage| (or − streamed when no usage)
+};
+
+// Passes everything through to the HTTP engine and keeps each request's streamed text, so the
+// output can be counted with infermeter's own tokenizer (DESIGN §2.5: token counts three ways).
+class text_keeping_engine : public engine::request_engine {
+  public:
+    explicit text_keeping_engine(engine::request_engine & inner) : inner_(inner) {}
+    int64_t now_ns() const override { return inner_.now_ns(); }
+    void submit(engine::request r) override { inner_.submit(std::move(r)); }
+    void poll(int64_t deadline_ns, std::vector<engine::event> & out) override {
+        const size_t first = out.size();
+        inner_.poll(deadline_ns, out);
+        for (size_t i = first; i < out.size(); ++i) {
+            if (out[i].kind == engine::event_kind::tokens) text_[out[i].id] += out[i].text;
+        }
+    }
+    size_t in_flight() const override { return inner_.in_flight(); }
+    void cancel_all() override { inner_.cancel_all(); }
+    std::string describe() const override { return inner_.describe(); }
+    // The text of request `id` so far; forgets it.
+    std::string take_text(uint64_t id) {
+        auto it = text_.find(id);
+        if (it == text_.end()) return {};
+        std::string t = std::move(it->second);
+        text_.erase(it);
+        return t;
+    }
+
+  private:
+    engine::request_engine & inner_;
+    std::unordered_map<uint64_t, std::string> text_;
 };
 
 int64_t process_cpu_ns() {
@@ -104,6 +141,18 @@ std::string checks_markdown(const std::vector<level_check> & checks) {
             }
         }
     }
+    bool tokenized = false;
+    for (const auto & c : checks) tokenized = tokenized || c.n_tokenized > 0;
+    if (tokenized) {
+        md += "\n### Output tokens counted three ways\n\n| load | requests | own count ≠ streamed | own count ≠ server usage | "
+              "largest difference |\n|---|---:|---:|---:|---:|\n";
+        for (const auto & c : checks) {
+            md += fmt::format("| {} | {} | {} | {} | {} |\n", c.load, c.n_tokenized, c.n_tokenized_vs_chunks,
+                              c.n_tokenized_vs_usage, c.max_tokenized_diff);
+        }
+        md += "\nOwn count: the streamed text tokenized with -m/--vocab (no special tokens); a detokenize/retokenize "
+              "round trip can merge or split a few tokens, so small differences are expected.\n";
+    }
     bool any = false;
     for (const auto & c : checks) any = any || !c.server_delta.empty();
     if (any) {
@@ -144,8 +193,10 @@ void run(const serve_args & a) {
         lengths_text += " (prompt lengths approximate: words, no vocabulary; give -m or --vocab for exact ones)";
     }
 
-    engine::http::http_engine eng(copts);
-    log::info("serve: {}", eng.describe());
+    engine::http::http_engine http(copts);
+    text_keeping_engine eng(http);
+    std::vector<llama_token> token_buf;
+    log::info("serve: {}", http.describe());
     std::string metrics_url = metrics_url_from(a.http);
     const auto scrape = [&]() -> engine::http::metric_samples {
         if (metrics_url.empty()) return {};
@@ -187,14 +238,14 @@ void run(const serve_args & a) {
     const auto run_level = [&](const workload::request_workload & w) {
         current = &w;
         const auto before = scrape();
-        const auto counts0 = eng.counts();
+        const auto counts0 = http.counts();
         const int64_t cpu0 = process_cpu_ns();
-        const int64_t io_cpu0 = eng.stats().cpu_ns;
+        const int64_t io_cpu0 = http.stats().cpu_ns;
         const int64_t t0 = eng.now_ns();
         workload::request_run r = workload::run_requests(eng, w, make, cb);
         const int64_t wall = std::max<int64_t>(1, eng.now_ns() - t0);
         const int64_t cpu = process_cpu_ns() - cpu0;
-        const double io_busy = double(eng.stats().cpu_ns - io_cpu0) / double(wall) / copts.client_threads;
+        const double io_busy = double(http.stats().cpu_ns - io_cpu0) / double(wall) / copts.client_threads;
         const auto after = scrape();
         r.engine = eng.describe();
         r.lengths = lengths_text;
@@ -214,7 +265,17 @@ void run(const serve_args & a) {
         c.io_thread_busy = io_busy;
         c.client_cpu_ms_per_request = r.records.empty() ? 0 : double(cpu) / 1e6 / double(r.records.size());
         c.rss_mib = peak_rss_mib();
-        auto counts1 = eng.counts();
+        for (const auto & rec : r.records) {
+            const std::string text = eng.take_text(rec.id);
+            if (!v || !rec.ok() || rec.warmup) continue;
+            const int own = dataset::count_tokens(v, text, false, token_buf);
+            ++c.n_tokenized;
+            c.n_tokenized_vs_chunks += own != rec.n_output;
+            c.n_tokenized_vs_usage += rec.usage_completion_tokens >= 0 && own != rec.usage_completion_tokens;
+            const int ref = rec.usage_completion_tokens >= 0 ? rec.usage_completion_tokens : rec.n_output;
+            c.max_tokenized_diff = std::max(c.max_tokenized_diff, std::abs(own - ref));
+        }
+        auto counts1 = http.counts();
         for (size_t i = 0; i < counts1.size() && i < counts0.size(); ++i) {
             counts1[i].started -= counts0[i].started;
             counts1[i].finished -= counts0[i].finished;

@@ -257,5 +257,8 @@ TEST(http_llama_server, serve_command_against_llama_server) {
     EXPECT_NE(r.out.find("| C=4 | 8 / 0 |"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("usage count differs"), std::string::npos) << r.out;  // chunks == server's count
     EXPECT_NE(r.out.find("`llamacpp:tokens_predicted_total` | 96"), std::string::npos) << r.out;  // 8 × 12 per level
+    // the streamed text counted with the model's own vocabulary, for every request of each level
+    EXPECT_NE(r.out.find("### Output tokens counted three ways"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| C=4 | 8 |"), std::string::npos) << r.out;
     srv.stop();
 }
