@@ -130,7 +130,9 @@ TEST(evaluation_report, markdown_has_the_reference_sections_in_order) {
 TEST(evaluation_report, json_round_trips_measurements) {
     const auto e = recorded();
     const auto j = nlohmann::json::parse(report::to_json(e).dump());
-    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["schema_version"], 2);
+    EXPECT_FALSE(j.contains("bench")) << "the rows are stored once, under tables";
+    EXPECT_FALSE(j["parallel"].contains("rows"));
     EXPECT_EQ(j["recommendations"]["interactive"]["workers"], 4);
     EXPECT_EQ(j["tables"]["parallel"].size(), 4u);
     EXPECT_EQ(j["tables"]["bench"][1]["samples_ts"].size(), 3u);
