@@ -89,20 +89,6 @@ for step in "$@"; do
                         -p 128 -n ${N:-512} -ngl 99 -fa on $be --no-db -o md 2>&1 | tee -a "$out/inproc${be:+-backend}.md"
                 done
             done ;;
-        torch)
-            python3 - <<'PY' 2>&1 | tee "$out/torch-bandwidth.txt"
-import torch, time
-x = torch.empty(1 << 28, dtype=torch.float32, device="cuda"); y = torch.empty_like(x); x.normal_()
-for name, f, nbytes in [("copy", lambda: y.copy_(x), 2 * x.numel() * 4), ("sum", lambda: x.sum(), x.numel() * 4)]:
-    for _ in range(3): f()
-    torch.cuda.synchronize(); t = time.perf_counter(); n = 50
-    for _ in range(n): f()
-    torch.cuda.synchronize(); dt = (time.perf_counter() - t) / n
-    print(f"pytorch {name} 1 GiB: {nbytes / dt / 1e12:.2f} TB/s")
-PY
-            ;;
-        stability)
-            [[ -x bench/stability.sh ]] && BIN=build/bin/infermeter bench/stability.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/stability.txt" ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
 done
