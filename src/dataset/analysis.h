@@ -19,6 +19,10 @@ namespace im::dataset {
 
 constexpr int analysis_schema_version = 1;
 
+// Granularity of n_predict (--round): powers of two (llama-bench's habit), multiples of 128, or
+// the exact length.
+enum class rounding { pow2, multiple_128, exact };
+
 struct analyze_options {
     std::filesystem::path path;
     format fmt = format::auto_;
@@ -62,9 +66,6 @@ length_stats compute_length_stats(std::span<const int32_t> lengths);
 // Fraction of `lengths` that are <= limit (0 for an empty input).
 double coverage_at(std::span<const int32_t> lengths, int64_t limit);
 
-// Granularity of n_predict (--round): powers of two (llama-bench's habit), multiples of 128, or
-// the exact length.
-enum class rounding { pow2, multiple_128, exact };
 // "pow2" | "128" | "exact"; throws a usage error naming --round otherwise.
 rounding parse_rounding(const std::string & name);
 const char * rounding_name(rounding r);

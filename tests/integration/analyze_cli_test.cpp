@@ -66,8 +66,11 @@ TEST(analyze_cli, round_picks_the_granularity_and_coverage_stays_at_or_above_tar
         for (const auto & x : j["recommendations"]) {
             EXPECT_GE(x["coverage"].get<double>(), x["target_coverage"].get<double>()) << round << x.dump();
             const int n = x["n_predict"];
-            if (std::string(round) == "128") EXPECT_EQ(n % 128, 0) << n;
-            if (std::string(round) == "pow2") EXPECT_EQ(n & (n - 1), 0) << n;
+            if (std::string(round) == "128") {
+                EXPECT_EQ(n % 128, 0) << n;
+            } else if (std::string(round) == "pow2") {
+                EXPECT_EQ(n & (n - 1), 0) << n;
+            }
         }
     }
     const auto bad = run_infermeter(analyze_args(fixture("alpaca.jsonl"), {"--round", "64"}));
