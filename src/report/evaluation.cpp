@@ -292,7 +292,7 @@ std::vector<std::string> key_insights(const evaluation & e) {
                              pct_change(first.overall_tps.mean, rows[i]->overall_tps.mean),
                              fmtx::thousands(first.overall_tps.mean, 0), fmtx::thousands(rows[i]->overall_tps.mean, 0));
         }
-        if (e.rec.interactive.found && e.rec.interactive.workers == first.workers) {
+        if (e.rec.knee_workers == first.workers) {
             s += fmt::format("\n   **No step beyond {} adds {:.2f}x speedup per added worker: more workers raise total "
                              "throughput only a little and slow every request.**\n",
                              fmtx::count_of(first.workers, "worker", "workers"), e.rec_opts.knee_min_marginal);
@@ -300,6 +300,9 @@ std::vector<std::string> key_insights(const evaluation & e) {
             s += fmt::format("\n   **Best efficiency trade-off at {} parallel workers** ({:.2f}x speedup with {}x workers "
                              "= {} efficiency)\n", e.rec.interactive.workers, e.rec.interactive.speedup,
                              e.rec.interactive.workers / std::max(1, first.workers), fmtx::percent(e.rec.interactive.efficiency));
+            if (e.rec.interactive.workers != e.rec.knee_workers) {
+                s += fmt::format("   The efficiency knee, {} workers, misses the SLO.\n", e.rec.knee_workers);
+            }
         }
         out.push_back(s);
     }
@@ -444,7 +447,9 @@ std::string terminal_summary(const evaluation & e) {
     if (rec.interactive.found) s += "\nInteractive: " + w(rec.interactive);
     if (rec.batch.found) s += "; batch: " + w(rec.batch);
     if (rec.max_throughput.found) s += "; maximum measured: " + w(rec.max_throughput);
-    return s + "\n";
+    s += "\n";
+    for (const auto & line : rec.irregular) s += line + ".\n";
+    return s;
 }
 
 }  // namespace im::report
