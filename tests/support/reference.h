@@ -86,7 +86,7 @@ inline workload::lockstep_result dip_and_recovery_lockstep() {
                           {16, 13000, 4.99, true}, {32, 13000, 6.32, true}});
 }
 
-// A curve whose gain per added worker only falls: 0.80, 0.66, 0.49, 0.29, 0.13.
+// A curve whose gain per added worker only falls: 0.80, 0.66, 0.49, 0.29, 0.14.
 inline workload::lockstep_result monotone_lockstep() {
     return lockstep_from({{1, 1000, 10}, {2, 1000, 11}, {4, 1000, 12.5}, {8, 1000, 15}, {16, 1000, 20, true},
                           {32, 1000, 30, true}});

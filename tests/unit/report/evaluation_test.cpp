@@ -167,7 +167,7 @@ TEST(evaluation_report, ascii_chart_and_insights_come_from_the_rows) {
     const auto insights = report::key_insights(e);
     ASSERT_EQ(insights.size(), 4u);
     EXPECT_NE(insights[0].find("1,211 → 1,320 t/s from 1 to 8 workers (+9%)"), std::string::npos) << insights[0];
-    EXPECT_NE(insights[1].find("**8 workers:** 181.59 t/s (+112%)"), std::string::npos) << insights[1];
+    EXPECT_NE(insights[1].find("**8 workers:** 181.59 t/s (+112%; +15% over 4)"), std::string::npos) << insights[1];
     EXPECT_NE(insights[3].find("224 → 952 MiB (4.25x)"), std::string::npos) << insights[3];
     // The knee sentence uses the recommendation's own marginals: 1 → 2 dips, 2 → 4 recovers, knee 4.
     EXPECT_NE(insights[1].find("the knee is 4 workers"), std::string::npos) << insights[1];
@@ -217,7 +217,7 @@ TEST(evaluation_report, insights_on_a_monotone_curve_name_the_knee_and_no_dip) {
     const auto e = with_rows(test::monotone_lockstep());
     const auto gen = report::key_insights(e)[1];
     EXPECT_NE(gen.find("Every step up to 16 workers adds at least 0.25x speedup per added worker; beyond 16 each step "
-                       "adds less (16 → 32: 0.13x): diminishing returns beyond 16 workers"),
+                       "adds less (16 → 32: 0.14x): diminishing returns beyond 16 workers"),
               std::string::npos) << gen;
     EXPECT_EQ(gen.find("Non-monotone"), std::string::npos) << gen;
 }
