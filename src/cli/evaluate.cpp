@@ -50,7 +50,11 @@ void run(const evaluate_args & a) {
     o.round = dataset::parse_rounding(a.round);
     o.prof = pipeline::profile_from_name(a.profile);
     if (!a.workers.empty()) o.workers = parse_int_list(a.workers, "--workers", 1);
-    if (a.max_workers < 0) throw_usage("--max-workers: {} is out of range (must be >= 1)", a.max_workers);
+    const int max_seq = static_cast<int>(llama_max_parallel_sequences());
+    if (a.max_workers < 0 || a.max_workers > max_seq) {
+        throw_usage("--max-workers: {} is out of range (1..{}, llama.cpp's limit of parallel sequences)", a.max_workers,
+                    max_seq);
+    }
     if (a.max_workers > 0) o.max_workers = a.max_workers;
     if (a.n_prompt < 0 || a.n_predict < 0) throw_usage("-p/-n: token counts must be > 0");
     if (a.n_prompt > 0) o.n_prompt = a.n_prompt;

@@ -229,10 +229,12 @@ std::vector<std::string> merge_notes(const analysis & a) {
             }
         }
         if (names.size() < 2) continue;
-        notes.push_back(fmt::format("{} come out identical: {}, {} that covers {} of outputs, covers {} ({}), which "
-                                    "meets {} targets",
+        notes.push_back(fmt::format("{} come out identical: {}, {} that covers {} of outputs, covers {}, which meets "
+                                    "{} targets",
                                     name_list(names), first.n_predict, rounding_phrase(a.round), targets.front(),
-                                    approx_percent(first.coverage), fmtx::percent(first.coverage, 1),
+                                    first.coverage >= 1.0 ? std::string("100%")
+                                                          : fmt::format("{} ({})", approx_percent(first.coverage),
+                                                                        fmtx::percent(first.coverage, 1)),
                                     names.size() == 2 ? "both" : "all their"));
     }
     return notes;
