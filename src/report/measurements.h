@@ -24,6 +24,10 @@ struct config_summary {
     engine::llama::engine_params params;
 };
 
+// The engine settings every in-process table records (llama-bench's names), and how to fill them.
+std::vector<field> engine_fields();
+void fill_engine(const table & t, std::vector<value> & row, const engine::llama::engine_params & p, int n_threads);
+
 table bench_table(const std::vector<workload::bench_result> & results, const run_context & c);
 table parallel_table(const workload::lockstep_result & r, const workload::lockstep_config & cfg, const run_context & c);
 
