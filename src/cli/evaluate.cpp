@@ -103,9 +103,7 @@ void run(const evaluate_args & a) {
     const auto paths = pipeline::paths_in(o.out_dir);
     const auto abs = [](const std::filesystem::path & p) { return std::filesystem::absolute(p).lexically_normal().string(); };
     fmt::print("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html), abs(paths.json));
-    std::vector<report::table> tables{report::bench_table(e.bench, e.ctx), report::parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)};
-    if (e.serving) tables.push_back(report::serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
-    store::record_run(a.db, "evaluate", e.ctx, tables, e.interrupted, abs(paths.json));
+    store::record_run(a.db, "evaluate", e.ctx, report::tables_of(e), e.interrupted, abs(paths.json));
     if (e.interrupted) {
         throw error(error_kind::interrupted, "interrupted: the reports hold what was measured; rerun with --resume to finish");
     }

@@ -3,13 +3,12 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "report/measurements.h"
+#include "report/kinds.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
-#include <cassert>
 #include <set>
 
 namespace im::store {
@@ -72,18 +71,12 @@ report::value column_value(sqlite3_stmt * s, int col, report::field_type type) {
 std::filesystem::path default_path() { return fs::data_dir() / "results.db"; }
 
 std::vector<report::table> result_shapes() {
-    const report::run_context none;
-    return {report::bench_table({}, none), report::parallel_table(workload::lockstep_result{}, workload::lockstep_config{}, none)};
+    std::vector<report::table> out;
+    for (const auto & k : report::result_kinds()) out.push_back(k.shape);
+    return out;
 }
 
-const report::table & result_shape(const std::string & table_name) {
-    static const std::vector<report::table> shapes = result_shapes();
-    for (const auto & t : shapes) {
-        if (t.name == table_name) return t;
-    }
-    assert(false && "unknown result table");
-    return shapes.front();
-}
+const report::table & result_shape(const std::string & table_name) { return report::result_kind_of(table_name).shape; }
 
 database::database(const std::filesystem::path & path) : path_(path) {
     std::error_code ec;
