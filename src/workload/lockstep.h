@@ -47,6 +47,7 @@ struct memory_plan {
     uint64_t total_bytes = 0;        // weights + KV + compute
     uint64_t free_bytes = 0;         // free memory of the device holding the KV cache
     std::string device;              // that device
+    std::string refused;             // why llama.cpp's dry run failed (empty when it succeeded); fits is then false
     bool fits = false;
 };
 
@@ -105,7 +106,8 @@ struct lockstep_callbacks {
 // Most context cells any W may have: llama.cpp's positions and n_ctx are 32-bit.
 constexpr int64_t max_ctx_cells = INT32_MAX;
 
-// Checks the configuration; throws usage errors naming the flag.
+// Checks the configuration, every W the sweep may reach included (the extension up to
+// max_workers, bounded by llama_max_parallel_sequences()); throws usage errors naming the flag.
 void validate(const lockstep_config & c, const im::model::info & m);
 // The part of validate() about --ctx / --ctx-min: against the trained context (unless
 // allow_ctx_overflow) and, by arithmetic before anything is allocated, against the free memory of the
@@ -113,8 +115,16 @@ void validate(const lockstep_config & c, const im::model::info & m);
 // overflow_flag: the command has --allow-ctx-overflow (the message then suggests it).
 void validate_ctx_min(const lockstep_config & c, const im::model::info & m, bool overflow_flag = true);
 
-// Per W, the context and memory llama.cpp would allocate, without allocating (no_alloc dry run).
+// Every W the sweep may run: the requested ones in order, then (with extend) each one's doubling
+// chain up to max_workers, ascending, without repeats.
+std::vector<int> reachable_workers(const lockstep_config & c);
+
+// Per reachable W, the context and memory llama.cpp would allocate, without allocating (no_alloc
+// dry run). A W llama.cpp refuses has `refused` set and fits false.
 std::vector<memory_plan> plan(const lockstep_config & c);
+
+// Throws a usage error naming the first W whose dry run llama.cpp refused, and its reason.
+void check_plan(const std::vector<memory_plan> & plan);
 
 // Largest W whose weights + KV + compute fit `free_bytes`, extrapolated from a plan row; 0 when
 // none does (the --ctx/--ctx-min floor included), at most llama.cpp's parallel sequence limit.
