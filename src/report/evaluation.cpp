@@ -1,5 +1,6 @@
 #include "report/evaluation.h"
 
+#include "core/escape.h"
 #include "core/format.h"
 #include "model/quant.h"
 #include "workload/metrics.h"
@@ -139,8 +140,10 @@ json to_json(const evaluation & e) {
                             {"knee_min_marginal", e.rec_opts.knee_min_marginal},
                             {"slo_ttft_s", e.rec_opts.slo_ttft_s ? json(*e.rec_opts.slo_ttft_s) : json(nullptr)},
                             {"slo_tpot_s", e.rec_opts.slo_tpot_s ? json(*e.rec_opts.slo_tpot_s) : json(nullptr)}};
-    j["tables"] = {{"bench", report::to_json(bench_table(e.bench, e.ctx))},
-                   {"parallel", report::to_json(parallel_table(e.lockstep, e.lockstep_cfg, e.ctx))}};
+    workload::lockstep_result lockstep = e.lockstep;  // rows say interrupted whichever stage was stopped
+    lockstep.interrupted = lockstep.interrupted || e.interrupted;
+    j["tables"] = {{"bench", report::to_json(bench_table(e.bench, e.ctx, e.interrupted))},
+                   {"parallel", report::to_json(parallel_table(lockstep, e.lockstep_cfg, e.ctx))}};
     return j;
 }
 
@@ -287,13 +290,15 @@ std::string ascii_efficiency_chart(const workload::lockstep_result & r) {
 std::string to_markdown(const evaluation & e) {
     std::string md = "# Performance Evaluation\n\n";
     md += fmt::format("{} ({}) on {}, {} backend; profile `{}`; measured by infermeter {} (llama.cpp {}) on {}.\n\n",
-                      e.config.model_name, e.config.quantization, e.config.hardware, e.config.backends, e.profile,
+                      esc::md_text(e.config.model_name), e.config.quantization, esc::md_text(e.config.hardware),
+                      e.config.backends, e.profile,
                       e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.test_time);
     if (e.interrupted) md += "> **Interrupted:** this report holds what was measured before the run was stopped.\n\n";
     if (e.dataset_synthetic) {
-        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n", e.dataset_note);
+        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n",
+                          esc::md_text(e.dataset_note));
     } else {
-        md += fmt::format("> **Dataset:** `{}`\n\n", e.dataset_path);
+        md += fmt::format("> **Dataset:** {}\n\n", esc::md_code(e.dataset_path));
     }
     md += "Benchmark parameter recommendations based on dataset analysis.\n\n";
     if (e.analysis) md += dataset::to_markdown(*e.analysis) + "\n";
@@ -381,10 +386,12 @@ std::string to_markdown(const evaluation & e) {
 
     md += "\n## Reproducibility\n\n";
     md += fmt::format("- infermeter {} ({}), llama.cpp {}\n", e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.llama_commit);
-    md += fmt::format("- Machine: {}{}; backends: {}\n", e.ctx.cpu_info, e.ctx.gpu_info.empty() ? "" : "; " + e.ctx.gpu_info,
-                      e.ctx.backends);
-    md += fmt::format("- Model: `{}` ({}, {} bytes)\n", e.ctx.model_filename, e.ctx.model_type, e.ctx.model_size);
-    md += fmt::format("- Command: `{}`\n- Started: {}; took {}\n", e.ctx.command_line, e.ctx.test_time,
+    md += fmt::format("- Machine: {}{}; backends: {}\n", esc::md_text(e.ctx.cpu_info),
+                      e.ctx.gpu_info.empty() ? "" : "; " + esc::md_text(e.ctx.gpu_info), e.ctx.backends);
+    md += fmt::format("- Model: {} ({}, {} bytes)\n", esc::md_code(e.ctx.model_filename), esc::md_text(e.ctx.model_type),
+                      e.ctx.model_size);
+    // command_line is shell-quoted where it is made (main.cpp): pasted, it runs this command and no other.
+    md += fmt::format("- Command: {}\n- Started: {}; took {}\n", esc::md_code(e.ctx.command_line), e.ctx.test_time,
                       fmtx::duration(e.seconds));
     return md;
 }

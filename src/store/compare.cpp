@@ -65,6 +65,10 @@ void describe_from_rows(run_data & d) {
             d.machine = field_text(*t, 0, "cpu_info") + (gpu.empty() ? "" : "; " + gpu);
         }
         if (d.build_commit.empty()) d.build_commit = field_text(*t, 0, "build_commit");
+        for (size_t r = 0; r < t->rows.size(); ++r) {
+            if (const auto * b = std::get_if<bool>(&t->get(r, "interrupted")); b && *b) d.interrupted = true;
+        }
+        if (const auto * n = std::get_if<int64_t>(&t->get(0, "model_n_params"))) d.model = model_label(d.model, *n);
     }
 }
 
@@ -306,6 +310,7 @@ run_data load_run(const database & db, int64_t id) {
     d.model = r->model_type.empty() ? r->model_filename : r->model_type;
     d.machine = r->machine;
     d.build_commit = r->build_commit;
+    d.interrupted = r->interrupted;
     d.bench = db.rows(id, result_shape("bench"));
     d.parallel = db.rows(id, result_shape("parallel"));
     describe_from_rows(d);
@@ -350,6 +355,7 @@ run_data load_file(const std::filesystem::path & path) {
             d.parallel = table_from_json(tables["parallel"], result_shape("parallel"));
         }
         d.kind = "evaluate";
+        if (const auto it = j.find("interrupted"); it != j.end() && it->is_boolean() && it->get<bool>()) d.interrupted = true;
     } else if (j.is_array() && !j.empty() && j[0].is_object()) {
         // An --export .json: bench rows carry avg_ts, parallel rows carry workers.
         if (j[0].contains("workers")) {
@@ -426,6 +432,12 @@ comparison compare(const run_data & a, const run_data & b, const compare_options
                       "compare runs of the same tests",
                       a.label, b.label, a.label, a.bench.rows.size(), a.parallel.rows.size(), b.label, b.bench.rows.size(),
                       b.parallel.rows.size());
+    }
+    for (const run_data * d : {&a, &b}) {
+        if (d->interrupted) {
+            c.notes.push_back(fmt::format("{} ({}) was interrupted: its results are partial (fewer repetitions or "
+                                          "worker counts, maybe a partial last row)", d == &a ? "A" : "B", d->label));
+        }
     }
     if (!a.model.empty() && !b.model.empty() && a.model != b.model) {
         c.notes.push_back(fmt::format("different models: {} vs {}", a.model, b.model));

@@ -24,6 +24,7 @@ struct run_data {
     std::string model;         // model_type, else model_filename
     std::string machine;       // cpu_info, and "; gpu_info" when present
     std::string build_commit;  // llama.cpp
+    bool interrupted = false;  // the run was stopped before it finished: its results are partial
     report::table bench;       // result_shape("bench") with this run's rows (maybe none)
     report::table parallel;    // result_shape("parallel") with this run's rows (maybe none)
 };
