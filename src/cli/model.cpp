@@ -90,7 +90,7 @@ void run_synth(const synth_args & a) {
     } else {  // the cache a synth: reference reads, so `-m synth:PRESET-QUANT` finds it
         const std::string base = a.preset.empty() ? opts.s.name : a.preset;
         opts.out = model::synth_cache_path({base, *ftype, model::ftype_id(*ftype)});
-        opts.out_hint = "the synth: model cache; set XDG_CACHE_HOME to a writable folder, or pass -o FILE";
+        opts.out_hint = "the synth: model cache; set XDG_CACHE_HOME to a writable folder";
     }
     int last_pct = -1;
     const auto res = model::synthesize(opts, [&last_pct](const std::string & stage, double f) {

@@ -151,8 +151,11 @@ void database::migrate() {
                 stmt s(db_, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
                 while (sqlite3_step(s.s) == SQLITE_ROW) tables.push_back(s.text(0));
             }
-            // Stores written before the marker existed have user_version >= 1 and a runs table.
-            const bool ours = version >= 1 && std::find(tables.begin(), tables.end(), "runs") != tables.end();
+            // Stores written before the marker existed hold a runs table and result tables only.
+            std::set<std::string> known = {"runs"};
+            for (const auto & t : result_shapes()) known.insert(t.name);
+            const bool ours = std::find(tables.begin(), tables.end(), "runs") != tables.end() &&
+                              std::all_of(tables.begin(), tables.end(), [&](const auto & t) { return known.count(t) > 0; });
             if (!tables.empty() && !ours) {
                 std::string names;
                 for (size_t i = 0; i < tables.size() && i < 5; ++i) names += (i ? ", " : "") + tables[i];
