@@ -103,7 +103,7 @@ json to_json(const evaluation & e) {
     json rows = json::array();
     for (const auto & r : e.lockstep.rows) {
         json row = {{"workers", r.workers},   {"n_prompt", r.n_prompt}, {"n_predict", r.n_predict},
-                    {"extended", r.extended}, {"skipped", r.skipped}};
+                    {"extended", r.extended}, {"skipped", r.skipped}, {"partial", r.partial}};
         if (r.skipped.empty()) {
             row.update({{"n_ctx", r.n_ctx},
                         {"n_ctx_seq", r.n_ctx_seq},
@@ -174,7 +174,7 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
     std::vector<workload::lockstep_row> out;
     if (!j.contains("parallel")) return out;
     for (const auto & row : j["parallel"]["rows"]) {
-        if (!row.value("skipped", std::string()).empty()) continue;
+        if (!row.value("skipped", std::string()).empty() || row.value("partial", false)) continue;  // not reusable
         workload::lockstep_row r;
         r.workers = row.at("workers");
         r.n_prompt = row.at("n_prompt");

@@ -146,8 +146,10 @@ TEST(outputs_lost, stdout_on_a_full_device_fails_the_command) {
     if (!make_node(dir / "full", 7)) GTEST_SKIP() << "mknod needs root";
     const std::string bin = im::test::bin_path("infermeter");
     const std::string full = sh_quote((dir / "full").string());
-    for (const std::string cmd : {"model info synth:tiny --json", "history --db " + sh_quote((dir / "r.db").string()) + " -o json",
-                                  "bench -m synth:tiny -p 16 -n 0 -r 1 --no-warmup -o json --no-db"}) {
+    const std::vector<std::string> commands = {"model info synth:tiny --json",
+                                               "history --db " + sh_quote((dir / "r.db").string()) + " -o json",
+                                               "bench -m synth:tiny -p 16 -n 0 -r 1 --no-warmup -o json --no-db"};
+    for (const auto & cmd : commands) {
         const auto r = run_program("/bin/sh", {"-c", sh_quote(bin) + " " + cmd + " > " + full});
         EXPECT_EQ(r.exit_code, 1) << cmd << ": " << r.err;
         EXPECT_NE(r.err.find("cannot write to stdout"), std::string::npos) << cmd << ": " << r.err;
