@@ -249,6 +249,34 @@ TEST(outputs_interrupted, bench_sigterm_keeps_finished_repetitions) {
     EXPECT_NE(slurp(run.out).find("Interrupted"), std::string::npos) << slurp(run.out);
 }
 
+// evaluate: after a quick second Ctrl-C, report.json says interrupted and report.md has the banner.
+TEST(outputs_interrupted, evaluate_quick_second_sigint_marks_the_reports) {
+    const auto dir = im::test::temp_dir("out-eval-int2");
+    const auto out = dir / "out";
+    background run({"evaluate", "-m", "synth:tiny", "--profile", "quick", "-n", "48", "-w", "1,2", "--max-workers", "2",
+                    "--out", out.string(), "--no-db"},
+                   dir);
+    ASSERT_TRUE(wait_for(
+        [&] {
+            try {
+                return nlohmann::json::parse(slurp(out / "report.json"))["bench"].size() == 2;
+            } catch (...) {
+                return false;
+            }
+        },
+        300))
+        << slurp(run.err);
+    kill(run.pid, SIGINT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    kill(run.pid, SIGINT);
+    EXPECT_EQ(run.wait(), 130) << slurp(run.err);
+    const auto j = nlohmann::json::parse(slurp(out / "report.json"));
+    EXPECT_TRUE(j["interrupted"].get<bool>());
+    EXPECT_EQ(j["bench"].size(), 2u);
+    EXPECT_NE(slurp(out / "report.md").find("Interrupted"), std::string::npos);
+    EXPECT_NE(slurp(out / "report.html").find("Interrupted"), std::string::npos);
+}
+
 // --- defect 6/8: history and the store ----------------------------------------------------------
 
 TEST(outputs_store, history_skips_and_names_a_damaged_run) {
