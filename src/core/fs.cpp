@@ -125,7 +125,8 @@ resolved_output resolve_output(const std::filesystem::path & path) {
     for (int hops = 0;; ++hops) {
         struct stat st {};
         if (::lstat(p.c_str(), &st) != 0) {
-            if (errno == ENOENT) return {p, target_kind::absent};
+            // Absent, or under a path that cannot be a folder: creating it fails later, with the flag named.
+            if (errno == ENOENT || errno == ENOTDIR) return {p, target_kind::absent};
             throw_runtime("cannot write {}: {}", path.string(), std::strerror(errno));
         }
         if (S_ISLNK(st.st_mode)) {

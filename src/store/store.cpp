@@ -334,9 +334,9 @@ report::table database::rows(int64_t id, const report::table & shape) const {
         for (size_t i = 0; i < t.fields.size(); ++i) {
             try {
                 row[i] = column_value(s.s, static_cast<int>(i), t.fields[i].type);
-            } catch (const nlohmann::json::exception & e) {
-                throw_runtime("results store {}: run {} is damaged: its {} row has an unreadable {} ({})", path_.string(),
-                              id, t.name, t.fields[i].name, e.what());
+            } catch (const nlohmann::json::exception &) {
+                throw_runtime("results store {}: run {} is damaged: its {} row's {} is not a JSON array of numbers",
+                              path_.string(), id, t.name, t.fields[i].name);
             }
         }
     }

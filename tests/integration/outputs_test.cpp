@@ -327,8 +327,8 @@ TEST(outputs_home, unset_home_never_uses_the_shared_temp_folder) {
     const auto r = run_program("/usr/bin/env", {"-u", "HOME", "-u", "XDG_DATA_HOME", im::test::bin_path("infermeter"),
                                                 "history"});
     const std::string tmp = fsys::temp_directory_path().string();
-    EXPECT_EQ(r.err.find(tmp + "/infermeter"), std::string::npos) << r.err;
-    EXPECT_EQ(r.out.find(tmp + "/infermeter"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find(tmp + "/infermeter/"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find(tmp + "/infermeter/"), std::string::npos) << r.out;
 }
 
 TEST(outputs_home, unwritable_cache_error_does_not_mention_o) {
