@@ -2,7 +2,8 @@
 # Packs what the GPU box (no network, no npm, no SQLite/zlib -dev files) needs to build infermeter
 # into the ignored .carry/: llama.cpp's build tree (from third_party/llama.cpp, as fetched by
 # scripts/fetch-llama), the Qwen2 vocabulary, the SQLite amalgamation (from the better-sqlite3 npm
-# package) and zlib's headers. bench/h100.sh unpacks and uses them there.
+# package), zlib's headers and libcurl's headers (from the libcurl4-openssl-dev package; the box has
+# the libcurl.so.4 runtime). bench/h100.sh unpacks and uses them there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,5 +18,13 @@ work=$(mktemp -d)
 mkdir -p .carry/sqlite3 .carry/zlib
 cp "$work"/package/deps/sqlite3/sqlite3.{c,h} .carry/sqlite3/
 cp /usr/include/zlib.h /usr/include/zconf.h .carry/zlib/
+# libcurl headers: from the installed -dev package, else from the package file itself.
+rm -rf .carry/curl && mkdir -p .carry/curl
+curl_inc=$(dpkg -L libcurl4-openssl-dev 2>/dev/null | grep -m1 '/curl/curl.h$' || true)
+if [[ -z "$curl_inc" ]]; then
+    (cd "$work" && apt-get download libcurl4-openssl-dev >/dev/null && dpkg -x libcurl4-openssl-dev_*.deb curl-dev)
+    curl_inc=$(find "$work/curl-dev" -path '*/curl/curl.h' | head -1)
+fi
+cp -r "$(dirname "$curl_inc")" .carry/curl/
 rm -rf "$work"
 du -sh .carry/*

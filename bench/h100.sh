@@ -11,7 +11,7 @@ export XDG_CACHE_HOME=$root/.cache XDG_DATA_HOME=$root/.cache/data
 
 build() {
     if [[ -f build/build.ninja ]]; then  # warm machine: incremental
-        cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench > /tmp/build.log 2>&1 \
+        cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench llama-server > /tmp/build.log 2>&1 \
             || { grep -E "error|Error" /tmp/build.log | head -30; return 1; }
         return 0
     fi
@@ -23,10 +23,16 @@ build() {
     fi
     local sqlite=()
     [[ -f /usr/include/sqlite3.h ]] || sqlite=(-DINFERMETER_SQLITE_AMALGAMATION="$root/.carry/sqlite3")
+    local curl=()
+    if ! ls /usr/include/curl/curl.h /usr/include/*/curl/curl.h >/dev/null 2>&1; then
+        lib=$(ldconfig -p | awk '/libcurl\.so\.4 /{print $NF; exit}')
+        [[ -n "$lib" ]] || { echo "build: no libcurl.so.4 on this machine"; return 1; }
+        curl=(-DINFERMETER_CURL_INCLUDE_DIR="$root/.carry/curl" -DINFERMETER_CURL_LIBRARY="$lib")
+    fi
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-        -DINFERMETER_TESTS=OFF -DLLAMA_CPP_DIR="$root/third_party/llama.cpp" "${zlib[@]}" "${sqlite[@]}" \
+        -DINFERMETER_TESTS=OFF -DLLAMA_CPP_DIR="$root/third_party/llama.cpp" "${zlib[@]}" "${sqlite[@]}" "${curl[@]}" \
         > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; return 1; }
-    cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench > /tmp/build.log 2>&1 \
+    cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench llama-server > /tmp/build.log 2>&1 \
         || { grep -E "error|Error" /tmp/build.log | head -30; return 1; }
     echo "build: done"
 }

@@ -2,6 +2,7 @@
 
 #include "cli/engine_flags.h"
 #include "cli/output.h"
+#include "cli/request_flags.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
@@ -28,6 +29,8 @@ struct evaluate_args {
     int max_workers = 0;
     int n_prompt = 0, n_predict = 0;
     double slo_ttft_ms = 0, slo_tpot_ms = 0;
+    std::string slo = "ttft=500ms,tpot=30ms";
+    bool no_serving = false;
     double knee = 0.25;
     int64_t ctx_min = 0;
     bool kv_unified = false;
@@ -55,6 +58,8 @@ void run(const evaluate_args & a) {
     if (a.n_prompt > 0) o.n_prompt = a.n_prompt;
     if (a.n_predict > 0) o.n_predict = a.n_predict;
     if (a.slo_ttft_ms < 0 || a.slo_tpot_ms < 0) throw_usage("--slo-ttft/--slo-tpot: milliseconds must be > 0");
+    o.slo = workload::parse_slo(a.slo);
+    o.serving = !a.no_serving;
     if (a.slo_ttft_ms > 0) o.slo_ttft_s = a.slo_ttft_ms / 1e3;
     if (a.slo_tpot_ms > 0) o.slo_tpot_s = a.slo_tpot_ms / 1e3;
     if (a.knee <= 0 || a.knee > 1) throw_usage("--knee: {} is out of range (0 < knee <= 1)", a.knee);
@@ -80,6 +85,9 @@ void run(const evaluate_args & a) {
     cb.lockstep_progress = [&](const workload::lockstep_progress & p) {
         progress.update("  " + lockstep_progress_text(p));
     };
+    cb.request_progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
+        progress.update("  " + request_progress_text(w, p));
+    };
     cb.warn = [&](const std::string & m) {
         progress.clear();
         log::warn("{}", m);
@@ -91,10 +99,10 @@ void run(const evaluate_args & a) {
     const auto abs = [](const std::filesystem::path & p) { return std::filesystem::absolute(p).lexically_normal().string(); };
     print_stdout(fmt::format("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html),
                              abs(paths.json)));
-    store::record_run(a.db, "evaluate", e.ctx,
-                      {report::bench_table(e.bench, e.ctx, e.interrupted),
-                       report::parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)},
-                      e.interrupted, abs(paths.json), {abs(paths.json)});
+    std::vector<report::table> tables{report::bench_table(e.bench, e.ctx, e.interrupted),
+                                      report::parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)};
+    if (e.serving) tables.push_back(report::serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
+    store::record_run(a.db, "evaluate", e.ctx, tables, e.interrupted, abs(paths.json), {abs(paths.json)});
     interrupt::clear_last_words("evaluate-reports");
     if (e.interrupted) {
         throw error(error_kind::interrupted, "interrupted: the reports hold what was measured; rerun with --resume to finish");
@@ -119,6 +127,9 @@ void add_evaluate(CLI::App & root) {
     cmd->add_option("-n,--n-predict", a->n_predict, "Override the recommended output length");
     cmd->add_option("--slo-ttft", a->slo_ttft_ms, "Interactive SLO: time to first token, ms");
     cmd->add_option("--slo-tpot", a->slo_tpot_ms, "Interactive SLO: time per output token per stream, ms");
+    cmd->add_option("--slo", a->slo, "Serving objectives for the Interactive recommendation and capacity "
+                                     "(p99 unless prefixed pNN:)")->capture_default_str();
+    cmd->add_flag("--no-serving", a->no_serving, "Skip the continuous-batching stage (latency percentiles, capacity)");
     cmd->add_option("--knee", a->knee, "Marginal speedup per added worker that still counts toward the knee")->capture_default_str();
     cmd->add_option("--ctx-min", a->ctx_min, "Smallest auto context (the reference used 8192)")->capture_default_str();
     cmd->add_flag("--kv-unified", a->kv_unified, "One KV buffer shared by all sequences");

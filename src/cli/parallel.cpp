@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include "cli/continuous.h"
 #include "cli/engine_flags.h"
 #include "cli/output.h"
 #include "core/error.h"
@@ -38,6 +39,7 @@ struct parallel_args {
     std::string export_path;
     store::store_flags db;
     engine_flags engine;
+    continuous_flags continuous;
 };
 
 workload::lockstep_config config_of(const parallel_args & a, const std::filesystem::path & model_path) {
@@ -62,10 +64,26 @@ workload::lockstep_config config_of(const parallel_args & a, const std::filesyst
 }
 
 void run(const parallel_args & a) {
-    init_engine();
-    if (a.mode != "lockstep") {
-        throw_usage("--mode {}: only lockstep is available in this version (continuous batching comes with `serve`)", a.mode);
+    if (a.mode == "continuous") {
+        if (a.plan_only) throw_usage("--plan is for lockstep sweeps; continuous runs size one context per load level");
+        if (a.workers != "1,2,4,8") throw_usage("--workers is for lockstep; continuous mode takes --concurrency or --rate");
+        continuous_command c;
+        c.model = a.model;
+        c.n_prompt = a.n_prompt;
+        c.n_predict = a.n_predict;
+        c.ctx_min = a.ctx_min;
+        c.kv_unified = a.kv_unified;
+        c.no_warmup = a.no_warmup;
+        c.output = a.output;
+        c.export_path = a.export_path;
+        c.db = a.db;
+        c.engine = a.engine;
+        c.flags = a.continuous;
+        run_continuous_command(c);
+        return;
     }
+    init_engine();
+    if (a.mode != "lockstep") throw_usage("--mode {}: use lockstep (batched-bench semantics) or continuous", a.mode);
     const auto out = output_target::from_flags(a.output, a.export_path);
     if (a.n_prompt <= 0) throw_usage("-p: the prompt length must be > 0 (got {})", a.n_prompt);
     if (a.n_predict <= 0) throw_usage("-n: the number of tokens to generate must be > 0 (got {})", a.n_predict);
@@ -169,10 +187,13 @@ void add_parallel(CLI::App & root) {
     cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup decode");
     cmd->add_flag("--plan", a->plan_only, "Print per-W context, KV and memory needs (llama.cpp dry run) without running");
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow p+n beyond the model's trained context");
-    cmd->add_option("--mode", a->mode, "lockstep (batched-bench semantics)")->capture_default_str();
+    cmd->add_option("--mode", a->mode,
+                    "lockstep (batched-bench semantics: W sequences start and end together, no sampling) or continuous "
+                    "(continuous batching with real sampling, arrivals, latency percentiles)")->capture_default_str();
     cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each W");
     add_engine_flags(cmd, a->engine);
+    add_continuous_flags(cmd, a->continuous);
     add_store_flags(cmd, a->db);
     cmd->callback([a] { run(*a); });
 }

@@ -14,6 +14,7 @@
 #include "model/info.h"
 #include "model/quant.h"
 #include "model/ref.h"
+#include "pipeline/serving.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -91,7 +92,7 @@ const dataset::recommendation * find_scenario(const dataset::analysis & a, const
 report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_callbacks & cb) {
     const int64_t t0 = clock::now_ns();
     const auto pd = defaults_of(opts.prof);
-    const int n_stages = 5;
+    const int n_stages = opts.serving ? 6 : 5;
     report::evaluation e;
     e.profile = profile_name(opts.prof);
     e.rec_opts = {opts.knee_min_marginal, opts.slo_ttft_s, opts.slo_tpot_s};
@@ -234,9 +235,54 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     }
     e.rec = report::recommend(e.lockstep, e.rec_opts);
 
-    // 4. roofline
+    // 4. serving under load: continuous batching with real sampling (DESIGN §2.3, §3)
+    if (!e.interrupted && opts.serving) {
+        serving_options so;
+        so.model_path = model_path;
+        so.params = opts.params;
+        so.dataset = dataset_path;
+        for (const auto * r : report::measured_rows(e.lockstep)) {
+            so.workers.push_back(r->workers);
+            so.lockstep_gen_tps.push_back(r->gen_tps.mean);
+        }
+        so.n_prompt = e.n_prompt;
+        so.ctx_min = opts.ctx_min;
+        so.kv_unified = opts.kv_unified;
+        so.objectives = opts.slo;
+        // Sized per profile (docs/metrics.md): the quick profile keeps the stage under a minute on a laptop CPU.
+        switch (opts.prof) {
+            case profile::quick:
+                so.output_cap = 64, so.requests_per_user = 2, so.min_requests = 4, so.capacity = false;
+                so.n_predict = std::min(e.n_predict, 64);
+                break;
+            case profile::comprehensive:
+                so.output_cap = e.n_predict, so.requests_per_user = 4, so.min_requests = 16, so.capacity = true;
+                so.capacity_max_probes = 12;
+                so.n_predict = std::min(e.n_predict, 1024);
+                break;
+            default:
+                so.output_cap = std::min(e.n_predict, 512), so.requests_per_user = 2, so.min_requests = 8, so.capacity = true;
+                so.capacity_max_probes = 6;
+                so.n_predict = std::min(e.n_predict, 512);
+                break;
+        }
+        stage(n_stages - 2, "serving", fmt::format("continuous batching with real sampling at {} concurrent requests{}",
+                                                    fmt::join(so.workers, ","), so.capacity ? ", then the capacity search" : ""));
+        serving_callbacks sc;
+        sc.progress = cb.request_progress;
+        sc.warn = cb.warn;
+        sc.saved = [&](const report::serving_result & s) {
+            e.serving = s;
+            save();
+        };
+        e.serving = run_serving(so, sc);
+        if (interrupt::requested()) e.interrupted = true;
+        else e.stages_done.push_back("serving");
+    }
+
+    // 5. roofline
     if (!e.interrupted) {
-        stage(4, "roofline", opts.device_spec.empty() ? "measuring memory bandwidth and matmul rate (cached per machine)"
+        stage(n_stages - 1, "roofline", opts.device_spec.empty() ? "measuring memory bandwidth and matmul rate (cached per machine)"
                                                       : "against --device-spec " + opts.device_spec);
         hardware::ceilings ceil;
         if (!opts.device_spec.empty()) {
@@ -264,8 +310,8 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
         e.stages_done.push_back("roofline");
     }
 
-    // 5. reports
-    stage(5, "report", opts.out_dir.string());
+    // 6. reports
+    stage(n_stages, "report", opts.out_dir.string());
     save();
     return e;
 }

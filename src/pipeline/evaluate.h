@@ -2,6 +2,7 @@
 
 #include "engine/llama/session.h"
 #include "report/evaluation.h"
+#include "workload/requests.h"
 
 #include <filesystem>
 #include <functional>
@@ -29,6 +30,8 @@ struct evaluate_options {
     std::optional<int> n_prompt, n_predict;    // override the dataset's recommendation
     std::optional<double> slo_ttft_s, slo_tpot_s;
     double knee_min_marginal = 0.25;
+    workload::slo slo;                   // --slo: the serving stage's objectives (DESIGN §3 default 500 ms / 30 ms)
+    bool serving = true;                 // --no-serving skips the continuous-batching stage
     engine::llama::engine_params params;
     int64_t ctx_min = 0;
     bool kv_unified = false;
@@ -52,6 +55,7 @@ struct evaluate_callbacks {
     std::function<void(const workload::lockstep_progress &)> lockstep_progress;
     std::function<void(size_t, size_t, const workload::bench_test &, int)> bench_progress;
     std::function<void(const std::string &)> warn;
+    std::function<void(const workload::request_workload &, const workload::request_progress &)> request_progress;
 };
 
 // Paths of the report files in the output folder.

@@ -132,6 +132,7 @@ json to_json(const evaluation & e) {
                      {"plan", plan_json(e.lockstep.plan)},
                      {"rows", rows}};
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
+    j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
     j["recommendations"] = {{"interactive", choice_json(e.rec.interactive)},
                             {"batch", choice_json(e.rec.batch)},
                             {"max_throughput", choice_json(e.rec.max_throughput)},
@@ -144,6 +145,7 @@ json to_json(const evaluation & e) {
     lockstep.interrupted = lockstep.interrupted || e.interrupted;
     j["tables"] = {{"bench", report::to_json(bench_table(e.bench, e.ctx, e.interrupted))},
                    {"parallel", report::to_json(parallel_table(lockstep, e.lockstep_cfg, e.ctx))}};
+    if (e.serving) j["tables"]["continuous"] = report::to_json(serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
     return j;
 }
 
@@ -319,6 +321,7 @@ std::string to_markdown(const evaluation & e) {
     }
     md += "### Parallel Scaling Analysis\n\n" + efficiency_block(e.lockstep) + "\n" + ascii_efficiency_chart(e.lockstep) + "\n";
     if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
+    if (e.serving) md += serving_markdown(*e.serving) + "\n";
 
     md += "### Performance Recommendations\n\n";
     const auto & rec = e.rec;
@@ -330,7 +333,16 @@ std::string to_markdown(const evaluation & e) {
                            fmtx::thousands(c.per_stream_tps, 1), c.speedup, fmtx::percent(c.efficiency), mib(c.kv_bytes),
                            fmtx::duration(c.ttft_s), fmtx::thousands(c.tpot_s * 1e3, 1), fmtx::duration(c.e2e_s), e.n_predict);
     };
-    if (rec.interactive.found) {
+    if (e.serving) {
+        // DESIGN §3: with continuous-mode data the Interactive choice is SLO-driven; the lockstep knee
+        // is shown beside it as the efficiency knee.
+        md += "**For Real-Time/Interactive Use (SLO):** " + interactive_choice(*e.serving).sentence + "\n\n";
+        if (rec.interactive.found) {
+            md += fmt::format("**Efficiency knee (lockstep):** {} — {}\n\n{}\n",
+                              fmtx::count_of(rec.interactive.workers, "worker", "parallel workers"), rec.interactive.reason,
+                              choice_lines(rec.interactive));
+        }
+    } else if (rec.interactive.found) {
         md += fmt::format("**For Real-Time/Interactive Use:** {} — {}\n\n{}\n",
                           fmtx::count_of(rec.interactive.workers, "worker", "parallel workers"),
                           rec.interactive.reason, choice_lines(rec.interactive));
@@ -407,7 +419,8 @@ std::string terminal_summary(const evaluation & e) {
     const auto w = [](const worker_choice & c) {
         return fmt::format("{} ({} t/s)", fmtx::count_of(c.workers, "worker", "workers"), fmtx::thousands(c.overall_tps, 0));
     };
-    if (rec.interactive.found) s += "\nInteractive: " + w(rec.interactive);
+    if (e.serving) s += "\nInteractive (SLO): " + interactive_choice(*e.serving).sentence;
+    if (rec.interactive.found) s += (e.serving ? "\nEfficiency knee: " : "\nInteractive: ") + w(rec.interactive);
     if (rec.batch.found) s += "; batch: " + w(rec.batch);
     if (rec.max_throughput.found) s += "; maximum measured: " + w(rec.max_throughput);
     return s + "\n";

@@ -5,6 +5,7 @@
 #include "report/measurements.h"
 #include "report/recommend.h"
 #include "report/run_context.h"
+#include "report/serving.h"
 #include "workload/bench.h"
 #include "workload/lockstep.h"
 
@@ -36,6 +37,8 @@ struct evaluation {
     workload::lockstep_config lockstep_cfg;
     workload::lockstep_result lockstep;
     std::optional<hardware::roofline_report> roofline;
+    // Continuous batching with real sampling (the serving stage); absent with --no-serving.
+    std::optional<serving_result> serving;
     recommend_options rec_opts;
     recommendations rec;
     // bookkeeping

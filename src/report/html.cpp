@@ -184,6 +184,7 @@ std::string to_html(const evaluation & e) {
     }
     h += scaling_charts(e);
 
+    if (e.serving) h += serving_html(*e.serving);
     if (e.roofline) {
         h += "<h2>Interpretation: roofline</h2><div class=\"charts\">" + roofline_chart(*e.roofline) + "</div><ul class=\"sentences\">";
         for (const auto & s : e.roofline->summary) h += "<li>" + escape(s) + "</li>";

@@ -11,8 +11,6 @@
 
 namespace im::report {
 
-namespace {
-
 std::vector<field> engine_fields() {
     return {
         {"n_batch", field_type::integer},  {"n_ubatch", field_type::integer},     {"n_threads", field_type::integer},
@@ -35,6 +33,8 @@ void fill_engine(const table & t, std::vector<value> & row, const engine::llama:
     t.set(row, "use_mmap", p.use_mmap);
     t.set(row, "flash_attn", engine::llama::flash_attn_name(p.fa));
 }
+
+namespace {
 
 std::vector<field> concat(std::vector<field> a, const std::vector<field> & b) {
     a.insert(a.end(), b.begin(), b.end());

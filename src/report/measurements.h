@@ -24,6 +24,10 @@ struct config_summary {
     engine::llama::engine_params params;
 };
 
+// The engine settings every in-process table records (llama-bench's names), and how to fill them.
+std::vector<field> engine_fields();
+void fill_engine(const table & t, std::vector<value> & row, const engine::llama::engine_params & p, int n_threads);
+
 // Every row carries `interrupted` (the run was stopped, or had not finished when the table was
 // written) and `partial` (this row holds fewer repetitions or decode steps than asked). An
 // interrupted table with no measured row gets one row of context fields marked interrupted, so that

@@ -38,7 +38,9 @@ TEST(evaluate_cli, small_run_writes_all_reports_and_records_history) {
     EXPECT_NE(r.out.find("report.html:"), std::string::npos) << r.out;
     const auto md = slurp(dir / "out" / "report.md");
     for (const char * s : {"## Recommended Parameters", "### Single Request Performance", "### Parallel Workload Performance",
-                           "### Parallel Scaling Analysis", "### Performance Recommendations", "## Reproducibility"}) {
+                           "### Parallel Scaling Analysis", "## Serving Under Load", "### What Sampling Costs",
+                           "**For Real-Time/Interactive Use (SLO):**", "**Efficiency knee (lockstep):**",
+                           "### Performance Recommendations", "## Reproducibility"}) {
         EXPECT_NE(md.find(s), std::string::npos) << s;
     }
     EXPECT_NE(md.find("synthetic"), std::string::npos) << "says the dataset is synthetic";
@@ -47,7 +49,16 @@ TEST(evaluate_cli, small_run_writes_all_reports_and_records_history) {
     EXPECT_EQ(j["parameters"]["n_prompt"], 128);
     EXPECT_EQ(j["parallel"]["rows"].size(), 2u);
     EXPECT_FALSE(j["interrupted"].get<bool>());
-    EXPECT_EQ(j["stages_done"].size(), 4u);
+    EXPECT_EQ(j["stages_done"].size(), 5u);
+    // The serving stage: continuous batching with real sampling at each measured W, then the sampling cost.
+    ASSERT_TRUE(j["serving"].is_object());
+    EXPECT_EQ(j["tables"]["continuous"].size(), 2u + 3u);
+    for (const auto & row : j["tables"]["continuous"]) {
+        EXPECT_EQ(row["n_failed"], 0);
+        EXPECT_GT(row["n_ok"].get<int>(), 0);
+    }
+    EXPECT_GT(j["serving"]["sampling_cost"]["cpu_sampling"]["sample_share"].get<double>(), 0.0);
+    EXPECT_TRUE(j["serving"]["sampling_cost"].contains("backend_sampling")) << j["serving"]["sampling_cost"].dump();
     EXPECT_TRUE(j["roofline"].is_object());
     const auto h = run_infermeter({"history", "--db", (dir / "results.db").string(), "-o", "json"});
     ASSERT_EQ(h.exit_code, 0) << h.err;
@@ -78,8 +89,9 @@ TEST(evaluate_cli, html_report_renders_in_chromium) {
     args.push_back(url);
     const auto dom = im::test::run_program("/usr/bin/chromium", args);
     ASSERT_EQ(dom.exit_code, 0) << dom.err;
-    EXPECT_NE(dom.out.find("data-charts-drawn=\"8\""), std::string::npos) << "all 8 charts have a drawn, non-empty box";
-    EXPECT_NE(dom.out.find("data-charts-total=\"8\""), std::string::npos);
+    // 8 charts of the lockstep evaluation + 3 latency/throughput charts and the sampling-cost bars.
+    EXPECT_NE(dom.out.find("data-charts-drawn=\"12\""), std::string::npos) << "all 12 charts have a drawn, non-empty box";
+    EXPECT_NE(dom.out.find("data-charts-total=\"12\""), std::string::npos);
     EXPECT_EQ(dom.err.find("CONSOLE"), std::string::npos) << dom.err;
 }
 

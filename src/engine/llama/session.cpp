@@ -99,6 +99,8 @@ context::context(const model & m, const engine_params & p, const context_request
                          : p.fa == flash_attn::off ? LLAMA_FLASH_ATTN_TYPE_DISABLED
                                                    : LLAMA_FLASH_ATTN_TYPE_AUTO;
     cp.swa_full = false;
+    cp.samplers = const_cast<llama_sampler_seq_config *>(r.samplers);
+    cp.n_samplers = r.n_samplers;
     n_threads_ = p.n_threads > 0 ? p.n_threads : default_threads();
     cp.n_threads = n_threads_;
     cp.n_threads_batch = n_threads_;

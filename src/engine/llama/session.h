@@ -66,6 +66,10 @@ struct context_request {
     // not (ggml then runs the CPU part of each graph without one); the lockstep sweep follows it,
     // which matters on GPUs, where polling CPU threads compete with the thread launching kernels.
     bool own_threadpool = true;
+    // Backend sampling (llama.cpp's [EXPERIMENTAL] sampler chains in the graph), one per sequence;
+    // the caller keeps the chains alive for the context's lifetime.
+    const llama_sampler_seq_config * samplers = nullptr;
+    size_t n_samplers = 0;
 };
 
 // What llama.cpp reported allocating for a context (read back from its log).

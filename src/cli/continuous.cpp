@@ -1,0 +1,172 @@
+#include "cli/continuous.h"
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "core/log.h"
+#include "dataset/vocab.h"
+#include "model/info.h"
+#include "model/ref.h"
+#include "report/requests.h"
+#include "workload/capacity.h"
+#include "workload/continuous.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+
+namespace im::cli {
+
+void add_continuous_flags(CLI::App * cmd, continuous_flags & f) {
+    cmd->add_option("--slots", f.slots, "Continuous: sequence slots (default: the concurrency; open loop: --max-concurrency or 16)");
+    cmd->add_option("--step-tokens", f.step_tokens, "Continuous: tokens per step, prompt chunks + decodes (default: -b)");
+    cmd->add_option("--temp", f.temp, "Continuous: sampling temperature (0: greedy)")->capture_default_str();
+    cmd->add_option("--top-k", f.top_k, "Continuous: top-k (0: off)")->capture_default_str();
+    cmd->add_option("--top-p", f.top_p, "Continuous: top-p (1: off)")->capture_default_str();
+    cmd->add_option("--min-p", f.min_p, "Continuous: min-p (0: off)")->capture_default_str();
+    cmd->add_flag("--honour-eos", f.honour_eos, "Continuous: stop a request at an end-of-generation token (default: ignore EOS)");
+    cmd->add_flag("--no-sample", f.no_sample, "Continuous: choose tokens without reading logits (as lockstep; for parity)");
+    cmd->add_flag("--backend-sampling", f.backend_sampling, "Continuous: sample inside the graph (llama.cpp backend sampling)");
+    add_request_flags(cmd, f.requests);
+}
+
+namespace {
+
+engine::llama::sampling_params sampling_of(const continuous_flags & f) {
+    if (f.no_sample && f.backend_sampling) throw_usage("--no-sample and --backend-sampling exclude each other");
+    if (f.temp < 0 || f.temp > 100) throw_usage("--temp must be in 0..100 (got {})", f.temp);
+    if (f.top_k < 0) throw_usage("--top-k must be >= 0 (got {})", f.top_k);
+    if (!(f.top_p > 0 && f.top_p <= 1)) throw_usage("--top-p must be in (0, 1] (got {})", f.top_p);
+    if (!(f.min_p >= 0 && f.min_p < 1)) throw_usage("--min-p must be in [0, 1) (got {})", f.min_p);
+    engine::llama::sampling_params s;
+    s.mode = f.no_sample ? engine::llama::sampling_mode::none
+             : f.backend_sampling ? engine::llama::sampling_mode::backend
+                                  : engine::llama::sampling_mode::cpu;
+    s.temp = f.temp;
+    s.top_k = f.top_k;
+    s.top_p = f.top_p;
+    s.min_p = f.min_p;
+    s.seed = static_cast<uint32_t>(f.requests.seed);
+    s.honour_eos = f.honour_eos;
+    return s;
+}
+
+}  // namespace
+
+void run_continuous_command(const continuous_command & c) {
+    init_engine();
+    const auto out = output_target::from_flags(c.output, c.export_path);
+    const auto & f = c.flags;
+    if (f.slots < 0 || f.slots > 4096) throw_usage("--slots must be in 0..4096 (got {})", f.slots);
+    if (f.step_tokens < 0) throw_usage("--step-tokens must be >= 0 (got {})", f.step_tokens);
+    const auto model_path = model::resolve(c.model);
+    const auto info = model::read_info(model_path);
+
+    workload::continuous_sweep s;
+    s.model_path = model_path;
+    s.params = single(c.engine, "parallel --mode continuous");
+    s.n_slots = f.slots;
+    s.ctx_min = c.ctx_min;
+    s.kv_unified = c.kv_unified;
+    s.step_tokens = f.step_tokens;
+    s.sampling = sampling_of(f);
+    s.warmup = !c.no_warmup;
+    s.seed = f.requests.seed;
+    if (c.ctx_min < 0) throw_usage("--ctx-min: {} is out of range (must be >= 0)", c.ctx_min);
+    const auto base = base_workload(f.requests);
+    if (!f.requests.find_capacity) s.levels = load_levels(f.requests);
+
+    progress_line progress;
+    workload::continuous_callbacks cb;
+    cb.progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
+        progress.update(request_progress_text(w, p));
+    };
+    cb.info = [&](const std::string & msg) {
+        progress.clear();
+        log::warn("{}", msg);
+    };
+    std::vector<workload::request_run> runs;
+    report::run_context ctx;
+    report::table table;
+    std::string capacity_summary;
+    const auto markdown = [&] {
+        std::string md = fmt::format("## Serving Under Load (in-process continuous batching)\n\n{}",
+                                     report::requests_markdown(runs, base.objectives));
+        if (!capacity_summary.empty()) md += "\n**Capacity:** " + capacity_summary + "\n";
+        return md;
+    };
+    const auto on_level = [&](const workload::request_run & r, const engine::llama::model & m) {
+        if (runs.empty()) ctx = report::make_run_context(&m, globals().command_line);
+        runs.push_back(r);
+        const auto & mt = r.metrics;
+        progress.done(fmt::format("{}: {} req/s, output {} t/s, TTFT p99 {} ms, TPOT p99 {} ms, sampling {} of step time{}",
+                                  r.load_label(), fmtx::thousands(mt.request_tps, 2), fmtx::thousands(mt.output_tps, 1),
+                                  fmtx::thousands(mt.ttft.p99, 1), fmtx::thousands(mt.tpot.p99, 2),
+                                  fmtx::percent(mt.sample_share, 1), mt.slo_met ? ", SLO met" : ", SLO missed"));
+        table = report::requests_table("continuous", runs, ctx, &s.params);
+        out.export_now(table, markdown);
+    };
+    bool interrupted = false;
+    {
+        // The dataset is tokenized with the model's own vocabulary: load the model first.
+        s.lengths.n_prompt = c.n_prompt;
+        s.lengths.n_predict = c.n_predict;
+        std::unique_ptr<workload::continuous_runner> runner;
+        if (!f.requests.dataset.empty()) {
+            // Lengths need the vocabulary: a vocab-only load first (cheap), then the runner.
+            dataset::vocabulary vocab(model_path);
+            s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict, vocab.get());
+        } else {
+            s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict, nullptr);
+        }
+        if (info.n_ctx_train > 0 && s.lengths.shape == workload::length_source::kind::fixed &&
+            c.n_prompt + c.n_predict > info.n_ctx_train) {
+            throw_usage("-p {} + -n {} = {} tokens per request exceeds the model's trained context of {}", c.n_prompt, c.n_predict,
+                        c.n_prompt + c.n_predict, info.n_ctx_train);
+        }
+        runner = std::make_unique<workload::continuous_runner>(s);
+        if (f.requests.find_capacity) {
+            workload::capacity_options o;
+            o.max_concurrency = f.requests.capacity_max_concurrency;
+            auto b = base;
+            if (b.n_requests == 0 && b.duration_s == 0) b.n_requests = 0;
+            const auto res = workload::find_capacity(
+                [&](const workload::request_workload & w) {
+                    auto lw = w;
+                    if (lw.n_requests == 0 && lw.duration_s == 0) {
+                        lw.n_requests = lw.arrivals == workload::arrival_kind::closed
+                                            ? std::max(16, 4 * lw.concurrency)
+                                            : std::max(32, static_cast<int>(std::ceil(20 * lw.rate)));
+                    }
+                    auto r = runner->run(lw, cb);
+                    on_level(r, runner->model());
+                    return r;
+                },
+                b, o);
+            capacity_summary = res.summary;
+            interrupted = res.interrupted;
+            progress.done(res.summary);
+        } else {
+            for (const auto & w : s.levels) {
+                auto r = runner->run(w, cb);
+                on_level(r, runner->model());
+                if (r.interrupted) {
+                    interrupted = true;
+                    break;
+                }
+            }
+        }
+    }
+    progress.clear();
+    if (ctx.test_time.empty()) ctx = report::make_run_context(nullptr, globals().command_line);
+    table = report::requests_table("continuous", runs, ctx, &s.params);
+    out.export_now(table, markdown);
+    out.print(table, markdown);
+    if (!f.requests.trace.empty()) write_trace(f.requests.trace, runs);
+    store::record_run(c.db, "continuous", ctx, {table}, interrupted);
+    if (interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
+}
+
+}  // namespace im::cli

@@ -1,0 +1,204 @@
+#include "report/requests.h"
+
+#include "core/format.h"
+#include "report/measurements.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace im::report {
+
+namespace {
+
+const char * const latency_names[] = {"ttft", "ttft_sent", "queue", "tpot", "itl", "itl_per_token", "e2e"};
+
+const workload::latency_stats & latency(const workload::request_metrics & m, int i) {
+    switch (i) {
+        case 0: return m.ttft;
+        case 1: return m.ttft_sent;
+        case 2: return m.queue;
+        case 3: return m.tpot;
+        case 4: return m.itl;
+        case 5: return m.itl_per_token;
+        default: return m.e2e;
+    }
+}
+
+std::string failures_text(const workload::request_metrics & m) {
+    std::string s;
+    for (const auto & [cause, n] : m.failures) s += fmt::format("{}{}={}", s.empty() ? "" : ",", cause, n);
+    return s;
+}
+
+std::string ms(double v) {
+    if (!std::isfinite(v)) return "n/a";
+    return fmtx::thousands(v, v >= 100 ? 0 : v >= 10 ? 1 : 2);
+}
+
+}  // namespace
+
+table requests_table(const std::string & name, const std::vector<workload::request_run> & runs, const run_context & c,
+                     const engine::llama::engine_params * params) {
+    table t;
+    t.name = name;
+    t.fields = context_fields();
+    if (params) {
+        const auto e = engine_fields();
+        t.fields.insert(t.fields.end(), e.begin(), e.end());
+    }
+    const std::vector<field> own = {
+        {"mode", field_type::text},          {"engine", field_type::text},         {"arrival", field_type::text},
+        {"concurrency", field_type::integer}, {"rate", field_type::real},          {"max_concurrency", field_type::integer},
+        {"n_slots", field_type::integer},    {"n_ctx", field_type::integer},       {"lengths", field_type::text},
+        {"sampling", field_type::text},      {"requests", field_type::integer},    {"warmup_requests", field_type::integer},
+        {"n_ok", field_type::integer},       {"n_failed", field_type::integer},    {"failures", field_type::text},
+        {"window_s", field_type::real},      {"window_is_whole_run", field_type::boolean},
+        {"request_tps", field_type::real},   {"output_tps", field_type::real},     {"total_tps", field_type::real},
+        {"decode_tps", field_type::real},
+        {"goodput_rps", field_type::real},   {"slo", field_type::text},            {"slo_met", field_type::boolean},
+        {"slo_fraction", field_type::real},  {"mean_concurrency", field_type::real},
+        {"littles_law_error", field_type::real},
+    };
+    t.fields.insert(t.fields.end(), own.begin(), own.end());
+    for (const char * n : latency_names) {
+        for (const char * s : {"mean", "p50", "p90", "p99", "max"}) t.fields.push_back({fmt::format("{}_{}_ms", n, s), field_type::real});
+    }
+    const std::vector<field> tail = {
+        {"n_output_short", field_type::integer}, {"n_usage_mismatch", field_type::integer},
+        {"n_steps", field_type::integer},        {"step_ms_mean", field_type::real},
+        {"decode_ms_mean", field_type::real},    {"sample_ms_mean", field_type::real},
+        {"sample_share", field_type::real},      {"samples_ttft_ms", field_type::real_array},
+        {"samples_tpot_ms", field_type::real_array}, {"samples_e2e_ms", field_type::real_array},
+        {"interrupted", field_type::boolean},
+    };
+    t.fields.insert(t.fields.end(), tail.begin(), tail.end());
+
+    for (const auto & r : runs) {
+        auto & row = t.add_row();
+        fill_context(t, row, c);
+        if (params) fill_engine(t, row, *params, 0);
+        const auto & w = r.workload;
+        const auto & m = r.metrics;
+        t.set(row, "mode", name);
+        t.set(row, "engine", r.engine);
+        t.set(row, "arrival", workload::arrival_name(w.arrivals));
+        if (w.arrivals == workload::arrival_kind::closed) t.set(row, "concurrency", int64_t{w.concurrency});
+        else t.set(row, "rate", w.rate);
+        t.set(row, "max_concurrency", int64_t{w.max_concurrency});
+        t.set(row, "n_slots", int64_t{r.n_slots});
+        t.set(row, "n_ctx", r.n_ctx);
+        t.set(row, "lengths", r.lengths);
+        t.set(row, "sampling", r.sampling);
+        t.set(row, "requests", static_cast<int64_t>(m.n_requests));
+        t.set(row, "warmup_requests", int64_t{w.warmup_requests});
+        t.set(row, "n_ok", static_cast<int64_t>(m.n_ok));
+        t.set(row, "n_failed", static_cast<int64_t>(m.n_failed));
+        t.set(row, "failures", failures_text(m));
+        t.set(row, "window_s", m.window_s);
+        t.set(row, "window_is_whole_run", m.window_is_whole_run);
+        t.set(row, "request_tps", m.request_tps);
+        t.set(row, "output_tps", m.output_tps);
+        t.set(row, "total_tps", m.total_tps);
+        if (m.decode_tps > 0) t.set(row, "decode_tps", m.decode_tps);
+        t.set(row, "goodput_rps", m.goodput_rps);
+        t.set(row, "slo", w.objectives.describe());
+        t.set(row, "slo_met", m.slo_met);
+        t.set(row, "slo_fraction", m.slo_fraction);
+        t.set(row, "mean_concurrency", m.mean_concurrency);
+        t.set(row, "littles_law_error", m.littles_law_error);
+        for (int i = 0; i < 7; ++i) {
+            const auto & l = latency(m, i);
+            if (l.n == 0) continue;
+            t.set(row, fmt::format("{}_mean_ms", latency_names[i]), l.mean);
+            t.set(row, fmt::format("{}_p50_ms", latency_names[i]), l.p50);
+            t.set(row, fmt::format("{}_p90_ms", latency_names[i]), l.p90);
+            t.set(row, fmt::format("{}_p99_ms", latency_names[i]), l.p99);
+            t.set(row, fmt::format("{}_max_ms", latency_names[i]), l.max);
+        }
+        t.set(row, "n_output_short", int64_t{m.n_output_short});
+        t.set(row, "n_usage_mismatch", int64_t{m.n_usage_mismatch});
+        t.set(row, "n_steps", static_cast<int64_t>(m.n_steps));
+        if (m.n_steps > 0) {
+            t.set(row, "step_ms_mean", m.step_ms_mean);
+            t.set(row, "decode_ms_mean", m.decode_ms_mean);
+            t.set(row, "sample_ms_mean", m.sample_ms_mean);
+            t.set(row, "sample_share", m.sample_share);
+        }
+        std::vector<double> ttft, tpot, e2e;
+        for (const auto & rec : r.records) {
+            if (rec.warmup || !rec.ok()) continue;
+            ttft.push_back(rec.ttft_ms());
+            if (std::isfinite(rec.tpot_ms())) tpot.push_back(rec.tpot_ms());
+            e2e.push_back(rec.e2e_ms());
+        }
+        t.set(row, "samples_ttft_ms", ttft);
+        t.set(row, "samples_tpot_ms", tpot);
+        t.set(row, "samples_e2e_ms", e2e);
+        t.set(row, "interrupted", r.interrupted);
+    }
+    return t;
+}
+
+std::string requests_markdown(const std::vector<workload::request_run> & runs, const workload::slo & objectives) {
+    if (runs.empty()) return "";
+    std::string out;
+    const auto & first = runs.front();
+    out += fmt::format("**Engine:** {}  \n**Lengths:** {}; **Objectives:** {}\n\n", first.engine, first.lengths,
+                       objectives.describe());
+    out += "| Load | Requests (ok/failed) | Req/s | Output t/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) | "
+           "ITL p99 (ms) | E2E p50 / p99 (s) | Queue p99 (ms) | Goodput (req/s) | SLO |\n";
+    out += "|------|------|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|:---:|\n";
+    for (const auto & r : runs) {
+        const auto & m = r.metrics;
+        out += fmt::format("| {} | {} / {} | {} | {} | {} / {} | {} / {} | {} | {} / {} | {} | {} | {} |\n", r.load_label(),
+                           m.n_ok, m.n_failed, fmtx::thousands(m.request_tps, 2), fmtx::thousands(m.output_tps, 1),
+                           ms(m.ttft.p50), ms(m.ttft.p99), ms(m.tpot.p50), ms(m.tpot.p99), ms(m.itl.p99),
+                           fmtx::thousands(m.e2e.p50 / 1e3, 2), fmtx::thousands(m.e2e.p99 / 1e3, 2), ms(m.queue.p99),
+                           fmtx::thousands(m.goodput_rps, 2), m.slo_met ? "met" : "missed");
+    }
+    out += "\n";
+    // Where the time of a step goes (in-process engines).
+    bool any_steps = false;
+    for (const auto & r : runs) any_steps = any_steps || r.metrics.n_steps > 0;
+    if (any_steps) {
+        out += "| Load | Steps | Step (ms) | Decode (ms) | Sampling (ms) | Sampling share | Decode-step t/s | Mean concurrency | "
+               "Little's law |\n";
+        out += "|------|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n";
+        for (const auto & r : runs) {
+            const auto & m = r.metrics;
+            out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.load_label(), m.n_steps, ms(m.step_ms_mean),
+                               ms(m.decode_ms_mean), ms(m.sample_ms_mean), fmtx::percent(m.sample_share, 1),
+                               fmtx::thousands(m.decode_tps, 1),
+                               fmtx::thousands(m.mean_concurrency, 2), fmtx::percent(m.littles_law_error, 1) + " off");
+        }
+        out += "\n";
+    }
+    for (const auto & r : runs) {
+        const auto & m = r.metrics;
+        if (m.window_is_whole_run) {
+            out += fmt::format("- {}: no steady window (every request started and ended together); figures over the whole run.\n",
+                               r.load_label());
+        }
+        if (m.littles_law_error > 0.05) {
+            out += fmt::format("- {}: Little's law is off by {} (mean concurrency {} vs throughput x mean E2E): no steady state "
+                               "(arrivals above what the engine serves, or too few requests; raise --requests).\n",
+                               r.load_label(), fmtx::percent(m.littles_law_error, 1), fmtx::thousands(m.mean_concurrency, 2));
+        }
+        if (m.n_failed > 0) {
+            out += fmt::format("- {}: {} of {} measured requests failed ({}); they are excluded from the latency percentiles.\n",
+                               r.load_label(), m.n_failed, m.n_measured, failures_text(m));
+        }
+        if (m.n_output_short > 0) {
+            out += fmt::format("- {}: {} requests delivered fewer tokens than asked for.\n", r.load_label(), m.n_output_short);
+        }
+        if (m.n_usage_mismatch > 0) {
+            out += fmt::format("- {}: for {} requests the server's usage count differs from the tokens streamed.\n",
+                               r.load_label(), m.n_usage_mismatch);
+        }
+        if (r.interrupted) out += fmt::format("- {}: interrupted; the figures cover what finished before the stop.\n", r.load_label());
+    }
+    return out;
+}
+
+}  // namespace im::report

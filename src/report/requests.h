@@ -1,0 +1,24 @@
+#pragma once
+
+#include "engine/llama/session.h"
+#include "report/run_context.h"
+#include "report/table.h"
+#include "workload/requests.h"
+
+#include <string>
+#include <vector>
+
+// Request-level results (continuous batching in-process, `serve` over HTTP): one row per load level,
+// with throughput over the steady window, latency percentiles, SLO/goodput and the raw samples.
+namespace im::report {
+
+// `name` is the SQL table: "continuous" or "serve". `params` is given for in-process runs (engine
+// columns filled), null for HTTP.
+table requests_table(const std::string & name, const std::vector<workload::request_run> & runs, const run_context & c,
+                     const engine::llama::engine_params * params);
+
+// "Serving under load": one line per load level (throughput, TTFT/TPOT/ITL/E2E percentiles, goodput,
+// SLO), then the checks (Little's law, token counts, failures by cause, sampling share).
+std::string requests_markdown(const std::vector<workload::request_run> & runs, const workload::slo & objectives);
+
+}  // namespace im::report

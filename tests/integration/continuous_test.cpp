@@ -1,0 +1,178 @@
+#include "support/run.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <signal.h>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using im::test::run_infermeter;
+
+namespace {
+
+std::string slurp(const std::filesystem::path & p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+// Real continuous batching on llama.cpp with real (greedy, CPU) sampling: every request completes
+// with exactly the tokens asked for; the JSON, markdown and trace agree.
+TEST(continuous_cli, closed_loop_real_sampling_exact_counts_and_trace) {
+    const auto dir = im::test::temp_dir("continuous-closed");
+    const auto trace = dir / "trace.jsonl";
+    const auto exp = dir / "c.md";
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "1,4", "--requests",
+                                   "8", "-p", "32", "-n", "16", "-o", "json", "--trace", trace.string(), "--export",
+                                   exp.string(), "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["concurrency"], 1);
+    EXPECT_EQ(j[1]["concurrency"], 4);
+    for (const auto & row : j) {
+        EXPECT_EQ(row["mode"], "continuous");
+        EXPECT_EQ(row["n_ok"], 8);
+        EXPECT_EQ(row["n_failed"], 0);
+        EXPECT_EQ(row["n_output_short"], 0);
+        EXPECT_GT(row["output_tps"].get<double>(), 0);
+        EXPECT_GT(row["ttft_p99_ms"].get<double>(), 0);
+        EXPECT_GE(row["ttft_p99_ms"].get<double>(), row["ttft_p50_ms"].get<double>());
+        EXPECT_GT(row["sample_ms_mean"].get<double>(), 0) << "CPU sampling must cost something";
+        EXPECT_EQ(row["samples_ttft_ms"].size(), 8u);
+        EXPECT_NE(row["sampling"].get<std::string>().find("greedy, CPU sampling"), std::string::npos);
+        EXPECT_EQ(row["n_slots"], row["concurrency"]);
+    }
+    // Trace: one row per request with its token count, and step rows.
+    std::ifstream in(trace);
+    std::string line;
+    int requests = 0, steps = 0;
+    while (std::getline(in, line)) {
+        const auto t = nlohmann::json::parse(line);
+        if (t["kind"] == "request") {
+            ++requests;
+            EXPECT_EQ(t["n_output"], 16);
+            EXPECT_EQ(t["status"], "none");
+        } else {
+            ++steps;
+            EXPECT_LE(t["kv_cells_used"].get<int>(), 4 * 256);
+        }
+    }
+    EXPECT_EQ(requests, 16);
+    EXPECT_GT(steps, 16 * 16 / 4);
+    EXPECT_NE(slurp(exp).find("| C=4 | 8 / 0 |"), std::string::npos) << slurp(exp);
+}
+
+// Open loop from a dataset's own prompts and output lengths, with backend sampling.
+TEST(continuous_cli, open_loop_dataset_backend_sampling) {
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--rate", "50", "--requests", "10",
+                                   "--max-concurrency", "4", "--dataset", im::test::data_path("dataset/alpaca.jsonl").string(),
+                                   "--backend-sampling", "-o", "json", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 1u);
+    EXPECT_EQ(j[0]["arrival"], "poisson");
+    EXPECT_DOUBLE_EQ(j[0]["rate"].get<double>(), 50.0);
+    EXPECT_EQ(j[0]["n_ok"], 10);
+    EXPECT_NE(j[0]["lengths"].get<std::string>().find("dataset"), std::string::npos);
+    EXPECT_NE(j[0]["sampling"].get<std::string>().find("backend sampling"), std::string::npos);
+}
+
+// Little's law on a longer closed-loop run of real requests.
+TEST(continuous_cli, littles_law_on_a_real_run) {
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "4", "--requests",
+                                   "160", "--warmup-requests", "4", "--output-tokens", "uniform:2,12", "-p", "16", "-o", "json",
+                                   "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j[0]["n_ok"], 156);
+    EXPECT_LT(j[0]["littles_law_error"].get<double>(), 0.05) << j[0]["mean_concurrency"];
+}
+
+TEST(continuous_cli, bad_input) {
+    const std::vector<std::string> base = {"parallel", "-m", "synth:tiny", "--mode", "continuous", "--no-db"};
+    const auto with = [&](std::vector<std::string> extra) {
+        auto a = base;
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run_infermeter(a);
+    };
+    auto r = with({"--rate", "2", "--concurrency", "4"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--concurrency"), std::string::npos) << r.err;
+    r = with({"--rate", "0"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = with({"--rate", "-1"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = with({"--slo", "ttft=fast"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--slo"), std::string::npos) << r.err;
+    r = with({"--no-sample", "--backend-sampling"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = with({"-p", "40000", "-n", "16"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("trained context"), std::string::npos) << r.err;
+    r = with({"--dataset", "/no/such.jsonl"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("/no/such.jsonl"), std::string::npos) << r.err;
+    r = with({"--workers", "2"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+// An SLO no load meets: the capacity search says so and names the closest point.
+TEST(continuous_cli, capacity_search_with_an_unmeetable_slo) {
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--find-capacity", "--slo",
+                                   "ttft=0.001ms,tpot=0.001ms", "-p", "16", "-n", "8", "--capacity-max-concurrency", "4",
+                                   "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("No load met"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("closest point, C="), std::string::npos) << r.out;
+}
+
+// SIGINT in the middle: in-flight requests cancelled, what finished is written, marked, exit 130.
+TEST(continuous_cli, sigint_drains_and_marks_interrupted) {
+    const auto dir = im::test::temp_dir("continuous-sigint");
+    const auto exp = dir / "c.json";
+    const std::string bin = im::test::bin_path("infermeter");
+    std::vector<std::string> args = {"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "2",
+                                     "--requests", "100000", "-p", "16", "-n", "8", "--export", exp.string(), "--no-db"};
+    const auto err_path = dir / "stderr.txt";
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int devnull = open("/dev/null", O_WRONLY);
+        const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(devnull, 1);
+        dup2(err, 2);
+        std::vector<char *> argv{const_cast<char *>(bin.c_str())};
+        for (auto & a : args) argv.push_back(const_cast<char *>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(bin.c_str(), argv.data());
+        _exit(127);
+    }
+    // Interrupt once requests are flowing (the progress line names the requests done).
+    for (int i = 0; i < 1200; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (slurp(err_path).find(" req ") != std::string::npos) break;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 130);
+    const auto j = nlohmann::json::parse(slurp(exp));
+    ASSERT_EQ(j.size(), 1u);
+    EXPECT_TRUE(j[0]["interrupted"].get<bool>());
+    EXPECT_GT(j[0]["n_ok"].get<int>(), 0);
+    // In-flight requests at the stop are counted as cancelled, not as latencies.
+    EXPECT_NE(j[0]["failures"].get<std::string>().find("cancelled"), std::string::npos) << j[0]["failures"];
+}

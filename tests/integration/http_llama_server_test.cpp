@@ -1,0 +1,241 @@
+// The HTTP client against the real llama-server (built from the same llama.cpp) serving synth:tiny
+// on 127.0.0.1 with 4 slots and --metrics. The server is stopped even when an assertion fails.
+#include "engine/http/client.h"
+#include "engine/http/metrics.h"
+#include "support/fault_server.h"
+#include "support/run.h"
+
+#include <gtest/gtest.h>
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace im::engine;
+using namespace im::engine::http;
+
+namespace {
+
+long http_get_status(const std::string & url) {
+    CURL * h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, +[](char *, size_t s, size_t n, void *) { return s * n; });
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+// llama-server as a child process; the destructor stops it (SIGTERM, then SIGKILL after 10 s).
+class llama_server {
+  public:
+    llama_server(const std::vector<std::string> & args, const std::filesystem::path & log) : log_(log) {
+        port_ = im::test::fault_server::unused_port();
+        const std::string bin = im::test::bin_path("llama-server");
+        std::vector<std::string> argv{bin, "--host", "127.0.0.1", "--port", std::to_string(port_)};
+        argv.insert(argv.end(), args.begin(), args.end());
+        pid_ = fork();
+        if (pid_ == 0) {
+            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            std::vector<char *> cargv;
+            for (auto & a : argv) cargv.push_back(a.data());
+            cargv.push_back(nullptr);
+            execv(bin.c_str(), cargv.data());
+            _exit(127);
+        }
+    }
+    ~llama_server() { stop(); }
+
+    // Waits for /health to answer 200; false after `limit_s` or if the process died.
+    bool wait_ready(double limit_s) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
+        while (std::chrono::steady_clock::now() < until) {
+            int status = 0;
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return false;
+            }
+            if (http_get_status(base() + "/health") == 200) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return false;
+    }
+
+    void stop() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGTERM);
+        for (int i = 0; i < 100; ++i) {
+            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+    std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    std::string log_text() const {
+        std::ifstream f(log_);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        const std::string s = ss.str();
+        return s.size() > 4000 ? s.substr(s.size() - 4000) : s;
+    }
+
+  private:
+    std::filesystem::path log_;
+    int port_ = 0;
+    pid_t pid_ = -1;
+};
+
+struct result {
+    std::map<uint64_t, event> terminal;
+    std::map<uint64_t, int> n_chunks;
+    std::map<uint64_t, std::string> text;
+};
+
+result drive(http_engine & eng, int n, int n_predict) {
+    result r;
+    const int64_t t0 = eng.now_ns();
+    for (int i = 0; i < n; ++i) {
+        request q;
+        q.id = uint64_t(i + 1);
+        q.prompt_text = "Request " + std::to_string(i) + ": write a story about a lighthouse keeper.";
+        q.n_predict = n_predict;
+        q.t_intended_ns = t0;
+        eng.submit(std::move(q));
+    }
+    const int64_t give_up = t0 + 240'000'000'000;
+    while (r.terminal.size() < size_t(n) && eng.now_ns() < give_up) {
+        std::vector<event> got;
+        eng.poll(eng.now_ns() + 500'000'000, got);
+        for (auto & e : got) {
+            if (e.kind == event_kind::tokens) {
+                r.n_chunks[e.id]++;
+                r.text[e.id] += e.text;
+            } else if (e.kind == event_kind::finished || e.kind == event_kind::failed) {
+                r.terminal[e.id] = e;
+            }
+        }
+    }
+    if (r.terminal.size() < size_t(n)) eng.cancel_all();
+    return r;
+}
+
+}  // namespace
+
+TEST(http_llama_server, streams_from_the_real_server_on_every_endpoint) {
+    const std::string bin = im::test::bin_path("llama-server");
+    if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
+    const auto model = im::test::tiny_model();
+    const auto dir = im::test::temp_dir("http-llama-server");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"},
+                     dir / "server.log");
+    ASSERT_TRUE(srv.wait_ready(120)) << "llama-server did not become ready:\n" << srv.log_text();
+
+    const auto before = scrape_metrics(srv.base() + "/metrics");
+    EXPECT_TRUE(before.samples.count("llamacpp:tokens_predicted_total")) << "llama-server --metrics without the counter";
+
+    const int n = 6, n_predict = 12;
+    for (api a : {api::llama, api::completions, api::chat}) {
+        client_options o;
+        o.urls = {srv.base()};
+        o.endpoint = a;
+        o.request_timeout_ms = 120'000;
+        http_engine eng(o);
+        const result r = drive(eng, n, n_predict);
+        ASSERT_EQ(r.terminal.size(), size_t(n)) << api_name(a) << "\n" << srv.log_text();
+        for (const auto & [id, e] : r.terminal) {
+            ASSERT_EQ(e.kind, event_kind::finished)
+                << api_name(a) << ": " << failure_name(e.cause) << " " << e.message << "\n" << srv.log_text();
+            // ignore_eos honoured: the server says it produced exactly what was asked
+            EXPECT_EQ(e.usage_completion_tokens, n_predict) << api_name(a);
+            EXPECT_GT(e.usage_prompt_tokens, 0) << api_name(a);
+            EXPECT_FALSE(r.text.at(id).empty());
+            if (a == api::llama) {
+                // /completion: one token per chunk, token ids counted
+                EXPECT_EQ(e.n_tokens, n_predict);
+                EXPECT_GT(e.server_ttft_ms, 0);
+                EXPECT_GT(e.server_gen_tps, 0);
+            }
+            // OpenAI endpoints: chunk count may merge or hold back tokens; usage is the server's count
+            EXPECT_GE(r.n_chunks.at(id), 1);
+            EXPECT_LE(r.n_chunks.at(id), n_predict);
+        }
+    }
+    {
+        // token-id prompts: exact prompt lengths, no re-tokenizing by the server
+        client_options o;
+        o.urls = {srv.base()};
+        o.endpoint = api::llama;
+        http_engine eng(o);
+        request q;
+        q.id = 1;
+        for (int i = 0; i < 10; ++i) q.prompt_tokens.push_back(1000 + i);
+        q.n_predict = 4;
+        q.t_intended_ns = eng.now_ns();
+        eng.submit(std::move(q));
+        std::vector<event> got;
+        const int64_t give_up = eng.now_ns() + 120'000'000'000;
+        while (eng.in_flight() > 0 && eng.now_ns() < give_up) eng.poll(eng.now_ns() + 500'000'000, got);
+        ASSERT_FALSE(got.empty());
+        ASSERT_EQ(got.back().kind, event_kind::finished) << got.back().message;
+        EXPECT_EQ(got.back().usage_prompt_tokens, 10);
+        EXPECT_EQ(got.back().usage_completion_tokens, 4);
+    }
+    const auto after = scrape_metrics(srv.base() + "/metrics");
+    const auto d = diff_metrics(before.samples, after.samples);
+    EXPECT_GE(d.at("llamacpp:tokens_predicted_total"), 3.0 * n * n_predict + 4 - 1e-9);
+    srv.stop();
+}
+
+TEST(http_llama_server, request_longer_than_a_slot_is_an_http_error) {
+    const std::string bin = im::test::bin_path("llama-server");
+    if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
+    const auto model = im::test::tiny_model();
+    const auto dir = im::test::temp_dir("http-llama-server-small");
+    llama_server srv({"-m", model.string(), "-np", "2", "-c", "256", "--no-webui", "-t", "2"}, dir / "server.log");
+    ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
+    client_options o;
+    o.urls = {srv.base()};
+    o.endpoint = api::llama;
+    o.request_timeout_ms = 60'000;
+    http_engine eng(o);
+    request q;
+    q.id = 1;
+    for (int i = 0; i < 400; ++i) q.prompt_text += "lighthouse keeper story ";
+    q.n_predict = 8;
+    q.t_intended_ns = eng.now_ns();
+    eng.submit(std::move(q));
+    result r;
+    const int64_t give_up = eng.now_ns() + 60'000'000'000;
+    while (r.terminal.empty() && eng.now_ns() < give_up) {
+        std::vector<event> got;
+        eng.poll(eng.now_ns() + 500'000'000, got);
+        for (auto & e : got) {
+            if (e.kind == event_kind::finished || e.kind == event_kind::failed) r.terminal[e.id] = e;
+        }
+    }
+    ASSERT_EQ(r.terminal.size(), 1u) << srv.log_text();
+    const event & e = r.terminal.at(1);
+    // llama-server refuses a prompt that exceeds the slot's context: a counted failure with its cause
+    ASSERT_EQ(e.kind, event_kind::failed) << "n_tokens " << e.n_tokens;
+    EXPECT_TRUE(e.cause == failure::http_status || e.cause == failure::error_event) << failure_name(e.cause);
+    EXPECT_FALSE(e.message.empty());
+}
