@@ -99,10 +99,7 @@ void run(const evaluate_args & a) {
     const auto abs = [](const std::filesystem::path & p) { return std::filesystem::absolute(p).lexically_normal().string(); };
     print_stdout(fmt::format("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html),
                              abs(paths.json)));
-    std::vector<report::table> tables{report::bench_table(e.bench, e.ctx, e.interrupted),
-                                      report::parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)};
-    if (e.serving) tables.push_back(report::serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
-    store::record_run(a.db, "evaluate", e.ctx, tables, e.interrupted, abs(paths.json), {abs(paths.json)});
+    store::record_run(a.db, "evaluate", e.ctx, report::tables_of(e), e.interrupted, abs(paths.json), {abs(paths.json)});
     interrupt::clear_last_words("evaluate-reports");
     if (e.interrupted) {
         throw error(error_kind::interrupted, "interrupted: the reports hold what was measured; rerun with --resume to finish");

@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "core/log.h"
 #include "cli/output.h"
+#include "report/kinds.h"
 #include "report/table.h"
 #include "store/compare.h"
 #include "store/store.h"
@@ -56,10 +57,10 @@ bool is_markdown(const std::string & o, const std::string & flag) {
 void print_out(const std::string & s) { print_stdout(s); }
 
 // The parameter count infermeter recorded with the run's rows (0 when none).
-int64_t n_params_of(const report::table & bench, const report::table & parallel) {
-    for (const report::table * t : {&bench, &parallel}) {
-        if (t->rows.empty()) continue;
-        if (const auto * n = std::get_if<int64_t>(&t->get(0, "model_n_params"))) return *n;
+int64_t n_params_of(const std::map<std::string, report::table> & tables) {
+    for (const auto & [kind, t] : tables) {
+        if (t.rows.empty()) continue;
+        if (const auto * n = std::get_if<int64_t>(&report::cell(t, 0, "model_n_params"))) return *n;
     }
     return 0;
 }
@@ -78,22 +79,13 @@ nlohmann::ordered_json json_number(double v) { return std::isfinite(v) ? nlohman
 
 // --- history ---------------------------------------------------------------------------------------
 
-std::string headline_text(const store::headline & h) {
-    std::string s;
-    if (h.tg_ts) s = fmt::format("tg {} t/s", fmtx::thousands(*h.tg_ts));
-    if (h.pp_ts) s += (s.empty() ? "" : " · ") + fmt::format("pp {} t/s", fmtx::thousands(*h.pp_ts));
-    if (h.best_overall_tps) {
-        s += (s.empty() ? "" : " · ") + fmt::format("best {} t/s at W={}", fmtx::thousands(*h.best_overall_tps), h.best_workers);
-    }
-    return s.empty() ? "-" : s;
-}
-
 void run_history(const history_args & a) {
     const bool md = is_markdown(a.output, "-o");
     if (a.filter.limit < 1) throw_usage("-n: the number of runs must be >= 1 (got {})", a.filter.limit);
     store::run_filter f = a.filter;
-    if (!f.kind.empty() && f.kind != "bench" && f.kind != "parallel" && f.kind != "evaluate" && f.kind != "serve") {
-        throw_usage("--kind: unknown kind '{}' (bench, parallel, evaluate, serve)", f.kind);
+    const auto kinds = report::run_kind_names();
+    if (!f.kind.empty() && std::find(kinds.begin(), kinds.end(), f.kind) == kinds.end()) {
+        throw_usage("--kind: unknown kind '{}' ({})", f.kind, fmt::join(kinds, ", "));
     }
     std::replace(f.since.begin(), f.since.end(), ' ', 'T');
     static const std::regex rfc3339_prefix(R"(\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?)?)?)");
@@ -103,16 +95,15 @@ void run_history(const history_args & a) {
 
     const auto path = store_path(a.db_path);
     std::vector<store::run_summary> runs;
-    std::vector<store::headline> heads;
+    std::vector<report::headline> heads;
     if (std::filesystem::exists(path)) {
         store::database db(path);
         std::vector<int64_t> damaged;
         for (auto & r : db.runs(f)) {
             try {
-                const auto bench = db.rows(r.id, store::result_shape("bench"));
-                const auto parallel = db.rows(r.id, store::result_shape("parallel"));
-                heads.push_back(store::headline_of(bench, parallel));
-                r.model_type = store::model_label(r.model_type, n_params_of(bench, parallel));
+                const auto tables = store::tables_of_run(db, r.id);
+                heads.push_back(store::headline_of(tables));
+                r.model_type = store::model_label(r.model_type, n_params_of(tables));
                 runs.push_back(r);
             } catch (const im::error & e) {
                 // One damaged row must not hide every other run.
@@ -146,10 +137,7 @@ void run_history(const history_args & a) {
             j["interrupted"] = r.interrupted;
             j["report_path"] = r.report_path;
             j["command_line"] = r.command_line;
-            j["pp_ts"] = h.pp_ts ? nlohmann::ordered_json(*h.pp_ts) : nlohmann::ordered_json();
-            j["tg_ts"] = h.tg_ts ? nlohmann::ordered_json(*h.tg_ts) : nlohmann::ordered_json();
-            j["best_overall_tps"] = h.best_overall_tps ? nlohmann::ordered_json(*h.best_overall_tps) : nlohmann::ordered_json();
-            j["best_workers"] = h.best_overall_tps ? nlohmann::ordered_json(h.best_workers) : nlohmann::ordered_json();
+            j.update(h.fields);
             arr.push_back(std::move(j));
         }
         print_out(arr.dump(2) + "\n");
@@ -168,7 +156,7 @@ void run_history(const history_args & a) {
         const std::string model = !r.model_type.empty() ? r.model_type : std::filesystem::path(r.model_filename).filename().string();
         out += fmt::format("| {} | {} | {}{} | {} | {} | {} | {} | {} |\n", r.id, time, r.kind,
                            r.interrupted ? " (interrupted)" : "", cell(model), cell(r.machine), cell(r.backends),
-                           cell(r.build_commit), headline_text(heads[i]));
+                           cell(r.build_commit), heads[i].text.empty() ? "-" : heads[i].text);
     }
     print_out(out);
 }
@@ -284,6 +272,7 @@ nlohmann::ordered_json compare_json(const store::run_data & a, const store::run_
         x["table"] = m.table;
         x["test"] = m.test;
         x["metric"] = m.metric;
+        x["unit"] = m.unit;
         x["better"] = m.better == store::direction::higher_is_better ? "higher" : "lower";
         x["n_a"] = m.n_a;
         x["n_b"] = m.n_b;
@@ -328,12 +317,13 @@ void run_compare(const compare_args & a) {
 
 void add_history(CLI::App & root) {
     auto h = std::make_shared<history_args>();
-    auto * hist = root.add_subcommand("history", "List recorded runs (bench, parallel, evaluate), newest first");
+    const std::string kinds = fmt::format("{}", fmt::join(report::run_kind_names(), ", "));
+    auto * hist = root.add_subcommand("history", "List recorded runs (" + kinds + "), newest first");
     add_db_flag(hist, h->db_path);
     hist->add_option("--model", h->filter.model, "Only runs whose model type or file contains this text");
     hist->add_option("--machine", h->filter.machine, "Only runs whose CPU or GPU description contains this text");
     hist->add_option("--since", h->filter.since, "Only runs from this date on (2026-11, 2026-11-26, 2026-11-26T10:00)");
-    hist->add_option("--kind", h->filter.kind, "Only runs of this kind: bench, parallel, evaluate");
+    hist->add_option("--kind", h->filter.kind, "Only runs of this kind: " + kinds);
     hist->add_option("-n,--limit", h->filter.limit, "At most this many runs")->capture_default_str();
     hist->add_option("-o,--output", h->output, "stdout format: md, json")->capture_default_str();
     hist->callback([h] { run_history(*h); });
@@ -341,7 +331,7 @@ void add_history(CLI::App & root) {
     auto c = std::make_shared<compare_args>();
     auto * cmp = root.add_subcommand(
         "compare", "Compare two runs metric by metric (ratio, Mann–Whitney U p-value, verdict); exit 3 on a regression");
-    cmp->add_option("A", c->a, "Baseline: a run id (see history), a report.json, or a bench/parallel --export .json")->required();
+    cmp->add_option("A", c->a, "Baseline: a run id (see history), a report.json, or an --export .json file")->required();
     cmp->add_option("B", c->b, "Candidate, the same kinds as A")->required();
     add_db_flag(cmp, c->db_path);
     cmp->add_option("--threshold", c->options.threshold, "Relative change of a mean that counts (0.05 = 5%)")->capture_default_str();

@@ -2,6 +2,7 @@
 
 #include "core/escape.h"
 #include "core/format.h"
+#include "report/kinds.h"
 #include "model/quant.h"
 #include "workload/metrics.h"
 
@@ -65,7 +66,7 @@ std::vector<const workload::lockstep_row *> measured_rows(const workload::lockst
 
 json to_json(const evaluation & e) {
     json j;
-    j["schema_version"] = schema_version;
+    j["schema_version"] = report_schema_version;
     j["kind"] = "evaluate";
     j["infermeter_version"] = e.ctx.infermeter_version;
     j["llama_commit"] = e.ctx.llama_commit;
@@ -91,46 +92,12 @@ json to_json(const evaluation & e) {
                        {"n_predict", e.n_predict},         {"workers", e.lockstep_cfg.workers},
                        {"ctx_min", e.lockstep_cfg.ctx_min}, {"kv_unified", e.lockstep_cfg.kv_unified},
                        {"max_workers", e.lockstep_cfg.max_workers}};
-    json bench = json::array();
-    for (const auto & b : e.bench) {
-        bench.push_back({{"test", b.test.name()},        {"n_prompt", b.test.n_prompt}, {"n_gen", b.test.n_gen},
-                         {"n_depth", b.test.n_depth},    {"n_threads", b.n_threads},
-                         {"n_ctx_allocated", b.n_ctx_allocated}, {"test_time", b.test_time},
-                         {"tokens_per_s", summary_json(b.ts)}, {"samples_ns", b.samples_ns},
-                         {"samples_ts", b.samples_ts}});
-    }
-    j["bench"] = bench;
-    json rows = json::array();
-    for (const auto & r : e.lockstep.rows) {
-        json row = {{"workers", r.workers},   {"n_prompt", r.n_prompt}, {"n_predict", r.n_predict},
-                    {"extended", r.extended}, {"skipped", r.skipped}, {"partial", r.partial}};
-        if (r.skipped.empty()) {
-            row.update({{"n_ctx", r.n_ctx},
-                        {"n_ctx_seq", r.n_ctx_seq},
-                        {"kv_bytes", r.kv_bytes},
-                        {"kv_bytes_allocated", r.kv_bytes_allocated},
-                        {"total_kv", r.total_kv},
-                        {"t_pp_s", r.t_pp_mean_s},
-                        {"t_tg_s", r.t_tg_mean_s},
-                        {"prompt_tps", summary_json(r.prompt_tps)},
-                        {"gen_tps", summary_json(r.gen_tps)},
-                        {"overall_tps", summary_json(r.overall_tps)},
-                        {"speedup", r.speedup},
-                        {"efficiency", r.efficiency},
-                        {"rss_bytes", r.rss_bytes},
-                        {"device_used_bytes", r.device_used_bytes},
-                        {"n_threads", r.n_threads},
-                        {"test_time", r.test_time},
-                        {"samples_t_pp_s", r.t_pp_s},
-                        {"samples_t_tg_s", r.t_tg_s}});
-        }
-        rows.push_back(row);
-    }
+    // The measured rows live in `tables` only (one serialization: --resume, compare and the store
+    // read them); `parallel` keeps what describes the sweep as a whole.
     j["parallel"] = {{"mode", "lockstep"},
                      {"base_workers", e.lockstep.base_workers},
                      {"extension_stop", e.lockstep.extension_stop},
-                     {"plan", plan_json(e.lockstep.plan)},
-                     {"rows", rows}};
+                     {"plan", plan_json(e.lockstep.plan)}};
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
     j["recommendations"] = {{"interactive", choice_json(e.rec.interactive)},
@@ -141,27 +108,44 @@ json to_json(const evaluation & e) {
                             {"knee_min_marginal", e.rec_opts.knee_min_marginal},
                             {"slo_ttft_s", e.rec_opts.slo_ttft_s ? json(*e.rec_opts.slo_ttft_s) : json(nullptr)},
                             {"slo_tpot_s", e.rec_opts.slo_tpot_s ? json(*e.rec_opts.slo_tpot_s) : json(nullptr)}};
-    workload::lockstep_result lockstep = e.lockstep;  // rows say interrupted whichever stage was stopped
-    lockstep.interrupted = lockstep.interrupted || e.interrupted;
-    j["tables"] = {{"bench", report::to_json(bench_table(e.bench, e.ctx, e.interrupted))},
-                   {"parallel", report::to_json(parallel_table(lockstep, e.lockstep_cfg, e.ctx))}};
-    if (e.serving) j["tables"]["continuous"] = report::to_json(serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
+    j["tables"] = json::object();
+    for (const auto & t : tables_of(e)) j["tables"][t.name] = report::to_json(t);
     return j;
 }
 
+std::vector<table> tables_of(const evaluation & e) {
+    workload::lockstep_result lockstep = e.lockstep;  // rows say interrupted whichever stage was stopped
+    lockstep.interrupted = lockstep.interrupted || e.interrupted;
+    std::vector<table> out{bench_table(e.bench, e.ctx, e.interrupted), parallel_table(lockstep, e.lockstep_cfg, e.ctx)};
+    if (e.serving) out.push_back(serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
+    return out;
+}
+
+namespace {
+
+// The rows of one kind in a report.json's `tables` (empty when absent).
+table rows_in(const nlohmann::json & j, const std::string & kind) {
+    const auto & k = result_kind_of(kind);
+    if (!j.is_object() || !j.contains("tables") || !j["tables"].is_object() || !j["tables"].contains(kind)) return k.shape;
+    return table_from_json(j["tables"][kind], k.shape);
+}
+
+}  // namespace
+
 std::vector<workload::bench_result> bench_from_json(const nlohmann::json & j) {
     std::vector<workload::bench_result> out;
-    if (!j.contains("bench")) return out;
-    for (const auto & b : j["bench"]) {
+    const auto t = rows_in(j, "bench");
+    for (size_t i = 0; i < t.rows.size(); ++i) {
         workload::bench_result r;
-        r.test.n_prompt = b.at("n_prompt");
-        r.test.n_gen = b.at("n_gen");
-        r.test.n_depth = b.at("n_depth");
-        r.n_threads = b.at("n_threads");
-        r.n_ctx_allocated = b.at("n_ctx_allocated");
-        r.test_time = b.at("test_time");
-        r.samples_ns = b.at("samples_ns").get<std::vector<int64_t>>();
-        r.samples_ts = b.at("samples_ts").get<std::vector<double>>();
+        r.samples_ts = reals_of(t.get(i, "samples_ts"));
+        if (r.samples_ts.empty()) continue;  // nothing measured in this row
+        r.test.n_prompt = static_cast<int>(int_of(t.get(i, "n_prompt")));
+        r.test.n_gen = static_cast<int>(int_of(t.get(i, "n_gen")));
+        r.test.n_depth = static_cast<int>(int_of(t.get(i, "n_depth")));
+        r.n_threads = static_cast<int>(int_of(t.get(i, "n_threads")));
+        r.n_ctx_allocated = static_cast<int>(int_of(t.get(i, "n_ctx_allocated")));
+        r.test_time = text_of(t.get(i, "test_time"));
+        if (const auto * ns = std::get_if<std::vector<int64_t>>(&t.get(i, "samples_ns"))) r.samples_ns = *ns;
         r.ts = stats::summarize(r.samples_ts);
         stats::welford ns;
         for (int64_t s : r.samples_ns) ns.add(static_cast<double>(s));
@@ -174,25 +158,28 @@ std::vector<workload::bench_result> bench_from_json(const nlohmann::json & j) {
 
 std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json & j) {
     std::vector<workload::lockstep_row> out;
-    if (!j.contains("parallel")) return out;
-    for (const auto & row : j["parallel"]["rows"]) {
-        if (!row.value("skipped", std::string()).empty() || row.value("partial", false)) continue;  // not reusable
+    const auto t = rows_in(j, "parallel");
+    for (size_t i = 0; i < t.rows.size(); ++i) {
+        if (row_skipped(result_kind_of("parallel"), t, i)) continue;
+        if (const auto * p = std::get_if<bool>(&t.get(i, "partial")); p && *p) continue;  // interrupted W: not reusable
+        const auto t_pp = reals_of(t.get(i, "samples_t_pp_s"));
+        const auto t_tg = reals_of(t.get(i, "samples_t_tg_s"));
+        if (t_pp.empty() || t_tg.empty()) continue;  // nothing measured in this row
         workload::lockstep_row r;
-        r.workers = row.at("workers");
-        r.n_prompt = row.at("n_prompt");
-        r.n_predict = row.at("n_predict");
-        r.n_ctx = row.at("n_ctx");
-        r.n_ctx_seq = row.at("n_ctx_seq");
-        r.kv_bytes = row.at("kv_bytes");
-        r.kv_bytes_allocated = row.at("kv_bytes_allocated");
-        r.total_kv = row.at("total_kv");
-        r.rss_bytes = row.at("rss_bytes");
-        r.device_used_bytes = row.at("device_used_bytes");
-        r.n_threads = row.at("n_threads");
-        r.test_time = row.at("test_time");
-        const auto t_pp = row.at("samples_t_pp_s").get<std::vector<double>>();
-        const auto t_tg = row.at("samples_t_tg_s").get<std::vector<double>>();
-        for (size_t i = 0; i < std::min(t_pp.size(), t_tg.size()); ++i) r.add_repetition(t_pp[i], t_tg[i]);
+        r.workers = static_cast<int>(int_of(t.get(i, "workers")));
+        r.n_prompt = static_cast<int>(int_of(t.get(i, "n_prompt")));
+        r.n_predict = static_cast<int>(int_of(t.get(i, "n_predict")));
+        r.n_ctx = int_of(t.get(i, "n_ctx"));
+        r.n_ctx_seq = int_of(t.get(i, "n_ctx_seq"));
+        r.kv_bytes = static_cast<uint64_t>(int_of(t.get(i, "kv_bytes")));
+        r.kv_bytes_allocated = static_cast<uint64_t>(int_of(t.get(i, "kv_bytes_allocated")));
+        r.total_kv = static_cast<uint64_t>(int_of(t.get(i, "total_kv")));
+        r.rss_bytes = static_cast<uint64_t>(int_of(t.get(i, "rss_bytes")));
+        r.device_used_bytes = static_cast<uint64_t>(int_of(t.get(i, "device_used_bytes")));
+        r.n_threads = static_cast<int>(int_of(t.get(i, "n_threads")));
+        r.test_time = text_of(t.get(i, "test_time"));
+        r.extended = text_of(t.get(i, "extended")) == "1";
+        for (size_t k = 0; k < std::min(t_pp.size(), t_tg.size()); ++k) r.add_repetition(t_pp[k], t_tg[k]);
         r.summarize();
         out.push_back(r);
     }

@@ -47,10 +47,18 @@ struct evaluation {
     double seconds = 0;
 };
 
-// report.json (schema in docs/report-schema.md): the whole evaluation with raw samples, and the
-// bench/parallel rows as the same tables the store and `compare` read ("tables").
+// report.json's own schema version (docs/report-schema.md); its tables' rows carry schema_version.
+// 2: the measured rows are stored once, under "tables".
+constexpr int report_schema_version = 2;
+
+// The result tables of an evaluation (report::result_kinds() shapes): what report.json's "tables"
+// and the results store hold.
+std::vector<table> tables_of(const evaluation & e);
+// report.json (schema in docs/report-schema.md): the whole evaluation, its measured rows (raw
+// samples included) once, as the tables the store, `compare` and --resume read ("tables").
 nlohmann::ordered_json to_json(const evaluation & e);
-// Measured rows back from a report.json/state.json (for --resume).
+// Measured rows back from a report.json's "tables" (for --resume); rows that were skipped or hold
+// no samples are left out.
 std::vector<workload::bench_result> bench_from_json(const nlohmann::json & j);
 std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json & j);
 

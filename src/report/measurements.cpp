@@ -115,6 +115,7 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
                        {"stddev_gen_tps", field_type::real},     {"stddev_overall_tps", field_type::real},
                        {"speedup", field_type::real},            {"efficiency", field_type::real},
                        {"base_workers", field_type::integer},    {"repetitions", field_type::integer},
+                       {"extended", field_type::boolean},
                        {"rss_bytes", field_type::integer},       {"device_used_bytes", field_type::integer},
                        {"samples_t_pp_s", field_type::real_array}, {"samples_t_tg_s", field_type::real_array},
                        {"skipped", field_type::text},            {"interrupted", field_type::boolean},
@@ -127,6 +128,7 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         fill_engine(t, row, cfg.params, w.n_threads);
         t.set(row, "mode", std::string("lockstep"));
         t.set(row, "workers", int64_t{w.workers});
+        t.set(row, "extended", w.extended);
         t.set(row, "n_prompt", int64_t{w.n_prompt});
         t.set(row, "n_predict", int64_t{w.n_predict});
         t.set(row, "kv_unified", cfg.kv_unified);

@@ -19,129 +19,41 @@ namespace im::store {
 
 namespace {
 
-std::string text_of(const report::value & v) {
-    return std::visit(
-        [](const auto & x) -> std::string {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, std::monostate>) return "";
-            else if constexpr (std::is_same_v<T, std::string>) return x;
-            else if constexpr (std::is_same_v<T, bool>) return x ? "1" : "0";
-            else if constexpr (std::is_same_v<T, int64_t>) return std::to_string(x);
-            else if constexpr (std::is_same_v<T, double>) return fmt::format("{}", x);
-            else return "[...]";
-        },
-        v);
-}
+using report::cell;
+using report::int_of;
+using report::real_of;
+using report::reals_of;
+using report::text_of;
 
-std::optional<double> real_of(const report::value & v) {
-    if (const auto * d = std::get_if<double>(&v)) return *d;
-    if (const auto * i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-    return std::nullopt;
-}
+std::string field_text(const report::table & t, size_t row, const std::string & name) { return text_of(cell(t, row, name)); }
 
-int64_t int_of(const report::value & v) {
-    if (const auto * i = std::get_if<int64_t>(&v)) return *i;
-    if (const auto * d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
-    return 0;
+std::map<std::string, report::table> empty_tables() {
+    std::map<std::string, report::table> out;
+    for (const auto & k : report::result_kinds()) out.emplace(k.name, k.shape);
+    return out;
 }
-
-std::vector<double> reals_of(const report::value & v) {
-    if (const auto * d = std::get_if<std::vector<double>>(&v)) return *d;
-    if (const auto * i = std::get_if<std::vector<int64_t>>(&v)) return {i->begin(), i->end()};
-    return {};
-}
-
-std::string field_text(const report::table & t, size_t row, const std::string & name) { return text_of(t.get(row, name)); }
 
 // Fills the descriptive fields of `d` from its first row when the runs table did not.
 void describe_from_rows(run_data & d) {
-    for (const report::table * t : {&d.bench, &d.parallel}) {
-        if (t->rows.empty()) continue;
-        if (d.test_time.empty()) d.test_time = field_text(*t, 0, "test_time");
-        if (d.model.empty()) d.model = field_text(*t, 0, "model_type");
-        if (d.model.empty()) d.model = field_text(*t, 0, "model_filename");
+    for (const auto & k : report::result_kinds()) {
+        const auto & t = d.rows_of(k.name);
+        if (t.rows.empty()) continue;
+        if (d.test_time.empty()) d.test_time = field_text(t, 0, "test_time");
+        if (d.model.empty()) d.model = field_text(t, 0, "model_type");
+        if (d.model.empty()) d.model = field_text(t, 0, "model_filename");
         if (d.machine.empty()) {
-            const std::string gpu = field_text(*t, 0, "gpu_info");
-            d.machine = field_text(*t, 0, "cpu_info") + (gpu.empty() ? "" : "; " + gpu);
+            const std::string gpu = field_text(t, 0, "gpu_info");
+            d.machine = field_text(t, 0, "cpu_info") + (gpu.empty() ? "" : "; " + gpu);
         }
-        if (d.build_commit.empty()) d.build_commit = field_text(*t, 0, "build_commit");
-        for (size_t r = 0; r < t->rows.size(); ++r) {
-            if (const auto * b = std::get_if<bool>(&t->get(r, "interrupted")); b && *b) d.interrupted = true;
+        if (d.build_commit.empty()) d.build_commit = field_text(t, 0, "build_commit");
+        for (size_t r = 0; r < t.rows.size(); ++r) {
+            if (const auto * b = std::get_if<bool>(&cell(t, r, "interrupted")); b && *b) d.interrupted = true;
         }
-        if (const auto * n = std::get_if<int64_t>(&t->get(0, "model_n_params"))) d.model = model_label(d.model, *n);
+        if (const auto * n = std::get_if<int64_t>(&cell(t, 0, "model_n_params"))) d.model = model_label(d.model, *n);
     }
 }
 
-// --- row keys and samples ------------------------------------------------------------------------
-
-// Engine settings that make two bench rows different measurements (llama-bench's test key).
-const std::vector<std::pair<std::string, std::string>> bench_settings = {
-    {"n_threads", "t"}, {"n_gpu_layers", "ngl"}, {"flash_attn", "fa"}, {"type_k", "ctk"},
-    {"type_v", "ctv"},  {"n_batch", "b"},        {"n_ubatch", "ub"},
-};
-
-std::string bench_test_name(const report::table & t, size_t r) {
-    const int64_t np = int_of(t.get(r, "n_prompt")), ng = int_of(t.get(r, "n_gen")), nd = int_of(t.get(r, "n_depth"));
-    std::string s = np > 0 && ng > 0 ? fmt::format("pp{}+tg{}", np, ng) : np > 0 ? fmt::format("pp{}", np) : fmt::format("tg{}", ng);
-    if (nd > 0) s += fmt::format(" @ d{}", nd);
-    return s;
-}
-
-std::string bench_settings_key(const report::table & t, size_t r) {
-    std::string k;
-    for (const auto & [name, flag] : bench_settings) k += flag + "=" + field_text(t, r, name) + " ";
-    return k;
-}
-
-std::string parallel_test_name(const report::table & t, size_t r) {
-    return fmt::format("W={} (p{} n{})", int_of(t.get(r, "workers")), int_of(t.get(r, "n_prompt")),
-                       int_of(t.get(r, "n_predict")));
-}
-
-struct metric_samples {
-    std::string metric;
-    direction better;
-    std::vector<double> samples;
-};
-
-// A bench row's per-repetition t/s; its mean alone (one sample) when the raw samples are missing.
-std::vector<metric_samples> bench_metrics(const report::table & t, size_t r) {
-    std::vector<double> s = reals_of(t.get(r, "samples_ts"));
-    if (s.empty()) {
-        if (const auto m = real_of(t.get(r, "avg_ts"))) s = {*m};
-    }
-    return {{"t/s", direction::higher_is_better, s}};
-}
-
-// A parallel row's per-repetition rates from its raw times (DESIGN §2.3, workload::lockstep_rates_of);
-// the means alone when the raw times are missing.
-std::vector<metric_samples> parallel_metrics(const report::table & t, size_t r) {
-    const auto w = static_cast<int>(int_of(t.get(r, "workers")));
-    const auto np = static_cast<int>(int_of(t.get(r, "n_prompt")));
-    const auto nd = static_cast<int>(int_of(t.get(r, "n_predict")));
-    const auto pp = reals_of(t.get(r, "samples_t_pp_s"));
-    const auto tg = reals_of(t.get(r, "samples_t_tg_s"));
-    metric_samples prompt{"prompt t/s", direction::higher_is_better, {}};
-    metric_samples gen{"gen t/s", direction::higher_is_better, {}};
-    metric_samples overall{"overall t/s", direction::higher_is_better, {}};
-    const size_t n = std::min(pp.size(), tg.size());
-    for (size_t i = 0; i < n; ++i) {
-        if (pp[i] <= 0 || tg[i] <= 0) continue;
-        const auto rates = workload::lockstep_rates_of(w, np, nd, pp[i], tg[i]);
-        prompt.samples.push_back(rates.prompt_tps);
-        gen.samples.push_back(rates.gen_tps);
-        overall.samples.push_back(rates.overall_tps);
-    }
-    if (overall.samples.empty()) {
-        const std::pair<metric_samples *, const char *> means[] = {{&prompt, "prompt_tps"}, {&gen, "gen_tps"}, {&overall, "overall_tps"}};
-        for (const auto & [m, field] : means) {
-            if (const auto v = real_of(t.get(r, field))) m->samples = {*v};
-        }
-    }
-    return {prompt, gen, overall};
-}
-
-bool parallel_skipped(const report::table & t, size_t r) { return !field_text(t, r, "skipped").empty(); }
+// --- matching rows -------------------------------------------------------------------------------
 
 struct keyed_row {
     std::string key;
@@ -149,21 +61,26 @@ struct keyed_row {
     size_t row;
 };
 
-void add_metrics(comparison & c, const std::string & table, const std::string & label,
-                 const std::vector<metric_samples> & ma, const std::vector<metric_samples> & mb, const compare_options & o) {
-    for (size_t i = 0; i < ma.size() && i < mb.size(); ++i) {
-        if (ma[i].samples.empty() || mb[i].samples.empty()) continue;
-        auto m = compare_samples(ma[i].samples, mb[i].samples, ma[i].better, o);
-        m.table = table;
+void add_metrics(comparison & c, const report::result_kind & k, const std::string & label, const report::table & ta,
+                 size_t ra, const report::table & tb, size_t rb, const compare_options & o) {
+    for (const auto & def : k.metrics) {
+        auto va = report::values_of(def, ta, ra), vb = report::values_of(def, tb, rb);
+        if (!va.value || !vb.value) continue;
+        // A figure without raw samples counts as one sample: judged by the threshold alone.
+        if (va.samples.empty()) va.samples = {*va.value};
+        if (vb.samples.empty()) vb.samples = {*vb.value};
+        auto m = compare_values(*va.value, va.samples, *vb.value, vb.samples, def.better, o);
+        m.table = k.name;
         m.test = label;
-        m.metric = ma[i].metric;
+        m.metric = def.name;
+        m.unit = def.unit;
         c.metrics.push_back(std::move(m));
     }
 }
 
 // Matches rows by key; rows whose key repeats on a side are matched in order of appearance.
-void match(comparison & c, const std::string & table, const std::vector<keyed_row> & ka, const std::vector<keyed_row> & kb,
-           const std::function<std::vector<metric_samples>(bool a_side, size_t row)> & metrics, const compare_options & o) {
+void match(comparison & c, const report::result_kind & k, const report::table & ta, const std::vector<keyed_row> & ka,
+           const report::table & tb, const std::vector<keyed_row> & kb, const compare_options & o) {
     std::vector<bool> used(kb.size(), false);
     for (const auto & ra : ka) {
         bool found = false;
@@ -177,7 +94,7 @@ void match(comparison & c, const std::string & table, const std::vector<keyed_ro
                 label = ra.label.substr(0, open_a) + " (" + ra.label.substr(open_a + 2, ra.label.size() - open_a - 3) +
                         " → " + kb[j].label.substr(open_b + 2, kb[j].label.size() - open_b - 3) + ")";
             }
-            add_metrics(c, table, label, metrics(true, ra.row), metrics(false, kb[j].row), o);
+            add_metrics(c, k, label, ta, ra.row, tb, kb[j].row, o);
             break;
         }
         if (!found) c.only_in_a.push_back(ra.label);
@@ -187,51 +104,62 @@ void match(comparison & c, const std::string & table, const std::vector<keyed_ro
     }
 }
 
-void compare_bench(comparison & c, const run_data & a, const run_data & b, const compare_options & o) {
+void compare_kind(comparison & c, const report::result_kind & k, const report::table & ta, const report::table & tb,
+                  const compare_options & o) {
     // Settings that vary across all rows join the label, so that two rows never read the same.
-    std::set<std::string> varying;
-    for (const auto & [name, flag] : bench_settings) {
+    std::vector<const report::setting_field *> varying;
+    for (const auto & s : k.setting_fields) {
         std::set<std::string> seen;
-        for (const report::table * t : {&a.bench, &b.bench}) {
-            for (size_t r = 0; r < t->rows.size(); ++r) seen.insert(field_text(*t, r, name));
+        for (const report::table * t : {&ta, &tb}) {
+            for (size_t r = 0; r < t->rows.size(); ++r) seen.insert(field_text(*t, r, s.name));
         }
-        if (seen.size() > 1) varying.insert(name);
+        if (seen.size() > 1) varying.push_back(&s);
     }
-    const auto keyed = [&](const report::table & t, bool with_settings) {
+    std::vector<std::string> skipped_a, skipped_b;
+    const auto keyed = [&](const report::table & t, bool with_settings, std::vector<std::string> * skipped) {
         std::vector<keyed_row> out;
         for (size_t r = 0; r < t.rows.size(); ++r) {
-            std::string label = bench_test_name(t, r), settings;
-            for (const auto & [name, flag] : bench_settings) {
-                if (varying.count(name)) settings += (settings.empty() ? "" : " ") + flag + "=" + field_text(t, r, name);
+            const std::string name = k.label(t, r);
+            if (report::row_skipped(k, t, r)) {
+                if (skipped) skipped->push_back(name + " (skipped: " + field_text(t, r, k.skipped_field) + ")");
+                continue;
             }
-            if (!settings.empty()) label += " (" + settings + ")";
-            out.push_back({bench_test_name(t, r) + (with_settings ? "|" + bench_settings_key(t, r) : ""), label, r});
+            std::string key, settings;
+            for (const auto & f : k.key_fields) key += f + "=" + field_text(t, r, f) + " ";
+            if (with_settings) {
+                key += "|";
+                for (const auto & s : k.setting_fields) key += s.flag + "=" + field_text(t, r, s.name) + " ";
+            }
+            for (const auto * s : varying) settings += (settings.empty() ? "" : " ") + s->flag + "=" + field_text(t, r, s->name);
+            out.push_back({key, settings.empty() ? name : name + " (" + settings + ")", r});
         }
         return out;
     };
-    const auto metrics = [&](bool a_side, size_t r) { return bench_metrics(a_side ? a.bench : b.bench, r); };
 
     comparison full;
-    match(full, "bench", keyed(a.bench, true), keyed(b.bench, true), metrics, o);
-    const bool none_matched = full.metrics.empty() && !a.bench.rows.empty() && !b.bench.rows.empty();
-    if (none_matched) {
+    match(full, k, ta, keyed(ta, true, &skipped_a), tb, keyed(tb, true, &skipped_b), o);
+    const bool none_matched = full.metrics.empty() && !ta.rows.empty() && !tb.rows.empty();
+    if (none_matched && !k.setting_fields.empty()) {
         // Runs of the same tests with other engine settings (the usual "did -fa on help?" question):
-        // match by test alone when each test appears once on each side.
-        auto ka = keyed(a.bench, false), kb = keyed(b.bench, false);
-        const auto unique = [](const std::vector<keyed_row> & k) {
+        // match by the key fields alone when each key appears once on each side.
+        auto ka = keyed(ta, false, nullptr), kb = keyed(tb, false, nullptr);
+        const auto unique = [](const std::vector<keyed_row> & keys) {
             std::set<std::string> seen;
-            for (const auto & r : k) {
+            for (const auto & r : keys) {
                 if (!seen.insert(r.key).second) return false;
             }
             return true;
         };
         if (unique(ka) && unique(kb)) {
             comparison loose;
-            match(loose, "bench", ka, kb, metrics, o);
+            match(loose, k, ta, ka, tb, kb, o);
             if (!loose.metrics.empty()) {
+                std::set<std::string> names;
+                for (const auto * s : varying) names.insert(s->name);
                 std::string differ;
-                for (const auto & name : varying) differ += (differ.empty() ? "" : ", ") + name;
-                loose.notes.push_back(fmt::format("bench rows matched by test alone: the engine settings differ ({})", differ));
+                for (const auto & n : names) differ += (differ.empty() ? "" : ", ") + n;
+                loose.notes.push_back(fmt::format("{} rows matched by {} alone: the engine settings differ ({})", k.name,
+                                                  k.key_description, differ));
                 full = std::move(loose);
             }
         }
@@ -239,63 +167,41 @@ void compare_bench(comparison & c, const run_data & a, const run_data & b, const
     c.metrics.insert(c.metrics.end(), full.metrics.begin(), full.metrics.end());
     c.only_in_a.insert(c.only_in_a.end(), full.only_in_a.begin(), full.only_in_a.end());
     c.only_in_b.insert(c.only_in_b.end(), full.only_in_b.begin(), full.only_in_b.end());
+    c.only_in_a.insert(c.only_in_a.end(), skipped_a.begin(), skipped_a.end());
+    c.only_in_b.insert(c.only_in_b.end(), skipped_b.begin(), skipped_b.end());
     c.notes.insert(c.notes.end(), full.notes.begin(), full.notes.end());
 }
 
-void compare_parallel(comparison & c, const run_data & a, const run_data & b, const compare_options & o) {
-    const auto keyed = [&](const report::table & t, std::vector<std::string> & skipped) {
-        std::vector<keyed_row> out;
-        for (size_t r = 0; r < t.rows.size(); ++r) {
-            const std::string label = parallel_test_name(t, r);
-            if (parallel_skipped(t, r)) {
-                skipped.push_back(label + " (skipped: " + field_text(t, r, "skipped") + ")");
-                continue;
-            }
-            out.push_back({label, label, r});
-        }
-        return out;
-    };
-    std::vector<std::string> skipped_a, skipped_b;
-    const auto ka = keyed(a.parallel, skipped_a), kb = keyed(b.parallel, skipped_b);
-    match(c, "parallel", ka, kb, [&](bool a_side, size_t r) { return parallel_metrics(a_side ? a.parallel : b.parallel, r); }, o);
-    c.only_in_a.insert(c.only_in_a.end(), skipped_a.begin(), skipped_a.end());
-    c.only_in_b.insert(c.only_in_b.end(), skipped_b.begin(), skipped_b.end());
-}
-
-report::value value_from_json(const nlohmann::json & j, report::field_type type) {
-    if (j.is_null()) return std::monostate{};
-    switch (type) {
-        case report::field_type::integer:
-            if (j.is_number()) return j.is_number_integer() ? j.get<int64_t>() : static_cast<int64_t>(j.get<double>());
-            break;
-        case report::field_type::real:
-            if (j.is_number()) return j.get<double>();
-            break;
-        case report::field_type::text:
-            if (j.is_string()) return j.get<std::string>();
-            break;
-        case report::field_type::boolean:
-            if (j.is_boolean()) return j.get<bool>();
-            if (j.is_number()) return j.get<double>() != 0;
-            break;
-        case report::field_type::integer_array:
-        case report::field_type::real_array:
-            if (j.is_array()) {
-                std::vector<double> v;
-                for (const auto & x : j) {
-                    if (x.is_number()) v.push_back(x.get<double>());
-                }
-                if (type == report::field_type::real_array) return v;
-                return std::vector<int64_t>(v.begin(), v.end());
-            }
-            break;
+std::string rows_text(const run_data & d) {
+    std::string s;
+    for (const auto & k : report::result_kinds()) {
+        const size_t n = d.rows_of(k.name).rows.size();
+        if (n > 0) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", n, k.name);
     }
-    return std::monostate{};
+    return s.empty() ? "no result rows" : s + " rows";
 }
 
 }  // namespace
 
 // --- loading ---------------------------------------------------------------------------------------
+
+const report::table & run_data::rows_of(const std::string & kind) const {
+    const auto it = tables.find(kind);
+    if (it != tables.end()) return it->second;
+    return report::result_kind_of(kind).shape;  // throws for a name that is no kind
+}
+
+size_t run_data::n_rows() const {
+    size_t n = 0;
+    for (const auto & [name, t] : tables) n += t.rows.size();
+    return n;
+}
+
+std::map<std::string, report::table> tables_of_run(const database & db, int64_t id) {
+    std::map<std::string, report::table> out;
+    for (const auto & k : report::result_kinds()) out.emplace(k.name, db.rows(id, k.shape));
+    return out;
+}
 
 run_data load_run(const database & db, int64_t id) {
     const auto r = db.run(id);
@@ -311,25 +217,9 @@ run_data load_run(const database & db, int64_t id) {
     d.machine = r->machine;
     d.build_commit = r->build_commit;
     d.interrupted = r->interrupted;
-    d.bench = db.rows(id, result_shape("bench"));
-    d.parallel = db.rows(id, result_shape("parallel"));
+    d.tables = tables_of_run(db, id);
     describe_from_rows(d);
     return d;
-}
-
-report::table table_from_json(const nlohmann::json & rows, const report::table & shape) {
-    report::table t;
-    t.name = shape.name;
-    t.fields = shape.fields;
-    for (const auto & obj : rows) {
-        if (!obj.is_object()) continue;
-        auto & row = t.add_row();
-        for (size_t i = 0; i < t.fields.size(); ++i) {
-            const auto it = obj.find(t.fields[i].name);
-            if (it != obj.end()) row[i] = value_from_json(*it, t.fields[i].type);
-        }
-    }
-    return t;
 }
 
 run_data load_file(const std::filesystem::path & path) {
@@ -346,29 +236,23 @@ run_data load_file(const std::filesystem::path & path) {
     }
     run_data d;
     d.label = path.string();
-    d.bench = table_from_json(nlohmann::json::array(), result_shape("bench"));
-    d.parallel = table_from_json(nlohmann::json::array(), result_shape("parallel"));
+    d.tables = empty_tables();
     if (j.is_object() && j.contains("tables") && j["tables"].is_object()) {
-        const auto & tables = j["tables"];
-        if (tables.contains("bench") && tables["bench"].is_array()) d.bench = table_from_json(tables["bench"], result_shape("bench"));
-        if (tables.contains("parallel") && tables["parallel"].is_array()) {
-            d.parallel = table_from_json(tables["parallel"], result_shape("parallel"));
+        for (const auto & k : report::result_kinds()) {
+            if (const auto it = j["tables"].find(k.name); it != j["tables"].end()) {
+                d.tables[k.name] = report::table_from_json(*it, k.shape);
+            }
         }
-        d.kind = "evaluate";
         if (const auto it = j.find("interrupted"); it != j.end() && it->is_boolean() && it->get<bool>()) d.interrupted = true;
-    } else if (j.is_array() && !j.empty() && j[0].is_object()) {
-        // An --export .json: bench rows carry avg_ts, parallel rows carry workers.
-        if (j[0].contains("workers")) {
-            d.parallel = table_from_json(j, result_shape("parallel"));
-            d.kind = "parallel";
-        } else if (j[0].contains("avg_ts") || j[0].contains("samples_ts")) {
-            d.bench = table_from_json(j, result_shape("bench"));
-            d.kind = "bench";
-        }
+        d.kind = j.value("kind", std::string("evaluate"));
+    } else if (const auto * k = report::kind_of_json_rows(j)) {
+        d.tables[k->name] = report::table_from_json(j, k->shape);
+        d.kind = k->name;
     }
-    if (d.bench.rows.empty() && d.parallel.rows.empty()) {
-        throw_runtime("{} holds no bench or parallel rows (expected a report.json or a bench/parallel --export .json)",
-                      path.string());
+    if (d.n_rows() == 0) {
+        throw_runtime("{} holds no result rows of any kind ({}): expected a report.json or an --export .json of "
+                      "bench, parallel or another measuring command",
+                      path.string(), report::result_kind_list());
     }
     describe_from_rows(d);
     return d;
@@ -387,15 +271,20 @@ std::string verdict_name(verdict v) {
 
 metric_comparison compare_samples(std::span<const double> a, std::span<const double> b, direction better,
                                   const compare_options & o) {
+    const auto mean = [](std::span<const double> s) {
+        return s.empty() ? 0.0 : std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(s.size());
+    };
+    return compare_values(mean(a), a, mean(b), b, better, o);
+}
+
+metric_comparison compare_values(double value_a, std::span<const double> a, double value_b, std::span<const double> b,
+                                 direction better, const compare_options & o) {
     metric_comparison m;
     m.better = better;
     m.n_a = a.size();
     m.n_b = b.size();
-    const auto mean = [](std::span<const double> s) {
-        return s.empty() ? 0.0 : std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(s.size());
-    };
-    m.mean_a = mean(a);
-    m.mean_b = mean(b);
+    m.mean_a = value_a;
+    m.mean_b = value_b;
     if (m.mean_a != 0) {
         m.ratio = m.mean_b / m.mean_a;
         m.change = m.ratio - 1.0;
@@ -425,13 +314,10 @@ size_t comparison::count(verdict v) const {
 
 comparison compare(const run_data & a, const run_data & b, const compare_options & o) {
     comparison c;
-    compare_bench(c, a, b, o);
-    compare_parallel(c, a, b, o);
+    for (const auto & k : report::result_kinds()) compare_kind(c, k, a.rows_of(k.name), b.rows_of(k.name), o);
     if (c.metrics.empty()) {
-        throw_runtime("{} and {} have no measurement in common ({} has {} bench and {} parallel rows, {} has {} and {}); "
-                      "compare runs of the same tests",
-                      a.label, b.label, a.label, a.bench.rows.size(), a.parallel.rows.size(), b.label, b.bench.rows.size(),
-                      b.parallel.rows.size());
+        throw_runtime("{} and {} have no measurement in common ({} has {}, {} has {}); compare runs of the same tests",
+                      a.label, b.label, a.label, rows_text(a), b.label, rows_text(b));
     }
     for (const run_data * d : {&a, &b}) {
         if (d->interrupted) {
@@ -451,22 +337,13 @@ comparison compare(const run_data & a, const run_data & b, const compare_options
     return c;
 }
 
-headline headline_of(const report::table & bench, const report::table & parallel) {
-    headline h;
-    for (size_t r = 0; r < bench.rows.size(); ++r) {
-        const int64_t np = int_of(bench.get(r, "n_prompt")), ng = int_of(bench.get(r, "n_gen"));
-        const auto ts = real_of(bench.get(r, "avg_ts"));
-        if (!ts) continue;
-        if (np > 0 && ng == 0 && !h.pp_ts) h.pp_ts = ts;
-        if (np == 0 && ng > 0 && !h.tg_ts) h.tg_ts = ts;
-    }
-    for (size_t r = 0; r < parallel.rows.size(); ++r) {
-        if (parallel_skipped(parallel, r)) continue;
-        const auto tps = real_of(parallel.get(r, "overall_tps"));
-        if (tps && (!h.best_overall_tps || *tps > *h.best_overall_tps)) {
-            h.best_overall_tps = tps;
-            h.best_workers = static_cast<int>(int_of(parallel.get(r, "workers")));
-        }
+report::headline headline_of(const std::map<std::string, report::table> & tables) {
+    report::headline h;
+    for (const auto & k : report::result_kinds()) {
+        const auto it = tables.find(k.name);
+        const auto one = k.headline_of(it != tables.end() ? it->second : k.shape);
+        if (!one.text.empty()) h.text += (h.text.empty() ? "" : " · ") + one.text;
+        h.fields.update(one.fields);
     }
     return h;
 }

@@ -1,11 +1,13 @@
 #pragma once
 
 #include "core/mann_whitney.h"
+#include "report/kinds.h"
 #include "report/table.h"
 #include "store/store.h"
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -19,27 +21,30 @@ namespace im::store {
 // One side of a comparison: a run of the store, or a report.json / --export .json file.
 struct run_data {
     std::string label;         // "run 12", or the file path
-    std::string kind;          // bench | parallel | evaluate (a file: what its rows are)
+    std::string kind;          // a run kind: bench | parallel | continuous | serve | evaluate
     std::string test_time;     // from the runs table, else the first row's
     std::string model;         // model_type, else model_filename
     std::string machine;       // cpu_info, and "; gpu_info" when present
     std::string build_commit;  // llama.cpp
     bool interrupted = false;  // the run was stopped before it finished: its results are partial
-    report::table bench;       // result_shape("bench") with this run's rows (maybe none)
-    report::table parallel;    // result_shape("parallel") with this run's rows (maybe none)
+    // One table per result kind (report::result_kinds(), current field lists), with this run's rows
+    // (maybe none).
+    std::map<std::string, report::table> tables;
+    const report::table & rows_of(const std::string & kind) const;  // the kind must be registered
+    size_t n_rows() const;                                          // over every kind
 };
 
+// Every result kind's rows of run `id` (empty tables for kinds the run has none of).
+std::map<std::string, report::table> tables_of_run(const database & db, int64_t id);
 // Run `id` of `db`. Throws im::error (runtime) naming the id and the store when there is none.
 run_data load_run(const database & db, int64_t id);
-// A report.json ({"tables": {"bench": [...], "parallel": [...]}}) or a bench/parallel --export .json
-// (an array of rows, told apart by their fields). Fields missing from a row read as null; unknown
-// fields are ignored. Throws im::error (runtime) naming the file when it is unreadable, not JSON, or
-// holds no bench or parallel rows.
+// A report.json ({"tables": {"bench": [...], "parallel": [...], ...}}) or an --export .json of any
+// result kind (an array of rows; the kind is the one whose field list fits the rows,
+// report::kind_of_json_rows). Fields missing from a row read as null; unknown fields are ignored.
+// Throws im::error (runtime) naming the file when it is unreadable, not JSON, or holds no result rows.
 run_data load_file(const std::filesystem::path & path);
-// Parses the rows of a JSON array into a table of `shape` (what load_file does per table).
-report::table table_from_json(const nlohmann::json & rows, const report::table & shape);
 
-enum class direction { higher_is_better, lower_is_better };
+using report::direction;
 enum class verdict { no_change, regression, improvement };
 
 std::string verdict_name(verdict v);  // "no significant change" | "regression" | "improvement"
@@ -51,11 +56,13 @@ struct compare_options {
 
 // One metric of one matched row.
 struct metric_comparison {
-    std::string table;   // bench | parallel
-    std::string test;    // "pp512", "tg128 (t=4)", "W=4 (p128 n256)"
-    std::string metric;  // "t/s", "prompt t/s", "gen t/s", "overall t/s", ...
+    std::string table;   // the result kind: bench | parallel | continuous | serve
+    std::string test;    // "pp512", "tg128 (t=4)", "W=4 (p128 n256)", "C=8 (fixed 128/256, greedy)"
+    std::string metric;  // "t/s", "prompt t/s", "gen t/s", "overall t/s", "TTFT p99 (ms)", ...
+    std::string unit;    // "t/s", "req/s", "ms"
     direction better = direction::higher_is_better;
     size_t n_a = 0, n_b = 0;
+    // The figures compared: the samples' mean, or the metric's statistic (a percentile) when it has one.
     double mean_a = 0, mean_b = 0;
     double ratio = 0;    // mean_b / mean_a; NaN when mean_a is 0
     double change = 0;   // ratio − 1
@@ -73,6 +80,10 @@ struct metric_comparison {
 // for the test to reach alpha, the threshold alone decides and `confirmed` is false. Pure function.
 metric_comparison compare_samples(std::span<const double> a, std::span<const double> b, direction better,
                                   const compare_options & o);
+// The same judgement of figures that are not the samples' means (a p99 latency): the change is
+// value_b / value_a − 1, the Mann–Whitney U test runs on the samples behind them.
+metric_comparison compare_values(double value_a, std::span<const double> a, double value_b, std::span<const double> b,
+                                 direction better, const compare_options & o);
 
 struct comparison {
     std::vector<metric_comparison> metrics;  // matched rows, in A's order, one entry per metric
@@ -82,19 +93,16 @@ struct comparison {
     size_t count(verdict v) const;
 };
 
-// Matches A's and B's rows (bench: by test and engine settings; parallel: by workers, n_prompt and
-// n_predict) and compares every metric. When no bench row matches with its settings, rows are matched
-// by test alone (each test once on each side) and a note names the settings that differ. Throws
-// im::error (runtime) when A and B have no row in common.
+// Matches A's and B's rows kind by kind, by the kind's key and setting fields (report::result_kind;
+// bench: test and engine settings; parallel: workers, n_prompt, n_predict; continuous/serve: mode,
+// arrival, concurrency or rate, lengths, sampling), and compares every metric of the kind. When no
+// row of a kind matches with its settings, rows are matched by their key fields alone (each once on
+// each side) and a note names the settings that differ. Throws im::error (runtime) when A and B have
+// no row in common.
 comparison compare(const run_data & a, const run_data & b, const compare_options & o);
 
-// The number `history` shows per run.
-struct headline {
-    std::optional<double> pp_ts;             // the first pp row's mean t/s
-    std::optional<double> tg_ts;             // the first tg row's mean t/s
-    std::optional<double> best_overall_tps;  // the best parallel overall t/s
-    int best_workers = 0;                    // the W that gave it
-};
-headline headline_of(const report::table & bench, const report::table & parallel);
+// What `history` shows per run: every kind's headline (report::result_kind::headline_of), the texts
+// joined with " · " ("-" when none) and the JSON fields merged in the registry's order.
+report::headline headline_of(const std::map<std::string, report::table> & tables);
 
 }  // namespace im::store

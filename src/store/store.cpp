@@ -5,7 +5,7 @@
 #include "core/format.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "report/measurements.h"
+#include "report/kinds.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -103,18 +103,12 @@ std::string model_label(const std::string & model_type, int64_t n_params) {
 }
 
 std::vector<report::table> result_shapes() {
-    const report::run_context none;
-    return {report::bench_table({}, none), report::parallel_table(workload::lockstep_result{}, workload::lockstep_config{}, none)};
+    std::vector<report::table> out;
+    for (const auto & k : report::result_kinds()) out.push_back(k.shape);
+    return out;
 }
 
-const report::table & result_shape(const std::string & table_name) {
-    static const std::vector<report::table> shapes = result_shapes();
-    for (const auto & t : shapes) {
-        if (t.name == table_name) return t;
-    }
-    IM_CHECK(false, fmt::format("no result table '{}'", table_name));
-    return shapes.front();
-}
+const report::table & result_shape(const std::string & table_name) { return report::result_kind_of(table_name).shape; }
 
 database::database(const std::filesystem::path & path, double timeout_s) : path_(path), timeout_s_(timeout_s) {
     std::error_code ec;

@@ -35,14 +35,15 @@ constexpr int32_t application_id = 0x494d5253;
 // published models, infermeter knows every model's parameter count. Other descriptions unchanged.
 std::string model_label(const std::string & model_type, int64_t n_params);
 
-// Empty tables with the current field list of every result kind the store holds (bench, parallel),
-// the shapes `database::rows` takes. Opening a database migrates these tables to the current lists.
+// Empty tables with the current field list of every result kind (report::result_kinds()), the shapes
+// `database::rows` takes. Opening a database creates these tables or migrates them to the current lists.
 std::vector<report::table> result_shapes();
-const report::table & result_shape(const std::string & table_name);  // IM_CHECK: the name is known
+// Throws an internal error (IM_CHECK) when the name is not a result kind.
+const report::table & result_shape(const std::string & table_name);
 
 struct run_summary {
     int64_t id = 0;
-    std::string kind;         // bench | parallel | evaluate | ...
+    std::string kind;         // report::run_kind_names(): a result kind, or evaluate
     std::string test_time;
     std::string model_type;
     std::string model_filename;
@@ -57,7 +58,7 @@ struct run_summary {
 // Which runs `database::runs` lists. Empty strings match everything; model and machine are
 // case-insensitive substrings (of model_type or model_filename; of cpu_info or gpu_info), `since`
 // is an RFC 3339 prefix compared as text ("2026-11" lists runs from November 2026 on), `kind` is
-// exact (bench | parallel | evaluate).
+// exact (one of report::run_kind_names()).
 struct run_filter {
     std::string model;
     std::string machine;

@@ -1,5 +1,8 @@
 // libFuzzer target for the SSE parser: any bytes, cut into reads anywhere, must give exactly the
 // events that the same bytes give in one read — never crash, hang, or buffer past the line cap.
+// Every event is then interpreted as each endpoint's stream chunk (engine/http/protocol.h), which
+// must accept or reject it without crashing.
+#include "engine/http/protocol.h"
 #include "engine/http/sse.h"
 
 #include <cstddef>
@@ -37,5 +40,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
         if (a[i].data.size() > stream.size()) std::abort();
     }
     if (!whole.failed() && whole.mid_event() != pieces.mid_event()) std::abort();
+    using im::engine::http::api;
+    for (const auto & e : a) {
+        for (api which : {api::completions, api::chat, api::llama}) {
+            im::engine::http::stream_chunk c;
+            std::string why;
+            const bool ok = im::engine::http::interpret_event(which, e, c, why);
+            if (!ok && why.empty()) std::abort();  // a rejection always says why
+        }
+    }
     return 0;
 }

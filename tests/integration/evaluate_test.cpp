@@ -47,7 +47,7 @@ TEST(evaluate_cli, small_run_writes_all_reports_and_records_history) {
     const auto j = nlohmann::json::parse(slurp(dir / "out" / "report.json"));
     EXPECT_EQ(j["parameters"]["n_predict"], 48);
     EXPECT_EQ(j["parameters"]["n_prompt"], 128);
-    EXPECT_EQ(j["parallel"]["rows"].size(), 2u);
+    EXPECT_EQ(j["tables"]["parallel"].size(), 2u);
     EXPECT_FALSE(j["interrupted"].get<bool>());
     EXPECT_EQ(j["stages_done"].size(), 5u);
     // The serving stage: continuous batching with real sampling at each measured W, then the sampling cost.
@@ -120,7 +120,7 @@ TEST(evaluate_cli, interrupt_keeps_partial_results_and_resume_finishes) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (std::filesystem::exists(out / "report.json")) {
             try {
-                saved = nlohmann::json::parse(slurp(out / "report.json"))["bench"].size() == 2;
+                saved = nlohmann::json::parse(slurp(out / "report.json"))["tables"]["bench"].size() == 2;
             } catch (...) {
             }
         }
@@ -133,7 +133,7 @@ TEST(evaluate_cli, interrupt_keeps_partial_results_and_resume_finishes) {
     EXPECT_EQ(WEXITSTATUS(status), 130);
     const auto j = nlohmann::json::parse(slurp(out / "report.json"));
     EXPECT_TRUE(j["interrupted"].get<bool>());
-    EXPECT_EQ(j["bench"].size(), 2u);
+    EXPECT_EQ(j["tables"]["bench"].size(), 2u);
     EXPECT_NE(slurp(out / "report.md").find("Interrupted"), std::string::npos);
 
     args.push_back("--resume");
@@ -142,8 +142,8 @@ TEST(evaluate_cli, interrupt_keeps_partial_results_and_resume_finishes) {
     EXPECT_NE(r.err.find("reusing"), std::string::npos) << r.err;
     const auto done = nlohmann::json::parse(slurp(out / "report.json"));
     EXPECT_FALSE(done["interrupted"].get<bool>());
-    EXPECT_EQ(done["parallel"]["rows"].size(), 2u);
-    EXPECT_EQ(done["bench"][0]["samples_ts"], j["bench"][0]["samples_ts"]) << "bench was not measured again";
+    EXPECT_EQ(done["tables"]["parallel"].size(), 2u);
+    EXPECT_EQ(done["tables"]["bench"][0]["samples_ts"], j["tables"]["bench"][0]["samples_ts"]) << "bench was not measured again";
 }
 
 TEST(evaluate_cli, bad_input) {

@@ -141,3 +141,59 @@ TEST_F(compare_cli, history_filters) {
     EXPECT_EQ(r.exit_code, 0);
     EXPECT_FALSE(std::filesystem::exists(dir_ / "none.db"));
 }
+
+// Request-level runs (continuous in-process, serve over HTTP) are listed with their headline,
+// filtered by kind, and compared metric by metric with latencies judged lower-is-better.
+TEST(history_cli, continuous_and_serve_runs_are_listed_and_compared) {
+    const auto dir = im::test::temp_dir("history-requests");
+    const auto db_path = (dir / "results.db").string();
+    {
+        im::store::database db(db_path);
+        const auto c = fx::context();
+        std::vector<double> fast, slow;
+        for (int i = 0; i < 10; ++i) {
+            fast.push_back(100 + i);
+            slow.push_back(300 + i);
+        }
+        auto a = im::store::result_shape("continuous"), b = im::store::result_shape("continuous");
+        fx::add_request_row(a, c, 4, 1000, fast);
+        fx::add_request_row(a, c, 16, 3000, fast);
+        fx::add_request_row(b, c, 4, 1000, slow);
+        db.record("continuous", c, {a}, false);  // 1
+        db.record("continuous", c, {b}, false);  // 2: TTFT tripled
+        auto s = im::store::result_shape("serve");
+        fx::add_request_row(s, c, 8, 1500, fast);
+        db.record("serve", c, {s}, false);       // 3
+    }
+    auto h = run_infermeter({"history", "--db", db_path});
+    ASSERT_EQ(h.exit_code, 0) << h.err;
+    EXPECT_NE(h.out.find("| continuous: 3,000.00 output t/s at C=16 (TTFT p99 108.9 ms) |"), std::string::npos) << h.out;
+    EXPECT_NE(h.out.find("| serve: 1,500.00 output t/s at C=8 (TTFT p99 108.9 ms) |"), std::string::npos) << h.out;
+
+    h = run_infermeter({"history", "--db", db_path, "--kind", "serve", "-o", "json"});
+    ASSERT_EQ(h.exit_code, 0) << h.err;
+    auto j = nlohmann::json::parse(h.out);
+    ASSERT_EQ(j.size(), 1u);
+    EXPECT_EQ(j[0]["kind"], "serve");
+    EXPECT_EQ(j[0]["serve_best_output_tps"], 1500.0);
+    EXPECT_EQ(j[0]["serve_best_load"], "C=8");
+    EXPECT_TRUE(j[0]["continuous_best_output_tps"].is_null());
+    EXPECT_TRUE(j[0].contains("tg_ts")) << "every line has every headline key";
+    h = run_infermeter({"history", "--db", db_path, "--kind", "continuous", "-o", "json"});
+    ASSERT_EQ(h.exit_code, 0) << h.err;
+    EXPECT_EQ(nlohmann::json::parse(h.out).size(), 2u);
+
+    const auto c = run_infermeter({"compare", "1", "2", "--db", db_path});
+    EXPECT_EQ(c.exit_code, 3) << c.err;
+    EXPECT_NE(c.out.find("| C=4 (fixed 128/256, greedy, CPU sampling) | TTFT p99 (ms) | 108.91 (n=10) | 308.91 (n=10) |"),
+              std::string::npos)
+        << c.out;
+    EXPECT_NE(c.out.find("| C=4 (fixed 128/256, greedy, CPU sampling) | output t/s | 1,000.00 (n=1) | 1,000.00 (n=1) |"),
+              std::string::npos)
+        << c.out;
+    EXPECT_NE(c.out.find("only in A: C=16 (fixed 128/256, greedy, CPU sampling)"), std::string::npos) << c.out;
+    // A serve run and a continuous run share no kind of row: nothing in common.
+    const auto none = run_infermeter({"compare", "1", "3", "--db", db_path});
+    EXPECT_EQ(none.exit_code, 1) << none.err;
+    EXPECT_NE(none.err.find("no measurement in common"), std::string::npos) << none.err;
+}

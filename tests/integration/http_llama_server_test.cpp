@@ -239,3 +239,26 @@ TEST(http_llama_server, request_longer_than_a_slot_is_an_http_error) {
     EXPECT_TRUE(e.cause == failure::http_status || e.cause == failure::error_event) << failure_name(e.cause);
     EXPECT_FALSE(e.message.empty());
 }
+
+TEST(http_llama_server, serve_command_against_llama_server) {
+    const std::string bin = im::test::bin_path("llama-server");
+    if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
+    const auto model = im::test::tiny_model();
+    const auto dir = im::test::temp_dir("serve-llama-server");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"},
+                     dir / "server.log");
+    ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
+    // exact prompt lengths from the model's vocabulary, sent as token ids to /completion
+    const auto r = im::test::run_infermeter({"serve", "--url", srv.base(), "--endpoint", "llama", "-m", model.string(),
+                                             "--token-prompts", "-p", "32", "-n", "12", "--concurrency", "1,4",
+                                             "--requests", "8", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << "\n" << srv.log_text();
+    EXPECT_NE(r.out.find("| C=1 | 8 / 0 |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| C=4 | 8 / 0 |"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("usage count differs"), std::string::npos) << r.out;  // chunks == server's count
+    EXPECT_NE(r.out.find("`llamacpp:tokens_predicted_total` | 96"), std::string::npos) << r.out;  // 8 × 12 per level
+    // the streamed text counted with the model's own vocabulary, for every request of each level
+    EXPECT_NE(r.out.find("### Output tokens counted three ways"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| C=4 | 8 |"), std::string::npos) << r.out;
+    srv.stop();
+}

@@ -138,7 +138,10 @@ struct http_engine::worker {
     int epfd = -1, wakefd = -1, timerfd = -1;
     CURLM * multi = nullptr;
     int64_t curl_deadline_ns = -1;  // from curl's timer callback; -1 = none
-    int64_t t_wake_ns = 0;          // when epoll last returned: the arrival time of the bytes read now
+    // When the bytes being parsed were read: taken in the write callback, after libcurl's recv()
+    // returned them, so never earlier than their arrival. (The time epoll_wait returned is not: bytes
+    // that land while other sockets are served are read in the same pass.)
+    int64_t t_read_ns = 0;
 
     std::mutex inbox_mu;
     std::vector<std::pair<request, int>> inbox;  // (request, endpoint)
@@ -259,6 +262,7 @@ struct http_engine::worker {
         auto * t = static_cast<transfer *>(userp);
         const size_t len = size * n;
         worker & w = *t->owner;
+        w.t_read_ns = clock::now_ns();
         w.bytes_received.fetch_add(len, std::memory_order_relaxed);
         if (t->status == 0) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
         if (t->status < 200 || t->status >= 300) {  // an error answer: keep (some of) its body for the message
@@ -323,7 +327,7 @@ struct http_engine::worker {
         if (c.timings_prompt_ms >= 0) t.server_ttft_ms = c.timings_prompt_ms;
         if (c.timings_predicted_per_second >= 0) t.server_gen_tps = c.timings_predicted_per_second;
         if (!c.text.empty()) {
-            event ev = make_event(t, event_kind::tokens, t_wake_ns);
+            event ev = make_event(t, event_kind::tokens, t_read_ns);
             ev.n_tokens = (c.n_token_ids >= 0 ? c.n_token_ids : 1) + t.pending_tokens;
             if (ev.n_tokens < 1) ev.n_tokens = 1;  // text arrived: at least one token made it
             t.pending_tokens = 0;
@@ -334,7 +338,7 @@ struct http_engine::worker {
         } else if (c.n_token_ids > 0) {
             t.pending_tokens += c.n_token_ids;  // e.g. a token held back until its UTF-8 completes
         }
-        if ((c.done || c.finished) && t.t_end_ns == 0) t.t_end_ns = t_wake_ns;
+        if ((c.done || c.finished) && t.t_end_ns == 0) t.t_end_ns = t_read_ns;
         t.done_seen = t.done_seen || c.done;
         t.finish_seen = t.finish_seen || c.finished;
         return true;
@@ -552,7 +556,6 @@ struct http_engine::worker {
             }
             if (curl_deadline_ns >= 0 && curl_deadline_ns <= now) {
                 curl_deadline_ns = -1;
-                t_wake_ns = now;
                 curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
                 read_done();
             }
@@ -565,7 +568,6 @@ struct http_engine::worker {
             }
             arm_timer(wake_at);
             const int n = epoll_wait(epfd, evs.data(), int(evs.size()), -1);
-            t_wake_ns = clock::now_ns();
             if (n < 0) continue;  // EINTR
             for (int i = 0; i < n; ++i) {
                 const int fd = evs[size_t(i)].data.fd;

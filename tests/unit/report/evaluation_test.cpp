@@ -130,7 +130,9 @@ TEST(evaluation_report, markdown_has_the_reference_sections_in_order) {
 TEST(evaluation_report, json_round_trips_measurements) {
     const auto e = recorded();
     const auto j = nlohmann::json::parse(report::to_json(e).dump());
-    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["schema_version"], 2);
+    EXPECT_FALSE(j.contains("bench")) << "the rows are stored once, under tables";
+    EXPECT_FALSE(j["parallel"].contains("rows"));
     EXPECT_EQ(j["recommendations"]["interactive"]["workers"], 4);
     EXPECT_EQ(j["tables"]["parallel"].size(), 4u);
     EXPECT_EQ(j["tables"]["bench"][1]["samples_ts"].size(), 3u);
@@ -142,6 +144,44 @@ TEST(evaluation_report, json_round_trips_measurements) {
     EXPECT_NEAR(rows[3].overall_tps.mean, 186.46, 0.005);
     EXPECT_EQ(rows[3].n_ctx, 34816);
     im::test::expect_golden("evaluation.json", report::to_json(e).dump(2) + "\n");
+}
+
+// --resume reads the rows report.json stores once, in "tables": every field it needs survives,
+// skipped rows and rows without samples are not reused, and the tables are what the store records.
+TEST(evaluation_report, resume_reads_the_stored_tables) {
+    auto e = recorded();
+    e.lockstep.rows[3].extended = true;
+    workload::lockstep_row skipped;
+    skipped.workers = 16;
+    skipped.n_prompt = 128;
+    skipped.n_predict = 4096;
+    skipped.skipped = "does not fit in memory";
+    e.lockstep.rows.push_back(skipped);
+    auto j = nlohmann::json::parse(report::to_json(e).dump());
+    const auto tables = report::tables_of(e);
+    ASSERT_EQ(j["tables"].size(), tables.size());
+    for (const auto & t : tables) EXPECT_EQ(j["tables"][t.name], nlohmann::json::parse(report::to_json(t).dump())) << t.name;
+
+    auto rows = report::lockstep_rows_from_json(j);
+    ASSERT_EQ(rows.size(), 4u) << "the skipped W is not reused";
+    EXPECT_TRUE(rows[3].extended);
+    EXPECT_FALSE(rows[2].extended);
+    EXPECT_EQ(rows[3].n_ctx_seq, 4352);
+    EXPECT_EQ(rows[3].kv_bytes, e.lockstep.rows[3].kv_bytes);
+    EXPECT_EQ(rows[3].t_tg_s, e.lockstep.rows[3].t_tg_s);
+    const auto bench = report::bench_from_json(j);
+    ASSERT_EQ(bench.size(), 2u);
+    EXPECT_EQ(bench[1].test.n_gen, 4096);
+    EXPECT_EQ(bench[1].samples_ns, e.bench[1].samples_ns);
+    EXPECT_EQ(bench[1].n_threads, 8);
+
+    // A row without samples (nothing measured) is not reused; a file without tables gives nothing.
+    j["tables"]["bench"][0].erase("samples_ts");
+    j["tables"]["parallel"][0]["samples_t_tg_s"] = nlohmann::json::array();
+    EXPECT_EQ(report::bench_from_json(j).size(), 1u);
+    EXPECT_EQ(report::lockstep_rows_from_json(j).size(), 3u);
+    EXPECT_TRUE(report::bench_from_json(nlohmann::json::object()).empty());
+    EXPECT_TRUE(report::lockstep_rows_from_json(nlohmann::json()).empty());
 }
 
 TEST(evaluation_report, html_is_self_contained_and_escapes_dataset_strings) {

@@ -20,8 +20,8 @@ store::run_data side(const std::string & label, report::table bench, report::tab
     d.kind = "bench";
     d.model = "m";
     d.machine = "cpu";
-    d.bench = std::move(bench);
-    d.parallel = std::move(parallel);
+    d.tables["bench"] = std::move(bench);
+    d.tables["parallel"] = std::move(parallel);
     return d;
 }
 
@@ -202,20 +202,20 @@ TEST(compare_files, export_arrays_and_report_json_load_by_shape) {
     }
     const auto b = store::load_file(dir / "bench.json");
     EXPECT_EQ(b.kind, "bench");
-    ASSERT_EQ(b.bench.rows.size(), 2u);
-    EXPECT_EQ(std::get<std::vector<double>>(b.bench.get(0, "samples_ts")), (std::vector<double>{1000, 1010, 990}));
+    ASSERT_EQ(b.rows_of("bench").rows.size(), 2u);
+    EXPECT_EQ(std::get<std::vector<double>>(b.rows_of("bench").get(0, "samples_ts")), (std::vector<double>{1000, 1010, 990}));
     EXPECT_EQ(b.model, "qwen2 1.5B Q4_K - Medium");
     EXPECT_EQ(b.machine, "Test CPU");
 
     const auto p = store::load_file(dir / "parallel.json");
     EXPECT_EQ(p.kind, "parallel");
-    EXPECT_EQ(p.parallel.rows.size(), 1u);
-    EXPECT_TRUE(p.bench.rows.empty());
+    EXPECT_EQ(p.rows_of("parallel").rows.size(), 1u);
+    EXPECT_TRUE(p.rows_of("bench").rows.empty());
 
     const auto r = store::load_file(dir / "report.json");
     EXPECT_EQ(r.kind, "evaluate");
-    EXPECT_EQ(r.bench.rows.size(), 2u);
-    EXPECT_EQ(r.parallel.rows.size(), 1u);
+    EXPECT_EQ(r.rows_of("bench").rows.size(), 2u);
+    EXPECT_EQ(r.rows_of("parallel").rows.size(), 1u);
     // A report compared with itself: every metric matched, nothing flagged.
     const auto c = store::compare(r, r, {});
     EXPECT_EQ(c.metrics.size(), 5u);
@@ -232,6 +232,70 @@ TEST(compare_files, export_arrays_and_report_json_load_by_shape) {
     }
 }
 
+// Two continuous runs: rows matched by load, lengths and sampling; latencies judged lower-is-better
+// with the Mann–Whitney test on the per-request samples, throughputs by the threshold alone.
+TEST(compare_runs, continuous_runs_match_by_load_and_judge_latency_lower_is_better) {
+    const auto c0 = fx::context();
+    std::vector<double> fast, slow;
+    for (int i = 0; i < 20; ++i) {
+        fast.push_back(100 + i);
+        slow.push_back(150 + i);
+    }
+    report::table ta = store::result_shape("continuous"), tb = store::result_shape("continuous");
+    fx::add_request_row(ta, c0, 4, 1000, fast);
+    fx::add_request_row(ta, c0, 16, 3000, fast);
+    fx::add_request_row(tb, c0, 4, 1100, slow);  // more output t/s, slower first tokens
+    fx::add_request_row(tb, c0, 8, 2000, slow);
+    store::run_data a, b;
+    a.label = "A";
+    b.label = "B";
+    a.tables["continuous"] = ta;
+    b.tables["continuous"] = tb;
+    const auto c = store::compare(a, b, {});
+    const std::string test = "C=4 (fixed 128/256, greedy, CPU sampling)";
+    const auto & ttft = find(c, test, "TTFT p99 (ms)");
+    EXPECT_EQ(ttft.table, "continuous");
+    EXPECT_EQ(ttft.unit, "ms");
+    EXPECT_EQ(ttft.better, store::direction::lower_is_better);
+    EXPECT_NEAR(ttft.mean_a, stats::percentile(fast, 99), 1e-9) << "the figure is the p99, not the mean";
+    EXPECT_NEAR(ttft.mean_b, stats::percentile(slow, 99), 1e-9);
+    EXPECT_EQ(ttft.n_a, 20u);
+    EXPECT_TRUE(ttft.confirmed);
+    EXPECT_LT(*ttft.p_value, 0.001);
+    EXPECT_EQ(ttft.result, store::verdict::regression) << "higher latency is worse";
+    EXPECT_EQ(find(c, test, "TTFT p50 (ms)").result, store::verdict::regression);
+    // TPOT and E2E grew by 2–3%: within the 5% threshold, however significant.
+    EXPECT_EQ(find(c, test, "TPOT p99 (ms)").result, store::verdict::no_change);
+    EXPECT_EQ(find(c, test, "E2E p99 (ms)").result, store::verdict::no_change);
+    const auto & out = find(c, test, "output t/s");
+    EXPECT_EQ(out.better, store::direction::higher_is_better);
+    EXPECT_EQ(out.n_a, 1u) << "no per-request samples: one figure";
+    EXPECT_FALSE(out.confirmed);
+    EXPECT_EQ(out.result, store::verdict::improvement);
+    EXPECT_EQ(c.count(store::verdict::regression), 2u);   // TTFT p50 and p99
+    EXPECT_EQ(c.count(store::verdict::improvement), 3u);  // req/s, output t/s, goodput
+    EXPECT_EQ(c.only_in_a, (std::vector<std::string>{"C=16 (fixed 128/256, greedy, CPU sampling)"}));
+    EXPECT_EQ(c.only_in_b, (std::vector<std::string>{"C=8 (fixed 128/256, greedy, CPU sampling)"}));
+    // The same runs the other way round: every latency is an improvement.
+    const auto back = store::compare(b, a, {});
+    EXPECT_EQ(find(back, test, "TTFT p99 (ms)").result, store::verdict::improvement);
+    EXPECT_EQ(back.count(store::verdict::regression), 3u);  // req/s, output t/s and goodput fell by 9%
+}
+
+TEST(compare_runs, other_sampling_is_another_measurement) {
+    const auto c0 = fx::context();
+    report::table ta = store::result_shape("serve"), tb = store::result_shape("serve");
+    fx::add_request_row(ta, c0, 4, 1000, {100, 110, 120});
+    fx::add_request_row(tb, c0, 4, 1000, {100, 110, 120});
+    tb.set(tb.rows[0], "sampling", std::string("temp 0.8"));
+    store::run_data a, b;
+    a.label = "A";
+    b.label = "B";
+    a.tables["serve"] = ta;
+    b.tables["serve"] = tb;
+    EXPECT_THROW(store::compare(a, b, {}), im::error);
+}
+
 TEST(compare_history, headline_picks_first_pp_tg_and_best_parallel) {
     const auto c0 = fx::context();
     const auto bench = fx::bench(c0, {1000, 1010}, {50, 52});
@@ -241,9 +305,24 @@ TEST(compare_history, headline_picks_first_pp_tg_and_best_parallel) {
     fx::add_parallel_row(par, c0, 8, 128, 256, {}, {});
     par.set(par.rows.back(), "skipped", std::string("does not fit"));
     par.set(par.rows.back(), "overall_tps", 1e9);
-    const auto h = store::headline_of(bench, par);
-    EXPECT_DOUBLE_EQ(*h.pp_ts, 1005);
-    EXPECT_DOUBLE_EQ(*h.tg_ts, 51);
-    EXPECT_NEAR(*h.best_overall_tps, 4 * 384 / 7.9, 1e-9);
-    EXPECT_EQ(h.best_workers, 4);
+    const auto h = store::headline_of({{"bench", bench}, {"parallel", par}});
+    EXPECT_DOUBLE_EQ(h.fields["pp_ts"].get<double>(), 1005);
+    EXPECT_DOUBLE_EQ(h.fields["tg_ts"].get<double>(), 51);
+    EXPECT_NEAR(h.fields["best_overall_tps"].get<double>(), 4 * 384 / 7.9, 1e-9);
+    EXPECT_EQ(h.fields["best_workers"], 4);
+    EXPECT_EQ(h.text, "tg 51.00 t/s · pp 1,005.00 t/s · best 194.43 t/s at W=4");
+    EXPECT_TRUE(h.fields["continuous_best_output_tps"].is_null());
+}
+
+TEST(compare_history, headline_of_request_runs_is_the_best_output_rate) {
+    const auto c0 = fx::context();
+    report::table cont = store::result_shape("continuous");
+    fx::add_request_row(cont, c0, 4, 1000, {100, 120});
+    fx::add_request_row(cont, c0, 16, 3000, {200, 400});
+    const auto h = store::headline_of({{"continuous", cont}});
+    EXPECT_EQ(h.text, "continuous: 3,000.00 output t/s at C=16 (TTFT p99 398.0 ms)");
+    EXPECT_EQ(h.fields["continuous_best_load"], "C=16");
+    EXPECT_DOUBLE_EQ(h.fields["continuous_best_output_tps"].get<double>(), 3000);
+    EXPECT_TRUE(h.fields["pp_ts"].is_null());
+    EXPECT_TRUE(h.fields["serve_best_output_tps"].is_null());
 }

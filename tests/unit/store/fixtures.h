@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/stats.h"
 #include "report/run_context.h"
 #include "report/table.h"
 #include "store/store.h"
@@ -74,6 +75,35 @@ inline void add_parallel_row(report::table & t, const report::run_context & c, i
     t.set(row, "overall_tps", mean_of(overall));
     t.set(row, "samples_t_pp_s", t_pp_s);
     t.set(row, "samples_t_tg_s", t_tg_s);
+}
+
+// Adds a request-level row ("continuous" or "serve" table): a closed loop of `concurrency` users
+// with these per-request TTFTs (ms); TPOT and E2E follow from them, percentiles from the samples.
+inline void add_request_row(report::table & t, const report::run_context & c, int concurrency, double output_tps,
+                            const std::vector<double> & ttft_ms) {
+    auto & row = t.add_row();
+    report::fill_context(t, row, c);
+    t.set(row, "mode", t.name);
+    t.set(row, "arrival", std::string("closed"));
+    t.set(row, "concurrency", int64_t{concurrency});
+    t.set(row, "lengths", std::string("fixed 128/256"));
+    t.set(row, "sampling", std::string("greedy, CPU sampling"));
+    t.set(row, "output_tps", output_tps);
+    t.set(row, "request_tps", output_tps / 256);
+    t.set(row, "goodput_rps", output_tps / 256);
+    std::vector<double> tpot, e2e;
+    for (double x : ttft_ms) {
+        tpot.push_back(20 + x / 100);
+        e2e.push_back(x + 255 * (20 + x / 100));
+    }
+    const auto pct = [](std::vector<double> v, double p) { return im::stats::percentile(std::move(v), p); };
+    t.set(row, "ttft_p50_ms", pct(ttft_ms, 50));
+    t.set(row, "ttft_p99_ms", pct(ttft_ms, 99));
+    t.set(row, "tpot_p99_ms", pct(tpot, 99));
+    t.set(row, "e2e_p99_ms", pct(e2e, 99));
+    t.set(row, "samples_ttft_ms", ttft_ms);
+    t.set(row, "samples_tpot_ms", tpot);
+    t.set(row, "samples_e2e_ms", e2e);
 }
 
 }  // namespace im::test::store_fixtures

@@ -1,0 +1,363 @@
+// `infermeter serve`: the request-level workload of `parallel --mode continuous` against an
+// OpenAI-compatible HTTP server (docs/serve.md, DESIGN §2.5), with server telemetry and the
+// client's own check.
+#include "cli/commands.h"
+#include "cli/http_flags.h"
+#include "cli/output.h"
+#include "cli/request_flags.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "dataset/vocab.h"
+#include "engine/http/client.h"
+#include "engine/http/metrics.h"
+#include "report/requests.h"
+#include "workload/capacity.h"
+#include "workload/request_source.h"
+#include "workload/requests.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <sys/resource.h>
+#include <unordered_map>
+
+namespace im::cli {
+
+namespace {
+
+struct serve_args {
+    http_flags http;
+    request_flags requests;
+    std::string model;   // -m: vocabulary for prompts and token counts (the server's model, or its vocab)
+    std::string vocab;   // --vocab
+    int n_prompt = 128, n_predict = 128;
+    std::string output = "md", export_path;
+    store::store_flags db;
+};
+
+// What one load level cost the client and what the server's counters say about it.
+struct level_check {
+    std::string load;
+    double dispatch_lag_p99_ms = 0;  // actual send − intended send
+    double dispatch_lag_max_ms = 0;
+    double client_cpu_cores = 0;     // the process's CPU (client threads and driver) / wall time of the level
+    double io_thread_busy = 0;       // CPU of the client threads / (wall time · threads): near 1 = saturated
+    double client_cpu_ms_per_request = 0;
+    double rss_mib = 0;              // peak RSS of the process so far
+    std::vector<engine::http::endpoint_counts> endpoints;
+    engine::http::metric_samples server_delta;  // after − before, non-zero entries
+    // infermeter's own count of the streamed text (with a vocabulary), over the ok measured requests
+    int n_tokenized = 0;             // requests counted
+    int n_tokenized_vs_chunks = 0;   // own count differs from the tokens the stream reported
+    int n_tokenized_vs_usage = 0;    // own count differs from the server's usage
+    int max_tokenized_diff = 0;      // largest |own − server usage| (or − streamed when no usage)
+};
+
+// Passes everything through to the HTTP engine and keeps each request's streamed text, so the
+// output can be counted with infermeter's own tokenizer (DESIGN §2.5: token counts three ways).
+class text_keeping_engine : public engine::request_engine {
+  public:
+    explicit text_keeping_engine(engine::request_engine & inner) : inner_(inner) {}
+    int64_t now_ns() const override { return inner_.now_ns(); }
+    void submit(engine::request r) override { inner_.submit(std::move(r)); }
+    void poll(int64_t deadline_ns, std::vector<engine::event> & out) override {
+        const size_t first = out.size();
+        inner_.poll(deadline_ns, out);
+        for (size_t i = first; i < out.size(); ++i) {
+            if (out[i].kind == engine::event_kind::tokens) text_[out[i].id] += out[i].text;
+        }
+    }
+    size_t in_flight() const override { return inner_.in_flight(); }
+    void cancel_all() override { inner_.cancel_all(); }
+    std::string describe() const override { return inner_.describe(); }
+    // The text of request `id` so far; forgets it.
+    std::string take_text(uint64_t id) {
+        auto it = text_.find(id);
+        if (it == text_.end()) return {};
+        std::string t = std::move(it->second);
+        text_.erase(it);
+        return t;
+    }
+
+  private:
+    engine::request_engine & inner_;
+    std::unordered_map<uint64_t, std::string> text_;
+};
+
+int64_t process_cpu_ns() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t(ru.ru_utime.tv_sec) + ru.ru_stime.tv_sec) * 1'000'000'000 +
+           (int64_t(ru.ru_utime.tv_usec) + ru.ru_stime.tv_usec) * 1000;
+}
+
+double peak_rss_mib() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+    }
+    return 0;
+}
+
+// Without a vocabulary: a prompt of `n` words, about one token each in common vocabularies, after a
+// unique prefix (no prefix cache can serve it).
+std::string word_prompt(uint64_t i, int n) {
+    static const char * words[] = {"the",  "river", "light", "house", "north", "winter", "stone", "market",
+                                   "quiet", "field", "story", "garden", "window", "letter", "morning", "bridge"};
+    std::string s = fmt::format("[request {}]", i);
+    for (int k = 0; k < n - 4; ++k) {
+        s += ' ';
+        s += words[(i * 7 + uint64_t(k) * 13 + uint64_t(k) / 16) % 16];
+    }
+    return s;
+}
+
+std::string checks_markdown(const std::vector<level_check> & checks) {
+    if (checks.empty()) return "";
+    std::string md = "\n### Client self-check\n\n| load | dispatch lag p99 | max | client CPU | per request | peak RSS |\n"
+                     "|---|---:|---:|---:|---:|---:|\n";
+    for (const auto & c : checks) {
+        md += fmt::format("| {} | {} ms | {} ms | {} cores | {} ms | {} MiB |\n", c.load, fmtx::thousands(c.dispatch_lag_p99_ms, 2),
+                          fmtx::thousands(c.dispatch_lag_max_ms, 2), fmtx::thousands(c.client_cpu_cores, 2),
+                          fmtx::thousands(c.client_cpu_ms_per_request, 3), fmtx::thousands(c.rss_mib, 1));
+    }
+    for (const auto & c : checks) {
+        if (c.io_thread_busy > 0.8 || c.dispatch_lag_p99_ms > 10) {
+            md += fmt::format("\n**Warning:** at {} the client may have been the limit (dispatch lag p99 {} ms, client "
+                              "threads {} busy): raise --client-threads or run the client on another machine.\n",
+                              c.load, fmtx::thousands(c.dispatch_lag_p99_ms, 2), fmtx::percent(c.io_thread_busy, 0));
+        }
+    }
+    if (checks.front().endpoints.size() > 1) {
+        md += "\n### Per endpoint\n\n| load | URL | started | finished | failed |\n|---|---|---:|---:|---:|\n";
+        for (const auto & c : checks) {
+            for (const auto & e : c.endpoints) {
+                md += fmt::format("| {} | {} | {} | {} | {} |\n", c.load, e.url, e.started, e.finished, e.failed);
+            }
+        }
+    }
+    bool tokenized = false;
+    for (const auto & c : checks) tokenized = tokenized || c.n_tokenized > 0;
+    if (tokenized) {
+        md += "\n### Output tokens counted three ways\n\n| load | requests | own count ≠ streamed | own count ≠ server usage | "
+              "largest difference |\n|---|---:|---:|---:|---:|\n";
+        for (const auto & c : checks) {
+            md += fmt::format("| {} | {} | {} | {} | {} |\n", c.load, c.n_tokenized, c.n_tokenized_vs_chunks,
+                              c.n_tokenized_vs_usage, c.max_tokenized_diff);
+        }
+        md += "\nOwn count: the streamed text tokenized with -m/--vocab (no special tokens); a detokenize/retokenize "
+              "round trip can merge or split a few tokens, so small differences are expected.\n";
+    }
+    bool any = false;
+    for (const auto & c : checks) any = any || !c.server_delta.empty();
+    if (any) {
+        md += "\n### Server telemetry (Prometheus /metrics, change over each load level)\n\n| load | metric | change |\n"
+              "|---|---|---:|\n";
+        for (const auto & c : checks) {
+            for (const auto & [k, v] : c.server_delta) md += fmt::format("| {} | `{}` | {} |\n", c.load, k, fmtx::thousands(v, 3));
+        }
+    }
+    return md;
+}
+
+void run(const serve_args & a) {
+    const auto out = output_target::from_flags(a.output, a.export_path);
+    auto copts = client_options_from(a.http);
+    if (a.n_prompt < 1 || a.n_predict < 1) throw_usage("-p and -n must be at least 1 (got {} and {})", a.n_prompt, a.n_predict);
+
+    std::unique_ptr<dataset::vocabulary> vocab;
+    if (!a.model.empty() || !a.vocab.empty()) {
+        init_engine();
+        vocab = std::make_unique<dataset::vocabulary>(dataset::vocab_file_for(a.model, a.vocab));
+    } else if (copts.prefer_token_ids) {
+        throw_usage("--token-prompts needs the server's vocabulary: give -m MODEL or --vocab FILE");
+    }
+    const llama_vocab * v = vocab ? vocab->get() : nullptr;
+    const workload::length_source lengths = lengths_of(a.requests, a.n_prompt, a.n_predict, v);
+    const workload::request_source source(lengths, v, a.requests.seed);
+    const workload::request_factory make = [&](uint64_t i) {
+        engine::request r = source.make(i);
+        if (r.prompt_text.empty() && (!copts.prefer_token_ids || r.prompt_tokens.empty())) {
+            r.prompt_text = word_prompt(i, r.n_prompt);
+            r.prompt_tokens.clear();
+        }
+        return r;
+    };
+    std::string lengths_text = lengths.describe();
+    if (!v && lengths.shape != workload::length_source::kind::dataset) {
+        lengths_text += " (prompt lengths approximate: words, no vocabulary; give -m or --vocab for exact ones)";
+    }
+
+    engine::http::http_engine http(copts);
+    text_keeping_engine eng(http);
+    std::vector<llama_token> token_buf;
+    log::info("serve: {}", http.describe());
+    std::string metrics_url = metrics_url_from(a.http);
+    const auto scrape = [&]() -> engine::http::metric_samples {
+        if (metrics_url.empty()) return {};
+        try {
+            return engine::http::scrape_metrics(metrics_url, 5000, copts.headers, copts.api_key).samples;
+        } catch (const error & e) {
+            log::warn("server telemetry off: {} (--metrics-url none silences this)", e.what());
+            metrics_url.clear();
+            return {};
+        }
+    };
+
+    const auto base = base_workload(a.requests);
+    progress_line progress;
+    workload::request_callbacks cb;
+    const workload::request_workload * current = nullptr;
+    cb.progress = [&](const workload::request_progress & p) {
+        if (current) progress.update(request_progress_text(*current, p));
+    };
+
+    std::vector<workload::request_run> runs;
+    std::vector<level_check> checks;
+    report::run_context ctx = report::make_run_context(nullptr, globals().command_line);
+    if (!a.http.model.empty()) ctx.model_filename = a.http.model;
+    ctx.model_type = "HTTP " + eng.describe();
+    report::table table;
+    std::string capacity_summary;
+    const auto markdown = [&] {
+        std::string md = fmt::format("## Serving Under Load ({})\n\n{}", eng.describe(),
+                                     report::requests_markdown(runs, base.objectives));
+        md += checks_markdown(checks);
+        if (!capacity_summary.empty()) md += "\n**Capacity:** " + capacity_summary + "\n";
+        return md;
+    };
+    const std::string sampling = fmt::format(
+        "{}{}", copts.body.temperature < 0 ? "server default" : fmt::format("temperature {}", copts.body.temperature),
+        copts.body.ignore_eos ? ", ignore EOS" : "");
+
+    const auto run_level = [&](const workload::request_workload & w) {
+        current = &w;
+        const auto before = scrape();
+        const auto counts0 = http.counts();
+        const int64_t cpu0 = process_cpu_ns();
+        const int64_t io_cpu0 = http.stats().cpu_ns;
+        const int64_t t0 = eng.now_ns();
+        workload::request_run r = workload::run_requests(eng, w, make, cb);
+        const int64_t wall = std::max<int64_t>(1, eng.now_ns() - t0);
+        const int64_t cpu = process_cpu_ns() - cpu0;
+        const double io_busy = double(http.stats().cpu_ns - io_cpu0) / double(wall) / copts.client_threads;
+        const auto after = scrape();
+        r.engine = eng.describe();
+        r.lengths = lengths_text;
+        r.sampling = sampling;
+
+        level_check c;
+        c.load = r.load_label();
+        std::vector<double> lag;
+        for (const auto & rec : r.records) {
+            if (rec.t_sent_ns >= 0) lag.push_back(double(rec.t_sent_ns - rec.t_intended_ns) / 1e6);
+        }
+        if (!lag.empty()) {
+            c.dispatch_lag_p99_ms = stats::percentile(lag, 99);
+            c.dispatch_lag_max_ms = stats::percentile(lag, 100);
+        }
+        c.client_cpu_cores = double(cpu) / double(wall);
+        c.io_thread_busy = io_busy;
+        c.client_cpu_ms_per_request = r.records.empty() ? 0 : double(cpu) / 1e6 / double(r.records.size());
+        c.rss_mib = peak_rss_mib();
+        for (const auto & rec : r.records) {
+            const std::string text = eng.take_text(rec.id);
+            if (!v || !rec.ok() || rec.warmup) continue;
+            const int own = dataset::count_tokens(v, text, false, token_buf);
+            ++c.n_tokenized;
+            c.n_tokenized_vs_chunks += own != rec.n_output;
+            c.n_tokenized_vs_usage += rec.usage_completion_tokens >= 0 && own != rec.usage_completion_tokens;
+            const int ref = rec.usage_completion_tokens >= 0 ? rec.usage_completion_tokens : rec.n_output;
+            c.max_tokenized_diff = std::max(c.max_tokenized_diff, std::abs(own - ref));
+        }
+        auto counts1 = http.counts();
+        for (size_t i = 0; i < counts1.size() && i < counts0.size(); ++i) {
+            counts1[i].started -= counts0[i].started;
+            counts1[i].finished -= counts0[i].finished;
+            counts1[i].failed -= counts0[i].failed;
+        }
+        c.endpoints = std::move(counts1);
+        if (!before.empty() && !after.empty()) {
+            for (const auto & [k, d] : engine::http::diff_metrics(before, after)) {
+                if (d != 0 && std::isfinite(d)) c.server_delta[k] = d;
+            }
+        }
+        const auto & mt = r.metrics;
+        progress.done(fmt::format("{}: {} req/s, output {} t/s, TTFT p99 {} ms, TPOT p99 {} ms, {} failed{}", r.load_label(),
+                                  fmtx::thousands(mt.request_tps, 2), fmtx::thousands(mt.output_tps, 1),
+                                  fmtx::thousands(mt.ttft.p99, 1), fmtx::thousands(mt.tpot.p99, 2), mt.n_failed,
+                                  mt.slo_met ? ", SLO met" : ", SLO missed"));
+        if (c.io_thread_busy > 0.8 || c.dispatch_lag_p99_ms > 10) {
+            log::warn("{}: the client may have been the limit (dispatch lag p99 {:.2f} ms, client threads {:.0f}% "
+                      "busy): raise --client-threads or run the client on another machine",
+                      c.load, c.dispatch_lag_p99_ms, 100 * c.io_thread_busy);
+        }
+        checks.push_back(std::move(c));
+        runs.push_back(r);
+        table = report::requests_table("serve", runs, ctx, nullptr);
+        out.export_now(table, markdown);
+        current = nullptr;
+        return r;
+    };
+
+    bool interrupted = false;
+    if (a.requests.find_capacity) {
+        workload::capacity_options o;
+        o.max_concurrency = a.requests.capacity_max_concurrency;
+        const auto res = workload::find_capacity(
+            [&](const workload::request_workload & w) {
+                auto lw = w;
+                if (lw.n_requests == 0 && lw.duration_s == 0) {
+                    lw.n_requests = lw.arrivals == workload::arrival_kind::closed
+                                        ? std::max(16, 4 * lw.concurrency)
+                                        : std::max(32, static_cast<int>(std::ceil(20 * lw.rate)));
+                }
+                return run_level(lw);
+            },
+            base, o);
+        capacity_summary = res.summary;
+        interrupted = res.interrupted;
+        progress.done(res.summary);
+    } else {
+        for (const auto & w : load_levels(a.requests)) {
+            if (run_level(w).interrupted) {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    progress.clear();
+    table = report::requests_table("serve", runs, ctx, nullptr);
+    out.export_now(table, markdown);
+    out.print(table, markdown);
+    if (!a.requests.trace.empty()) write_trace(a.requests.trace, runs);
+    store::record_run(a.db, "serve", ctx, {table}, interrupted);
+    if (interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
+}
+
+}  // namespace
+
+void add_serve(CLI::App & root) {
+    auto a = std::make_shared<serve_args>();
+    auto * cmd = root.add_subcommand(
+        "serve", "Measure an OpenAI-compatible HTTP server (llama-server, vLLM, SGLang, ...) under load: TTFT, TPOT, "
+                 "ITL, E2E, goodput, failures by cause (docs/serve.md)");
+    add_http_flags(cmd, a->http);
+    cmd->add_option("-m", a->model,
+                    "The served model (.gguf or synth:PRESET): its vocabulary writes prompts of exact length");
+    cmd->add_option("--vocab", a->vocab, "Vocabulary file instead of -m (e.g. llama.cpp's ggml-vocab-qwen2.gguf)");
+    cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens per request (without a dataset)")->capture_default_str();
+    cmd->add_option("-n,--n-predict", a->n_predict, "Tokens asked of each request (without a dataset)")->capture_default_str();
+    cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
+    cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each level");
+    add_request_flags(cmd, a->requests);
+    add_store_flags(cmd, a->db);
+    cmd->callback([a] { run(*a); });
+}
+
+}  // namespace im::cli
