@@ -56,6 +56,39 @@ for step in "$@"; do
         evaluate)
             build/bin/infermeter evaluate --profile standard -ngl 99 -fa on --out /tmp/evaluate --no-db 2>&1 | tail -40
             cp /tmp/evaluate/report.md "$out/evaluate-report.md"; cp /tmp/evaluate/report.json "$out/evaluate-report.json" ;;
+        continuous)
+            # Issue 14: lockstep vs continuous (no sampling / CPU / backend sampling) at W = 1, 8, 64.
+            OUT=/tmp/continuous W=${W:-1,8,64} P=128 N=${N:-1024} ROUNDS=${ROUNDS:-1} BIN=build/bin/infermeter \
+                bench/continuous.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/continuous.txt" ;;
+        capacity)
+            # Issue 14: capacity under the default SLO on the reference dataset's lengths (synthetic reference dataset).
+            build/bin/infermeter dataset synth -o /tmp/ref.jsonl --vocab third_party/llama.cpp/models/ggml-vocab-qwen2.gguf > /dev/null 2>&1 \
+                || build/bin/infermeter dataset synth -o /tmp/ref.jsonl -m synth:qwen2-1.5b-q4_k_m > /dev/null
+            build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m --mode continuous --dataset /tmp/ref.jsonl --find-capacity \
+                --capacity-max-concurrency 64 -ngl 99 -fa on --no-db --export "$out/capacity.json" 2>&1 | tail -30 | tee "$out/capacity.md" ;;
+        serve)
+            # Issue 15: llama-server (same build) against in-process continuous batching, 128 prompt / N output tokens,
+            # greedy, C = 1, 8, 64, with and without backend sampling; requests per level max(8, 2C).
+            m=$(ls "$XDG_CACHE_HOME"/infermeter/models/qwen2-1.5b*q4_k_m*.gguf | head -1)
+            for be in "" "--backend-sampling"; do
+                build/bin/llama-server -m "$m" -ngl 99 -fa on -np 64 -c $((64 * 1024)) --metrics --port 18080 $be > /tmp/server.log 2>&1 &
+                spid=$!
+                for i in $(seq 1 240); do
+                    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:18080/health', timeout=1)" 2>/dev/null && break
+                    sleep 0.5
+                done
+                for c in 1 8 64; do
+                    r=$(( c * 2 > 8 ? c * 2 : 8 ))
+                    build/bin/infermeter serve --url http://127.0.0.1:18080 --endpoint llama -m synth:qwen2-1.5b-q4_k_m --token-prompts \
+                        --concurrency $c --requests $r -p 128 -n ${N:-512} --no-db -o md 2>&1 | tee -a "$out/serve${be:+-backend}.md"
+                done
+                kill $spid; wait $spid 2>/dev/null
+                for c in 1 8 64; do
+                    r=$(( c * 2 > 8 ? c * 2 : 8 ))
+                    build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m --mode continuous --concurrency $c --requests $r \
+                        -p 128 -n ${N:-512} -ngl 99 -fa on $be --no-db -o md 2>&1 | tee -a "$out/inproc${be:+-backend}.md"
+                done
+            done ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
 done

@@ -26,6 +26,7 @@ struct analyze_args {
     std::string output = "md";
     std::string export_path;
     bool tokenizer_only = false;
+    std::string round = "pow2";
 };
 
 std::string render(const dataset::analysis & a, const std::string & kind) {
@@ -55,6 +56,7 @@ void run_analyze(const analyze_args & args) {
     opts.chat_template = args.chat_template;
     opts.max_bad_fraction = args.max_bad;
     opts.n_threads = args.threads;
+    opts.round = dataset::parse_rounding(args.round);
     const dataset::vocabulary vocab(dataset::vocab_file_for(args.model, args.vocab));
     opts.tokenizer_name = vocab.path().filename().string();
     if (args.chat_template) opts.chat_template_text = vocab.chat_template();
@@ -99,6 +101,10 @@ void add_analyze(CLI::App & root) {
     cmd->add_option("--max-bad-records", a->max_bad, "Fail when more than this fraction of records is malformed")
         ->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "Tokenizing threads (default: all cores)");
+    cmd->add_option("--round", a->round,
+                    "n-predict granularity: pow2 (the smallest power of two covering each scenario's target), 128 "
+                    "(multiple of 128) or exact")
+        ->capture_default_str();
     cmd->add_option("-o,--output", a->output, "What to print on stdout: md or json")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write the result to FILE (.md or .json), atomically");
     cmd->add_flag("--tokenizer-only", a->tokenizer_only,

@@ -108,13 +108,14 @@ void run(const parallel_args & a) {
             throw_usage("--plan prints md or json (-o md|json)");
         }
         for (const auto & row : p) {
-            if (!row.fits) {
+            if (!row.fits && row.refused.empty()) {
                 log::warn("{} workers need {} MiB but {} has {} MiB free; the largest worker count that fits is {}",
                           row.workers, fmtx::thousands(static_cast<double>(row.total_bytes) / fmtx::mib, 0), row.device,
                           fmtx::thousands(static_cast<double>(row.free_bytes) / fmtx::mib, 0),
                           workload::largest_fitting_workers(row, c, kvpt));
             }
         }
+        workload::check_plan(p);  // a configuration llama.cpp rejects is a usage error, after the table
         return;
     }
 

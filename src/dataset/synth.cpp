@@ -241,7 +241,7 @@ int32_t length_quantile(const length_distribution & d, double u) {
 synth_options reference_synth_options() {
     synth_options o;
     o.prompt_tokens = parse_distribution("normal:mean=70,sd=25,min=4", "--prompt-tokens");
-    o.output_tokens = parse_distribution("lognormal:median=900,p90=2088", "--output-tokens");
+    o.output_tokens = parse_distribution("lognormal:median=500,p90=1280", "--output-tokens");
     o.records = 2000;
     o.seed = 42;
     return o;

@@ -147,6 +147,7 @@ std::string to_html(const evaluation & e) {
                             fmtx::percent(r.coverage) + " of outputs"});
         }
         h += table_html({"Scenario", "n-prompt", "n-predict", "Coverage"}, rows);
+        for (const auto & note : dataset::merge_notes(a)) h += "<p>" + escape(note) + ".</p>";
         h += "<ul class=\"sentences\">";
         for (const auto & r : a.rationale) h += "<li>" + escape(r) + "</li>";
         h += "</ul>" + dataset_charts(a);

@@ -287,7 +287,11 @@ std::string plan_markdown(const std::vector<workload::memory_plan> & plan) {
     for (const auto & p : plan) {
         out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", p.workers, fmtx::thousands(p.n_ctx),
                            fmtx::thousands(p.n_ctx_seq), mib(p.kv_bytes), mib(p.kv_bytes_reported), mib(p.compute_bytes),
-                           mib(p.weights_bytes), mib(p.total_bytes), mib(p.free_bytes), p.fits ? "yes" : "**no**");
+                           mib(p.weights_bytes), mib(p.total_bytes), mib(p.free_bytes),
+                           p.fits ? "yes" : p.refused.empty() ? "**no**" : "**no**: llama.cpp refuses it");
+    }
+    for (const auto & p : plan) {
+        if (!p.refused.empty()) out += fmt::format("\n{} workers: {}\n", p.workers, p.refused);
     }
     if (!plan.empty()) out += fmt::format("\nMemory: {}\n", plan.front().device);
     return out;
@@ -306,6 +310,7 @@ nlohmann::ordered_json plan_json(const std::vector<workload::memory_plan> & plan
                        {"total_bytes", p.total_bytes},
                        {"free_bytes", p.free_bytes},
                        {"device", p.device},
+                       {"refused", p.refused.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(p.refused)},
                        {"fits", p.fits}});
     }
     return arr;

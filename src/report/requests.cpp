@@ -70,6 +70,7 @@ table requests_table(const std::string & name, const std::vector<workload::reque
         {"decode_ms_mean", field_type::real},    {"sample_ms_mean", field_type::real},
         {"sample_share", field_type::real},      {"samples_ttft_ms", field_type::real_array},
         {"samples_tpot_ms", field_type::real_array}, {"samples_e2e_ms", field_type::real_array},
+        {"rss_start_bytes", field_type::integer}, {"rss_end_bytes", field_type::integer},
         {"interrupted", field_type::boolean},
     };
     t.fields.insert(t.fields.end(), tail.begin(), tail.end());
@@ -135,6 +136,8 @@ table requests_table(const std::string & name, const std::vector<workload::reque
         t.set(row, "samples_ttft_ms", ttft);
         t.set(row, "samples_tpot_ms", tpot);
         t.set(row, "samples_e2e_ms", e2e);
+        t.set(row, "rss_start_bytes", static_cast<int64_t>(r.rss_start_bytes));
+        t.set(row, "rss_end_bytes", static_cast<int64_t>(r.rss_end_bytes));
         t.set(row, "interrupted", r.interrupted);
     }
     return t;

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/process.h"
 #include "core/stats.h"
 
 #include <fmt/format.h>
@@ -382,6 +383,7 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
     request_run run;
     run.workload = w;
     run.engine = eng.describe();
+    run.rss_start_bytes = process::rss_bytes();
     const int64_t t0 = eng.now_ns();
     const int64_t t_stop = w.duration_s > 0 ? t0 + static_cast<int64_t>(w.duration_s * 1e9) : std::numeric_limits<int64_t>::max();
     const size_t limit = w.n_requests > 0 ? static_cast<size_t>(w.n_requests) : std::numeric_limits<size_t>::max();
@@ -510,6 +512,7 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
     }
     run.steps = eng.take_steps();
     run.metrics = compute_metrics(run.records, run.steps, w);
+    run.rss_end_bytes = process::rss_bytes();
     return run;
 }
 

@@ -128,6 +128,7 @@ struct request_run {
     int n_slots = 0;                       // in-process: sequence slots; HTTP: 0
     int64_t n_ctx = 0;                     // in-process: cells allocated
     bool interrupted = false;
+    uint64_t rss_start_bytes = 0, rss_end_bytes = 0;  // process resident memory around the run (0: not available)
     // "C=8" or "4.00 req/s" (open loop), for tables.
     std::string load_label() const;
 };
