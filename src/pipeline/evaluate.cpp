@@ -161,6 +161,9 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     const int n_stages = opts.serving ? 6 : 5;
     report::evaluation e;
     e.profile = profile_name(opts.prof);
+    e.rec_opts.knee_min_marginal = opts.knee_min_marginal;
+    e.rec_opts.slo_ttft_s = opts.slo_ttft_s;
+    e.rec_opts.slo_tpot_s = opts.slo_tpot_s;
     for (const auto & out : {paths_in(opts.out_dir).json, paths_in(opts.out_dir).md, paths_in(opts.out_dir).html}) {
         fs::refuse_input_overwrite(out, "--out", {{opts.dataset, "--dataset"}, {opts.model_ref, "-m"}});
     }
