@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
@@ -25,6 +26,7 @@ struct analyze_args {
     std::string output = "md";
     std::string export_path;
     bool tokenizer_only = false;
+    std::string round = "pow2";
 };
 
 std::string render(const dataset::analysis & a, const std::string & kind) {
@@ -44,6 +46,7 @@ void run_analyze(const analyze_args & args) {
         export_kind = ext.substr(1);
     }
     if (args.threads < 0 || args.threads > 4096) throw_usage("-t: {} threads is out of range (0..4096)", args.threads);
+    fs::refuse_input_overwrite(args.export_path, "--export", {{args.dataset, "--dataset"}, {args.vocab, "--vocab"}});
     init_engine();
     dataset::analyze_options opts;
     opts.path = args.dataset;
@@ -53,6 +56,7 @@ void run_analyze(const analyze_args & args) {
     opts.chat_template = args.chat_template;
     opts.max_bad_fraction = args.max_bad;
     opts.n_threads = args.threads;
+    opts.round = dataset::parse_rounding(args.round);
     const dataset::vocabulary vocab(dataset::vocab_file_for(args.model, args.vocab));
     opts.tokenizer_name = vocab.path().filename().string();
     if (args.chat_template) opts.chat_template_text = vocab.chat_template();
@@ -70,10 +74,9 @@ void run_analyze(const analyze_args & args) {
               fmtx::thousands(static_cast<int64_t>(a.output_lengths.size())),
               fmtx::thousands(static_cast<double>(a.bytes) / 1e6, 1), fmtx::duration(a.seconds),
               fmtx::thousands(a.bytes_per_s / 1e6, 2), a.interrupted ? " — interrupted, partial results" : "");
-    fmt::print("{}", render(a, args.output));
-    std::fflush(stdout);
+    print_stdout(render(a, args.output));
     if (!export_kind.empty()) {
-        fs::write_atomic(args.export_path, render(a, export_kind));
+        fs::write_output(args.export_path, render(a, export_kind), "--export");
         log::info("wrote {}", args.export_path);
     }
 }
@@ -98,6 +101,10 @@ void add_analyze(CLI::App & root) {
     cmd->add_option("--max-bad-records", a->max_bad, "Fail when more than this fraction of records is malformed")
         ->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "Tokenizing threads (default: all cores)");
+    cmd->add_option("--round", a->round,
+                    "n-predict granularity: pow2 (the smallest power of two covering each scenario's target), 128 "
+                    "(multiple of 128) or exact")
+        ->capture_default_str();
     cmd->add_option("-o,--output", a->output, "What to print on stdout: md or json")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write the result to FILE (.md or .json), atomically");
     cmd->add_flag("--tokenizer-only", a->tokenizer_only,

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/format.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "dataset/synth.h"
 #include "dataset/vocab.h"
@@ -34,6 +35,8 @@ void run_synth(const synth_args & a) {
     opts.seed = a.seed;
     opts.stratified = !a.random_lengths;
     opts.out = a.out;
+    opts.out_hint = "-o names the output file";
+    fs::refuse_input_overwrite(a.out, "-o", {{a.vocab, "--vocab"}, {a.model, "-m"}});
     if (a.threads < 0 || a.threads > 4096) throw_usage("-t: {} threads is out of range (0..4096)", a.threads);
     if (a.records == 0 || a.records > 100'000'000) throw_usage("--records: {} is out of range (1..100,000,000)", a.records);
     opts.n_threads = a.threads;
@@ -45,7 +48,7 @@ void run_synth(const synth_args & a) {
               fmtx::thousands(static_cast<int64_t>(opts.records)), opts.prompt_tokens.spec, opts.output_tokens.spec,
               vocab.path().filename().string());
     const auto r = dataset::synthesize(opts, vocab.get());
-    fmt::print("{}\n", opts.out.string());
+    if (opts.out != "-") fmt::print("{}\n", opts.out.string());  // "-": stdout holds the dataset itself
     log::info("wrote {}: {} records, {} MB, mean prompt {} tokens, mean output {} tokens, {}", opts.out.string(),
               fmtx::thousands(static_cast<int64_t>(r.records)), fmtx::thousands(static_cast<double>(r.bytes) / 1e6, 1),
               fmtx::thousands(r.mean_prompt_tokens, 1), fmtx::thousands(r.mean_output_tokens, 1),

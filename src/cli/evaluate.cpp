@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/ranges.h"
 #include "pipeline/evaluate.h"
@@ -23,6 +24,7 @@ struct evaluate_args {
     std::string dataset;
     std::string format = "auto";
     std::string prompt_field, output_field;
+    std::string round = "pow2";
     std::string profile = "standard";
     std::string workers;
     int max_workers = 0;
@@ -49,9 +51,14 @@ void run(const evaluate_args & a) {
     o.dataset_format = a.format;
     o.prompt_field = a.prompt_field;
     o.output_field = a.output_field;
+    o.round = dataset::parse_rounding(a.round);
     o.prof = pipeline::profile_from_name(a.profile);
     if (!a.workers.empty()) o.workers = parse_int_list(a.workers, "--workers", 1);
-    if (a.max_workers < 0) throw_usage("--max-workers: {} is out of range (must be >= 1)", a.max_workers);
+    const int max_seq = static_cast<int>(llama_max_parallel_sequences());
+    if (a.max_workers < 0 || a.max_workers > max_seq) {
+        throw_usage("--max-workers: {} is out of range (1..{}, llama.cpp's limit of parallel sequences)", a.max_workers,
+                    max_seq);
+    }
     if (a.max_workers > 0) o.max_workers = a.max_workers;
     if (a.n_prompt < 0 || a.n_predict < 0) throw_usage("-p/-n: token counts must be > 0");
     if (a.n_prompt > 0) o.n_prompt = a.n_prompt;
@@ -93,11 +100,13 @@ void run(const evaluate_args & a) {
     };
     const auto e = pipeline::run_evaluate(o, cb);
     progress.clear();
-    fmt::print("{}", report::terminal_summary(e));
+    print_stdout(report::terminal_summary(e));
     const auto paths = pipeline::paths_in(o.out_dir);
     const auto abs = [](const std::filesystem::path & p) { return std::filesystem::absolute(p).lexically_normal().string(); };
-    fmt::print("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html), abs(paths.json));
-    store::record_run(a.db, "evaluate", e.ctx, report::tables_of(e), e.interrupted, abs(paths.json));
+    print_stdout(fmt::format("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html),
+                             abs(paths.json)));
+    store::record_run(a.db, "evaluate", e.ctx, report::tables_of(e), e.interrupted, abs(paths.json), {abs(paths.json)});
+    interrupt::clear_last_words("evaluate-reports");
     if (e.interrupted) {
         throw error(error_kind::interrupted, "interrupted: the reports hold what was measured; rerun with --resume to finish");
     }
@@ -113,10 +122,14 @@ void add_evaluate(CLI::App & root) {
     cmd->add_option("--format", a->format, "Dataset format: auto, alpaca, sharegpt, openai, jsonl, json, csv")->capture_default_str();
     cmd->add_option("--prompt-field", a->prompt_field, "Generic datasets: the prompt field");
     cmd->add_option("--output-field", a->output_field, "Generic datasets: the output field");
+    cmd->add_option("--round", a->round, "n-predict granularity: pow2 (smallest power of two covering the "
+                                         "scenario's target), 128 or exact")->capture_default_str();
     cmd->add_option("--profile", a->profile, "quick (conservative n-predict capped at 256, W 1,2,4, r=3), standard "
                                              "(recommended, W 1,2,4,8), comprehensive (99% coverage, W up to 64)")->capture_default_str();
     cmd->add_option("-w,--workers", a->workers, "Worker counts to sweep (default: the profile's); the sweep then doubles W while it gains >= 5%");
-    cmd->add_option("--max-workers", a->max_workers, "Upper bound of the sweep extension (default: 8 quick, 32 standard, 64 comprehensive)");
+    cmd->add_option("--max-workers", a->max_workers, "Upper bound of the sweep extension, at most llama.cpp's " +
+                                                         std::to_string(llama_max_parallel_sequences()) +
+                                                         " parallel sequences (default: 8 quick, 32 standard, 64 comprehensive)");
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Override the recommended prompt length");
     cmd->add_option("-n,--n-predict", a->n_predict, "Override the recommended output length");
     cmd->add_option("--slo-ttft", a->slo_ttft_ms, "Interactive SLO: time to first token, ms");
@@ -130,7 +143,9 @@ void add_evaluate(CLI::App & root) {
     cmd->add_option("--device-spec", a->device_spec, "Roofline against a datasheet name or bw=...,flops=... instead of measuring");
     cmd->add_flag("--reprobe", a->reprobe, "Measure the hardware ceilings again instead of using the cache");
     cmd->add_option("--out", a->out, "Output folder for report.md, report.html, report.json")->capture_default_str();
-    cmd->add_flag("--resume", a->resume, "Continue an interrupted run in --out: measured stages are not repeated");
+    cmd->add_flag("--resume", a->resume, "Continue an interrupted run in --out: measured stages are not repeated; "
+                                         "refused unless model file, engine flags, lengths, workers, KV layout and "
+                                         "--ctx-min all match");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
     cmd->callback([a] { run(*a); });

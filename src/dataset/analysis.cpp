@@ -16,6 +16,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace im::dataset {
@@ -211,9 +212,41 @@ length_stats compute_length_stats(std::span<const int32_t> lengths) {
     return s;
 }
 
-int n_predict_for_percentile(double p_c) {
-    const double e = std::round(std::log2(std::max(1.0, p_c)));
-    return static_cast<int>(std::lround(std::exp2(std::min(e, 30.0))));
+rounding parse_rounding(const std::string & name) {
+    if (name == "pow2") return rounding::pow2;
+    if (name == "128") return rounding::multiple_128;
+    if (name == "exact") return rounding::exact;
+    throw_usage("--round: '{}' is not one of pow2, 128, exact", name);
+}
+
+const char * rounding_name(rounding r) {
+    switch (r) {
+        case rounding::multiple_128: return "128";
+        case rounding::exact:        return "exact";
+        default:                     return "pow2";
+    }
+}
+
+int n_predict_for_coverage(std::span<const int32_t> lengths, double target, rounding r) {
+    if (lengths.empty() || !(target > 0.0 && target <= 1.0)) {
+        throw std::logic_error("n_predict_for_coverage: needs lengths and 0 < target <= 1");
+    }
+    std::vector<int32_t> sorted(lengths.begin(), lengths.end());
+    std::sort(sorted.begin(), sorted.end());
+    // The fewest samples k with k / n >= target (a hair of slack for 0.9 * n not being exact in
+    // binary), then the k-th shortest length: every limit >= it covers k samples.
+    const auto n = static_cast<double>(sorted.size());
+    auto k = static_cast<size_t>(std::ceil(target * n - 1e-9));
+    k = std::clamp<size_t>(k, 1, sorted.size());
+    const int64_t need = std::max<int64_t>(1, sorted[k - 1]);
+    switch (r) {
+        case rounding::exact: return static_cast<int>(need);
+        case rounding::multiple_128: return static_cast<int>((need + 127) / 128 * 128);
+        default: break;
+    }
+    int64_t p = 1;
+    while (p < need) p *= 2;
+    return static_cast<int>(std::min<int64_t>(p, INT32_MAX));
 }
 
 int n_prompt_for_percentile(double p_90) {
@@ -222,15 +255,23 @@ int n_prompt_for_percentile(double p_90) {
 }
 
 std::vector<recommendation> recommend(const length_stats & prompt, std::span<const int32_t> prompt_lengths,
-                                      const length_stats & output, std::span<const int32_t> output_lengths) {
+                                      const length_stats & output, std::span<const int32_t> output_lengths,
+                                      rounding round) {
+    (void)output;
     const int n_prompt = n_prompt_for_percentile(prompt.p90);
     const double prompt_cov = coverage_at(prompt_lengths, n_prompt);
     std::vector<recommendation> out;
-    for (const auto & [name, c, p] : {std::tuple{"conservative", 0.75, output.p75},
-                                      std::tuple{"recommended", 0.90, output.p90},
-                                      std::tuple{"comprehensive", 0.99, output.p99}}) {
-        const int n_predict = n_predict_for_percentile(p);
-        out.push_back({name, c, n_prompt, n_predict, coverage_at(output_lengths, n_predict), prompt_cov});
+    for (const auto & [name, c] : {std::pair{"conservative", 0.75}, std::pair{"recommended", 0.90},
+                                   std::pair{"comprehensive", 0.99}}) {
+        const int n_predict = n_predict_for_coverage(output_lengths, c, round);
+        recommendation r{name, c, n_prompt, n_predict, coverage_at(output_lengths, n_predict), prompt_cov, {}};
+        for (const auto & earlier : out) {
+            if (earlier.n_prompt == r.n_prompt && earlier.n_predict == r.n_predict) {
+                r.same_as = earlier.same_as.empty() ? earlier.scenario : earlier.same_as;
+                break;
+            }
+        }
+        out.push_back(r);
     }
     return out;
 }
@@ -386,7 +427,8 @@ analysis analyze(const analyze_options & opts, const llama_vocab * vocab) {
     }
     a.prompt_tokens = compute_length_stats(a.prompt_lengths);
     a.output_tokens = compute_length_stats(a.output_lengths);
-    a.recommendations = recommend(a.prompt_tokens, a.prompt_lengths, a.output_tokens, a.output_lengths);
+    a.round = opts.round;
+    a.recommendations = recommend(a.prompt_tokens, a.prompt_lengths, a.output_tokens, a.output_lengths, opts.round);
     a.rationale = rationale_for(a);
     return a;
 }

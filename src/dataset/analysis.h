@@ -19,6 +19,10 @@ namespace im::dataset {
 
 constexpr int analysis_schema_version = 1;
 
+// Granularity of n_predict (--round): powers of two (llama-bench's habit), multiples of 128, or
+// the exact length.
+enum class rounding { pow2, multiple_128, exact };
+
 struct analyze_options {
     std::filesystem::path path;
     format fmt = format::auto_;
@@ -28,6 +32,7 @@ struct analyze_options {
     double max_bad_fraction = 0.01;          // more malformed records than this fraction: runtime error
     int n_threads = 0;                       // tokenizing threads; 0: all cores
     std::string tokenizer_name;              // what reports call the vocabulary (its file); default: "vocab"
+    rounding round = rounding::pow2;         // granularity of the recommended n_predict (--round)
 };
 
 // One histogram bin: lengths in [lo_tokens, hi_tokens).
@@ -61,8 +66,13 @@ length_stats compute_length_stats(std::span<const int32_t> lengths);
 // Fraction of `lengths` that are <= limit (0 for an empty input).
 double coverage_at(std::span<const int32_t> lengths, int64_t limit);
 
-// DESIGN §2.1: n_predict = 2^round(log2(P_c)), at least 1.
-int n_predict_for_percentile(double p_c);
+// "pow2" | "128" | "exact"; throws a usage error naming --round otherwise.
+rounding parse_rounding(const std::string & name);
+const char * rounding_name(rounding r);
+
+// DESIGN §2.1: the smallest n_predict of the given granularity whose coverage of `lengths` is
+// >= target (0 < target <= 1), at least 1 (128 for multiple_128). Needs at least one length.
+int n_predict_for_coverage(std::span<const int32_t> lengths, double target, rounding r = rounding::pow2);
 // DESIGN §2.1: n_prompt = 2^ceil(log2(P_90)), at least 32.
 int n_prompt_for_percentile(double p_90);
 
@@ -71,13 +81,15 @@ struct recommendation {
     double target_coverage;  // 0.75, 0.90, 0.99
     int n_prompt;
     int n_predict;
-    double coverage;         // actual fraction of outputs <= n_predict
+    double coverage;         // actual fraction of outputs <= n_predict; >= target_coverage
     double prompt_coverage;  // actual fraction of prompts <= n_prompt
+    std::string same_as;     // the first earlier scenario with the same n_prompt and n_predict, or empty
 };
 
-// The three scenarios from the two distributions. Needs at least one sample.
+// The three scenarios from the two distributions, n_predict rounded as `r`. Needs at least one sample.
 std::vector<recommendation> recommend(const length_stats & prompt, std::span<const int32_t> prompt_lengths,
-                                      const length_stats & output, std::span<const int32_t> output_lengths);
+                                      const length_stats & output, std::span<const int32_t> output_lengths,
+                                      rounding r = rounding::pow2);
 
 struct analysis {
     // dataset
@@ -101,6 +113,7 @@ struct analysis {
     // results; one entry per (prompt, output) sample: each assistant turn of each record
     length_stats prompt_tokens, output_tokens;
     std::vector<recommendation> recommendations;  // conservative, recommended, comprehensive
+    rounding round = rounding::pow2;              // how their n_predict was rounded
     std::vector<std::string> rationale;
     std::vector<int32_t> prompt_lengths, output_lengths;  // raw, in file order, pairwise aligned
     int n_threads = 0;
@@ -121,9 +134,14 @@ std::vector<std::string> rationale_for(const analysis & a);
 // recommendations, rationale, timing.
 nlohmann::ordered_json to_json(const analysis & a);
 
-// The reference's "Recommended Parameters", "Rationale" and "Parameter Options" sections, then the
-// token length statistics and terminal histograms (Unicode block characters).
-std::string to_markdown(const analysis & a);
+// Notes for scenarios that came out identical (same n_prompt and n_predict), one per group.
+std::vector<std::string> merge_notes(const analysis & a);
+
+// The reference's "Recommended Parameters", "Rationale" and "Parameter Options" sections (identical
+// scenarios merged into one row, with a note), then the token length statistics and terminal
+// histograms (Unicode block characters). with_title: start with the "# Dataset Analysis" H1 (false
+// inside a report that has its own).
+std::string to_markdown(const analysis & a, bool with_title = true);
 
 // Single-thread llama_tokenize over every text of the dataset, read into memory first (untimed):
 // the raw tokenizer rate bench/analyze.sh compares analyze against.

@@ -1,8 +1,10 @@
 #include "core/build_info.h"
+#include "core/escape.h"
 #include "core/format.h"
 #include "dataset/analysis.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -43,6 +45,23 @@ const char * use_case(const std::string & scenario) {
     if (scenario == "conservative") return "Quick benchmarks";
     if (scenario == "recommended") return "Standard evaluation";
     return "Thorough testing";
+}
+
+// "the smallest power of two", as the rationale lines say how n_predict was chosen.
+std::string rounding_phrase(rounding r) {
+    switch (r) {
+        case rounding::multiple_128: return "the smallest multiple of 128";
+        case rounding::exact:        return "the shortest length";
+        default:                     return "the smallest power of two";
+    }
+}
+
+std::string name_list(const std::vector<std::string> & names) {
+    std::string out;
+    for (size_t i = 0; i < names.size(); ++i) {
+        out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+    }
+    return out;
 }
 
 nlohmann::ordered_json stats_json(const length_stats & s) {
@@ -121,8 +140,9 @@ std::vector<std::string> rationale_for(const analysis & a) {
                                     what, fmtx::thousands(static_cast<int64_t>(std::llround(p.mean))),
                                     tokens_text(p.p90), rec->n_prompt, approx_percent(rec->prompt_coverage)));
     }
-    lines.push_back(fmt::format("{} tokens covers {} of outputs (90th percentile: {})", rec->n_predict,
-                                approx_percent(rec->coverage), tokens_text(o.p90)));
+    lines.push_back(fmt::format("{} tokens covers {} of outputs (90th percentile: {}): {} that covers at least {}",
+                                rec->n_predict, approx_percent(rec->coverage), tokens_text(o.p90),
+                                rounding_phrase(a.round), fmtx::percent(rec->target_coverage)));
     if (high->n_predict > rec->n_predict) {
         lines.push_back(fmt::format("Balances dataset coverage with benchmark execution speed: {} would cover {} but "
                                     "take {}x as long to generate per request",
@@ -132,16 +152,10 @@ std::vector<std::string> rationale_for(const analysis & a) {
     const int per_seq = rec->n_prompt + rec->n_predict;
     int ctx = 1;
     while (ctx < per_seq) ctx *= 2;
-    lines.push_back(fmt::format("Powers of two, as llama-bench uses them: {} + {} = {} tokens per sequence fits a "
-                                "{}-token context",
+    lines.push_back(fmt::format("{}: {} + {} = {} tokens per sequence fits a {}-token context",
+                                a.round == rounding::pow2 ? "Powers of two, as llama-bench uses them" : "Per sequence",
                                 rec->n_prompt, rec->n_predict, fmtx::thousands(static_cast<int64_t>(per_seq)),
                                 fmtx::thousands(static_cast<int64_t>(ctx))));
-    if (rec->coverage < 0.8) {
-        lines.push_back(fmt::format("Rounding to a power of two leaves {} of outputs longer than {}; use {} ({}) if "
-                                    "long outputs matter",
-                                    approx_percent(1.0 - rec->coverage), rec->n_predict, high->n_predict,
-                                    approx_percent(high->coverage)));
-    }
     if (o.max > high->n_predict) {
         lines.push_back(fmt::format("The longest output has {} tokens: {} of outputs exceed even {}",
                                     fmtx::thousands(o.max), approx_percent(1.0 - high->coverage), high->n_predict));
@@ -193,21 +207,48 @@ nlohmann::ordered_json to_json(const analysis & a) {
         e["coverage"] = r.coverage;
         e["target_coverage"] = r.target_coverage;
         e["prompt_coverage"] = r.prompt_coverage;
+        e["same_as"] = r.same_as.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.same_as);
         j["recommendations"].push_back(e);
     }
+    j["rounding"] = rounding_name(a.round);
+    j["notes"] = merge_notes(a);
     j["rationale"] = a.rationale;
     j["timing"] = {{"seconds", a.seconds}, {"bytes_per_s", a.bytes_per_s}, {"threads", a.n_threads}};
     return j;
 }
 
-std::string to_markdown(const analysis & a) {
-    std::string md = "# Dataset Analysis\n\n";
-    md += fmt::format("**Dataset:** `{}` — {}, {} records, {} samples, {} malformed{}\n", a.path.string(),
-                      a.format_description, fmtx::thousands(static_cast<int64_t>(a.records)),
+std::vector<std::string> merge_notes(const analysis & a) {
+    std::vector<std::string> notes;
+    for (const auto & first : a.recommendations) {
+        if (!first.same_as.empty()) continue;
+        std::vector<std::string> names{title_case(first.scenario)};
+        std::vector<std::string> targets{fmtx::percent(first.target_coverage)};
+        for (const auto & r : a.recommendations) {
+            if (r.same_as == first.scenario) {
+                names.push_back(title_case(r.scenario));
+                targets.push_back(fmtx::percent(r.target_coverage));
+            }
+        }
+        if (names.size() < 2) continue;
+        notes.push_back(fmt::format("{} come out identical: {}, {} that covers {} of outputs, covers {}, which meets "
+                                    "{} targets",
+                                    name_list(names), first.n_predict, rounding_phrase(a.round), targets.front(),
+                                    first.coverage >= 1.0 ? std::string("100%")
+                                                          : fmt::format("{} ({})", approx_percent(first.coverage),
+                                                                        fmtx::percent(first.coverage, 1)),
+                                    names.size() == 2 ? "both" : "all their"));
+    }
+    return notes;
+}
+
+std::string to_markdown(const analysis & a, bool with_title) {
+    std::string md = with_title ? "# Dataset Analysis\n\n" : "";
+    md += fmt::format("**Dataset:** {} — {}, {} records, {} samples, {} malformed{}\n", esc::md_code(a.path.string()),
+                      esc::md_text(a.format_description), fmtx::thousands(static_cast<int64_t>(a.records)),
                       fmtx::thousands(static_cast<int64_t>(a.output_lengths.size())),
                       fmtx::thousands(static_cast<int64_t>(a.bad_records)),
                       a.interrupted ? " (INTERRUPTED: partial)" : "");
-    md += fmt::format("**Tokenizer:** {} ({}, {} tokens), {}\n\n", a.tokenizer_name, a.tokenizer_type,
+    md += fmt::format("**Tokenizer:** {} ({}, {} tokens), {}\n\n", esc::md_text(a.tokenizer_name), esc::md_text(a.tokenizer_type),
                       fmtx::thousands(static_cast<int64_t>(a.n_vocab)),
                       a.chat_template ? "prompts with the chat template applied" : "no chat template, no special tokens");
 
@@ -222,10 +263,20 @@ std::string to_markdown(const analysis & a) {
     md += "| Scenario | n-prompt | n-predict | Coverage | Use Case |\n";
     md += "|----------|----------|-----------|----------|----------|\n";
     for (const auto & r : a.recommendations) {
-        md += fmt::format("| **{}** | {} | {} | {} of outputs (target {}) | {} |\n", title_case(r.scenario), r.n_prompt,
-                          r.n_predict, approx_percent(r.coverage), fmtx::percent(r.target_coverage),
-                          use_case(r.scenario));
+        if (!r.same_as.empty()) continue;
+        std::vector<std::string> names{title_case(r.scenario)}, targets{fmtx::percent(r.target_coverage)},
+            uses{use_case(r.scenario)};
+        for (const auto & m : a.recommendations) {
+            if (m.same_as != r.scenario) continue;
+            names.push_back(title_case(m.scenario));
+            targets.push_back(fmtx::percent(m.target_coverage));
+            uses.push_back(use_case(m.scenario));
+        }
+        md += fmt::format("| **{}** | {} | {} | {} of outputs (target{} {}) | {} |\n", fmt::join(names, " / "), r.n_prompt,
+                          r.n_predict, approx_percent(r.coverage), targets.size() > 1 ? "s" : "",
+                          fmt::join(targets, ", "), fmt::join(uses, "; "));
     }
+    for (const auto & note : merge_notes(a)) md += "\n*Note:* " + note + ".\n";
 
     const auto & p = a.prompt_tokens;
     const auto & o = a.output_tokens;

@@ -341,8 +341,9 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
     } else if (cross > 0) {
         r.summary.push_back(fmt::format(
             "Sequences decoded together share each weight read, so ideal throughput grows almost linearly with W "
-            "until compute takes over at about W = {}.",
-            fmtx::thousands(cross, cross < 10 ? 1 : 0)));
+            "until compute takes over at about W = {} (for a KV depth of {} tokens per sequence; the crossover moves "
+            "with depth).",
+            fmtx::thousands(cross, cross < 10 ? 1 : 0), fmtx::thousands(curve_depth_tokens, 0)));
     } else {
         r.summary.push_back("At this depth the KV cache traffic per sequence costs more time than its arithmetic: "
                             "decode stays bandwidth-limited at every W.");

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 namespace im::pipeline {
 
@@ -46,9 +47,84 @@ report_paths paths_in(const std::filesystem::path & out_dir) {
 
 void write_reports(const report::evaluation & e, const std::filesystem::path & out_dir) {
     const auto p = paths_in(out_dir);
-    fs::write_atomic(p.json, report::to_json(e).dump(2) + "\n");
-    fs::write_atomic(p.md, report::to_markdown(e));
-    fs::write_atomic(p.html, report::to_html(e));
+    auto lock = interrupt::hold_outputs();
+    fs::write_output(p.json, report::to_json(e).dump(2) + "\n", "--out");
+    fs::write_output(p.md, report::to_markdown(e), "--out");
+    fs::write_output(p.html, report::to_html(e), "--out");
+    // Should a second Ctrl-C end the process before the next save, the reports say it was interrupted.
+    report::evaluation marked = e;
+    marked.interrupted = true;
+    interrupt::set_last_words("evaluate-reports", [p, json = report::to_json(marked).dump(2) + "\n",
+                                                   md = report::to_markdown(marked), html = report::to_html(marked)] {
+        fs::write_output(p.json, json, "--out");
+        fs::write_output(p.md, md, "--out");
+        fs::write_output(p.html, html, "--out");
+    });
+}
+
+nlohmann::ordered_json model_identity(const std::filesystem::path & path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw_runtime("cannot read the model {} (-m)", path.string());
+    std::vector<char> head(1 << 20);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(in.gcount()));
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64 (Fowler, Noll, Vo)
+    for (char ch : head) {
+        h ^= static_cast<unsigned char>(ch);
+        h *= 0x100000001b3ull;
+    }
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    if (ec) throw_runtime("cannot read the size of the model {} (-m): {}", path.string(), ec.message());
+    return {{"file_bytes", bytes}, {"header_fnv1a64", fmt::format("{:016x}", h)}};
+}
+
+nlohmann::ordered_json run_configuration(const evaluate_options & opts, const nlohmann::ordered_json & model_id,
+                                         int n_prompt, int n_predict, const std::vector<int> & workers,
+                                         int max_workers, int bench_repetitions) {
+    const auto & p = opts.params;
+    return {{"model", model_id},
+            {"engine",
+             {{"n_threads", p.n_threads > 0 ? p.n_threads : engine::llama::default_threads()},
+              {"n_gpu_layers", p.n_gpu_layers},
+              {"split_mode", engine::llama::split_mode_name(p.split_mode)},
+              {"main_gpu", p.main_gpu},
+              {"flash_attn", engine::llama::flash_attn_name(p.fa)},
+              {"n_batch", p.n_batch},
+              {"n_ubatch", p.n_ubatch},
+              {"type_k", ggml_type_name(p.type_k)},
+              {"type_v", ggml_type_name(p.type_v)},
+              {"use_mmap", p.use_mmap},
+              {"poll", p.poll}}},
+            {"n_prompt", n_prompt},
+            {"n_predict", n_predict},
+            {"workers", workers},
+            {"max_workers", max_workers},
+            {"kv_unified", opts.kv_unified},
+            {"ctx_min", opts.ctx_min},
+            {"bench_repetitions", bench_repetitions}};
+}
+
+std::vector<std::string> configuration_differences(const nlohmann::json & saved, const nlohmann::json & now) {
+    std::vector<std::string> out;
+    const auto walk = [&](const auto & self, const nlohmann::json & a, const nlohmann::json & b,
+                          const std::string & prefix) -> void {
+        if (a.is_object() && b.is_object()) {
+            for (const auto & [k, v] : a.items()) {
+                self(self, v, b.contains(k) ? b.at(k) : nlohmann::json(), prefix.empty() ? k : prefix + "." + k);
+            }
+            for (const auto & [k, v] : b.items()) {
+                if (!a.contains(k)) self(self, nlohmann::json(), v, prefix.empty() ? k : prefix + "." + k);
+            }
+            return;
+        }
+        if (a != b) {
+            out.push_back(fmt::format("{}: {} → {}", prefix, a.is_null() ? "(none)" : a.dump(),
+                                      b.is_null() ? "(none)" : b.dump()));
+        }
+    };
+    walk(walk, saved, now, "");
+    return out;
 }
 
 namespace {
@@ -85,7 +161,12 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     const int n_stages = opts.serving ? 6 : 5;
     report::evaluation e;
     e.profile = profile_name(opts.prof);
-    e.rec_opts = {opts.knee_min_marginal, opts.slo_ttft_s, opts.slo_tpot_s};
+    e.rec_opts.knee_min_marginal = opts.knee_min_marginal;
+    e.rec_opts.slo_ttft_s = opts.slo_ttft_s;
+    e.rec_opts.slo_tpot_s = opts.slo_tpot_s;
+    for (const auto & out : {paths_in(opts.out_dir).json, paths_in(opts.out_dir).md, paths_in(opts.out_dir).html}) {
+        fs::refuse_input_overwrite(out, "--out", {{opts.dataset, "--dataset"}, {opts.model_ref, "-m"}});
+    }
     std::error_code ec;
     std::filesystem::create_directories(opts.out_dir, ec);
     if (ec) throw_runtime("cannot create the output folder {}: {} (--out)", opts.out_dir.string(), ec.message());
@@ -124,7 +205,9 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
         dataset_path = so.out;
         e.dataset_synthetic = true;
         e.dataset_note = fmt::format("{} Alpaca records written by `infermeter dataset synth` with the reference's "
-                                     "distribution (prompts ~70 tokens, outputs with p90 ≈ 2,088 tokens)", so.records);
+                                     "coverages (prompts `{}`, outputs `{}`: 1024 / 2048 / 4096 tokens cover at least "
+                                     "75% / 90% / 99% of them)",
+                                     so.records, so.prompt_tokens.spec, so.output_tokens.spec);
     }
     e.dataset_path = dataset_path.string();
     dataset::analyze_options ao;
@@ -133,6 +216,7 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     ao.prompt_field = opts.prompt_field;
     ao.output_field = opts.output_field;
     ao.tokenizer_name = model_path.filename().string();
+    ao.round = opts.round;
     e.analysis = dataset::analyze(ao, vocab.get());
     e.stages_done.push_back("analyze");
 
@@ -145,6 +229,41 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
         e.scenario += fmt::format(", n-predict capped at {} by the quick profile", pd.n_predict_cap);
     }
     if (opts.n_prompt || opts.n_predict) e.scenario += ", overridden by -p/-n";
+
+    // Every W the sweep may reach is checked, llama.cpp's dry run included, before anything is measured.
+    auto & c = e.lockstep_cfg;
+    c.model_path = model_path;
+    c.params = opts.params;
+    c.workers = opts.workers.value_or(pd.workers);
+    c.n_prompt = e.n_prompt;
+    c.n_predict = e.n_predict;
+    c.ctx_min = opts.ctx_min;
+    c.kv_unified = opts.kv_unified;
+    c.repetitions = 1;
+    c.extend = true;
+    c.max_workers = opts.max_workers.value_or(pd.max_workers);
+    c.allow_ctx_overflow = true;
+    workload::validate(c, info);
+    workload::check_plan(workload::plan(c));
+
+    // --resume reuses rows only from a run of exactly this configuration.
+    e.configuration = run_configuration(opts, model_identity(model_path), e.n_prompt, e.n_predict, c.workers,
+                                        c.max_workers, pd.bench_repetitions);
+    if (!previous.is_null()) {
+        const auto json_path = paths_in(opts.out_dir).json.string();
+        if (!previous.contains("configuration")) {
+            throw_usage("--resume: {} holds no run configuration (written by an older infermeter), so its rows "
+                        "cannot be matched to this run; rerun without --resume or with another --out",
+                        json_path);
+        }
+        const auto diff = configuration_differences(previous["configuration"], e.configuration);
+        if (!diff.empty()) {
+            throw_usage("--resume: {} was measured with another configuration ({}); resuming would mix two "
+                        "configurations in one report. Rerun with the same flags and model, or without --resume, "
+                        "or with another --out",
+                        json_path, fmt::format("{}", fmt::join(diff, "; ")));
+        }
+    }
 
     // 2. single request
     e.kv_bytes_per_token = model::kv_bytes_per_token(info, opts.params.type_k, opts.params.type_v);
@@ -183,21 +302,8 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     if (!e.interrupted) e.stages_done.push_back("bench");
 
     // 3. parallel sweep
-    auto & c = e.lockstep_cfg;
-    c.model_path = model_path;
-    c.params = opts.params;
-    c.workers = opts.workers.value_or(pd.workers);
-    c.n_prompt = e.n_prompt;
-    c.n_predict = e.n_predict;
-    c.ctx_min = opts.ctx_min;
-    c.kv_unified = opts.kv_unified;
-    c.repetitions = 1;
-    c.extend = true;
-    c.max_workers = opts.max_workers.value_or(pd.max_workers);
-    c.allow_ctx_overflow = true;
     c.done = report::lockstep_rows_from_json(previous);
     if (!e.interrupted) {
-        workload::validate(c, info);
         double eta = -1;
         if (const auto tg = std::find_if(e.bench.begin(), e.bench.end(), [](auto & b) { return b.test.n_gen > 0; });
             tg != e.bench.end()) {

@@ -24,6 +24,7 @@ struct evaluate_options {
     std::string dataset;                 // empty: the embedded synthetic dataset (the reference's distribution)
     std::string dataset_format = "auto";
     std::string prompt_field, output_field;
+    dataset::rounding round = dataset::rounding::pow2;  // n-predict granularity (--round)
     profile prof = profile::standard;
     std::optional<std::vector<int>> workers;   // default: the profile's
     std::optional<int> max_workers;            // default: the profile's
@@ -69,5 +70,19 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
 
 // Writes report.md, report.json and report.html atomically.
 void write_reports(const report::evaluation & e, const std::filesystem::path & out_dir);
+
+// Identity of a model file: its size and an FNV-1a 64 hash of its first MiB (the GGUF header:
+// metadata and tensor table), as 16 hex digits. Throws a runtime error naming the path.
+nlohmann::ordered_json model_identity(const std::filesystem::path & path);
+
+// What --resume compares (report.json "configuration"): model identity, engine flags, lengths,
+// worker counts, max workers, KV layout, ctx-min, bench repetitions.
+nlohmann::ordered_json run_configuration(const evaluate_options & opts, const nlohmann::ordered_json & model_id,
+                                         int n_prompt, int n_predict, const std::vector<int> & workers,
+                                         int max_workers, int bench_repetitions);
+
+// The differences between a saved configuration and this run's, one "key: saved → now" each
+// (dotted keys; a key present on one side only counts).
+std::vector<std::string> configuration_differences(const nlohmann::json & saved, const nlohmann::json & now);
 
 }  // namespace im::pipeline

@@ -1,5 +1,6 @@
 #include "report/evaluation.h"
 
+#include "core/escape.h"
 #include "core/format.h"
 #include "report/kinds.h"
 #include "model/quant.h"
@@ -37,6 +38,16 @@ json choice_json(const worker_choice & c) {
             {"tpot_s", c.tpot_s},           {"e2e_s", c.e2e_s},           {"reason", c.reason}};
 }
 
+json steps_json(const std::vector<scaling_step> & steps) {
+    json arr = json::array();
+    for (const auto & st : steps) {
+        arr.push_back({{"from_workers", st.from_workers}, {"to_workers", st.to_workers}, {"marginal_speedup", st.marginal},
+                       {"gen_gain", st.gen_gain},         {"overall_gain", st.overall_gain},
+                       {"step_ms_from", st.step_ms_from}, {"step_ms_to", st.step_ms_to}});
+    }
+    return arr;
+}
+
 std::string mib(uint64_t bytes, int decimals = 0) {
     return fmtx::thousands(static_cast<double>(bytes) / fmtx::mib, decimals);
 }
@@ -53,7 +64,46 @@ std::string pct_change(double from, double to) {
     return fmt::format("{}{:.0f}%", p >= 0 ? "+" : "", p);
 }
 
+std::string step_list(const std::vector<const scaling_step *> & steps) {
+    std::string out;
+    for (const auto * st : steps) {
+        out += fmt::format("{}{} → {}: {:.2f}x", out.empty() ? "" : ", ", st->from_workers, st->to_workers, st->marginal);
+    }
+    return out;
+}
+
 }  // namespace
+
+std::string knee_sentence(const recommendations & rec, double knee_min_marginal, int first_workers, int last_workers) {
+    std::vector<const scaling_step *> before, after;  // steps below the threshold, up to and past the knee
+    for (const auto & st : rec.steps) {
+        if (st.marginal >= knee_min_marginal) continue;
+        (st.to_workers <= rec.knee_workers ? before : after).push_back(&st);
+    }
+    const std::string per = fmt::format("{:.2f}x speedup per added worker", knee_min_marginal);
+    if (before.empty() && after.empty()) {
+        return fmt::format("Every step up to {} workers adds at least {}: no knee within the measured range", last_workers,
+                           per);
+    }
+    if (rec.knee_workers == first_workers) {
+        return fmt::format("No step adds {} ({}): the knee is the baseline, {}", per, step_list(after),
+                           fmtx::count_of(first_workers, "worker", "workers"));
+    }
+    std::string s;
+    if (before.empty()) {
+        s = fmt::format("Every step up to {} workers adds at least {}; beyond {} each step adds less ({}): diminishing "
+                        "returns beyond {} workers",
+                        rec.knee_workers, per, rec.knee_workers, step_list(after), rec.knee_workers);
+    } else {
+        s = fmt::format("{} below {} ({}), but a later step rose above it again: the knee is {} workers, the largest "
+                        "W whose step still adds {}",
+                        before.size() == 1 ? "One step fell" : "Steps fell", per, step_list(before), rec.knee_workers,
+                        per);
+        if (!after.empty()) s += fmt::format("; beyond {} every step adds less ({})", rec.knee_workers, step_list(after));
+        else s += "; it is the largest W measured";
+    }
+    return s;
+}
 
 std::vector<const workload::lockstep_row *> measured_rows(const workload::lockstep_result & r) {
     std::vector<const workload::lockstep_row *> out;
@@ -75,6 +125,7 @@ json to_json(const evaluation & e) {
     j["profile"] = e.profile;
     j["interrupted"] = e.interrupted;
     j["stages_done"] = e.stages_done;
+    j["configuration"] = e.configuration;
     j["seconds"] = e.seconds;
     j["machine"] = {{"cpu_info", e.ctx.cpu_info}, {"gpu_info", e.ctx.gpu_info}, {"backends", e.ctx.backends}};
     j["model"] = {{"filename", e.ctx.model_filename}, {"type", e.ctx.model_type},      {"name", e.config.model_name},
@@ -103,8 +154,12 @@ json to_json(const evaluation & e) {
                             {"batch", choice_json(e.rec.batch)},
                             {"max_throughput", choice_json(e.rec.max_throughput)},
                             {"max_stop", e.rec.max_stop},
+                            {"knee_workers", e.rec.knee_workers},
+                            {"steps", steps_json(e.rec.steps)},
+                            {"irregular", e.rec.irregular},
                             {"notes", e.rec.notes},
                             {"knee_min_marginal", e.rec_opts.knee_min_marginal},
+                            {"batch_within", e.rec_opts.batch_within},
                             {"slo_ttft_s", e.rec_opts.slo_ttft_s ? json(*e.rec_opts.slo_ttft_s) : json(nullptr)},
                             {"slo_tpot_s", e.rec_opts.slo_tpot_s ? json(*e.rec_opts.slo_tpot_s) : json(nullptr)}};
     j["tables"] = json::object();
@@ -113,7 +168,9 @@ json to_json(const evaluation & e) {
 }
 
 std::vector<table> tables_of(const evaluation & e) {
-    std::vector<table> out{bench_table(e.bench, e.ctx), parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)};
+    workload::lockstep_result lockstep = e.lockstep;  // rows say interrupted whichever stage was stopped
+    lockstep.interrupted = lockstep.interrupted || e.interrupted;
+    std::vector<table> out{bench_table(e.bench, e.ctx, e.interrupted), parallel_table(lockstep, e.lockstep_cfg, e.ctx)};
     if (e.serving) out.push_back(serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
     return out;
 }
@@ -158,6 +215,7 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
     const auto t = rows_in(j, "parallel");
     for (size_t i = 0; i < t.rows.size(); ++i) {
         if (row_skipped(result_kind_of("parallel"), t, i)) continue;
+        if (const auto * p = std::get_if<bool>(&t.get(i, "partial")); p && *p) continue;  // interrupted W: not reusable
         const auto t_pp = reals_of(t.get(i, "samples_t_pp_s"));
         const auto t_tg = reals_of(t.get(i, "samples_t_tg_s"));
         if (t_pp.empty() || t_tg.empty()) continue;  // nothing measured in this row
@@ -184,7 +242,7 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
 
 std::vector<std::string> key_insights(const evaluation & e) {
     std::vector<std::string> out;
-    const auto rows = measured_rows(e.lockstep);
+    const auto rows = ascending_rows(e.lockstep);
     if (rows.size() < 2) return out;
     const auto & first = *rows.front();
     const auto & last = *rows.back();
@@ -205,31 +263,18 @@ std::vector<std::string> key_insights(const evaluation & e) {
     }
     {  // 2. token generation
         std::string s = "**Token Generation Scaling (The Critical Metric):**\n";
-        for (const auto * r : rows) {
+        for (size_t i = 0; i < rows.size(); ++i) {
+            const auto * r = rows[i];
             s += fmt::format("   - **{} worker{}:** {} t/s{}\n", r->workers, r->workers == 1 ? "" : "s",
                              fmtx::thousands(r->gen_tps.mean),
-                             r == rows.front() ? " baseline" : " (" + pct_change(first.gen_tps.mean, r->gen_tps.mean) + ")");
+                             i == 0 ? std::string(" baseline")
+                                    : fmt::format(" ({}{})", pct_change(first.gen_tps.mean, r->gen_tps.mean),
+                                                  i == 1 ? std::string()
+                                                         : fmt::format("; {} over {}", pct_change(rows[i - 1]->gen_tps.mean, r->gen_tps.mean),
+                                                                       rows[i - 1]->workers)));
         }
-        // Where the per-step gain of doubling falls off.
-        const workload::lockstep_row * knee_row = nullptr;
-        for (size_t i = 1; i < rows.size(); ++i) {
-            const double step_gain = rows[i]->gen_tps.mean / rows[i - 1]->gen_tps.mean;
-            const double ideal = static_cast<double>(rows[i]->workers) / rows[i - 1]->workers;
-            if ((step_gain - 1.0) < 0.5 * (ideal - 1.0)) {
-                knee_row = rows[i - 1];
-                break;
-            }
-        }
-        if (!knee_row) {
-            s += fmt::format("\n   **Generation throughput keeps at least half of the ideal gain at every step up to {} "
-                             "workers.**\n", last.workers);
-        } else if (knee_row == rows.front()) {
-            s += fmt::format("\n   **Adding workers brings less than half of the ideal gain from the first step ({} → {} "
-                             "workers).**\n", rows[0]->workers, rows[1]->workers);
-        } else {
-            s += fmt::format("\n   **Good scaling from {} to {} workers, then diminishing returns beyond {}.**\n",
-                             first.workers, knee_row->workers, knee_row->workers);
-        }
+        s += "\n   **" + knee_sentence(e.rec, e.rec_opts.knee_min_marginal, first.workers, last.workers) + "**\n";
+        for (const auto & line : e.rec.irregular) s += "\n   " + line + ".\n";
         out.push_back(s);
     }
     {  // 3. overall
@@ -239,7 +284,7 @@ std::vector<std::string> key_insights(const evaluation & e) {
                              pct_change(first.overall_tps.mean, rows[i]->overall_tps.mean),
                              fmtx::thousands(first.overall_tps.mean, 0), fmtx::thousands(rows[i]->overall_tps.mean, 0));
         }
-        if (e.rec.interactive.found && e.rec.interactive.workers == first.workers) {
+        if (e.rec.knee_workers == first.workers) {
             s += fmt::format("\n   **No step beyond {} adds {:.2f}x speedup per added worker: more workers raise total "
                              "throughput only a little and slow every request.**\n",
                              fmtx::count_of(first.workers, "worker", "workers"), e.rec_opts.knee_min_marginal);
@@ -247,6 +292,9 @@ std::vector<std::string> key_insights(const evaluation & e) {
             s += fmt::format("\n   **Best efficiency trade-off at {} parallel workers** ({:.2f}x speedup with {}x workers "
                              "= {} efficiency)\n", e.rec.interactive.workers, e.rec.interactive.speedup,
                              e.rec.interactive.workers / std::max(1, first.workers), fmtx::percent(e.rec.interactive.efficiency));
+            if (e.rec.interactive.workers != e.rec.knee_workers) {
+                s += fmt::format("   The efficiency knee, {} workers, misses the SLO.\n", e.rec.knee_workers);
+            }
         }
         out.push_back(s);
     }
@@ -275,16 +323,18 @@ std::string ascii_efficiency_chart(const workload::lockstep_result & r) {
 std::string to_markdown(const evaluation & e) {
     std::string md = "# Performance Evaluation\n\n";
     md += fmt::format("{} ({}) on {}, {} backend; profile `{}`; measured by infermeter {} (llama.cpp {}) on {}.\n\n",
-                      e.config.model_name, e.config.quantization, e.config.hardware, e.config.backends, e.profile,
+                      esc::md_text(e.config.model_name), e.config.quantization, esc::md_text(e.config.hardware),
+                      e.config.backends, e.profile,
                       e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.test_time);
     if (e.interrupted) md += "> **Interrupted:** this report holds what was measured before the run was stopped.\n\n";
     if (e.dataset_synthetic) {
-        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n", e.dataset_note);
+        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n",
+                          esc::md_text(e.dataset_note));
     } else {
-        md += fmt::format("> **Dataset:** `{}`\n\n", e.dataset_path);
+        md += fmt::format("> **Dataset:** {}\n\n", esc::md_code(e.dataset_path));
     }
     md += "Benchmark parameter recommendations based on dataset analysis.\n\n";
-    if (e.analysis) md += dataset::to_markdown(*e.analysis) + "\n";
+    if (e.analysis) md += dataset::to_markdown(*e.analysis, /*with_title=*/false) + "\n";
     md += fmt::format("The measurements below use n-prompt {} and n-predict {} ({}).\n\n---\n\n", e.n_prompt, e.n_predict,
                       e.scenario);
 
@@ -379,10 +429,12 @@ std::string to_markdown(const evaluation & e) {
 
     md += "\n## Reproducibility\n\n";
     md += fmt::format("- infermeter {} ({}), llama.cpp {}\n", e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.llama_commit);
-    md += fmt::format("- Machine: {}{}; backends: {}\n", e.ctx.cpu_info, e.ctx.gpu_info.empty() ? "" : "; " + e.ctx.gpu_info,
-                      e.ctx.backends);
-    md += fmt::format("- Model: `{}` ({}, {} bytes)\n", e.ctx.model_filename, e.ctx.model_type, e.ctx.model_size);
-    md += fmt::format("- Command: `{}`\n- Started: {}; took {}\n", e.ctx.command_line, e.ctx.test_time,
+    md += fmt::format("- Machine: {}{}; backends: {}\n", esc::md_text(e.ctx.cpu_info),
+                      e.ctx.gpu_info.empty() ? "" : "; " + esc::md_text(e.ctx.gpu_info), e.ctx.backends);
+    md += fmt::format("- Model: {} ({}, {} bytes)\n", esc::md_code(e.ctx.model_filename), esc::md_text(e.ctx.model_type),
+                      e.ctx.model_size);
+    // command_line is shell-quoted where it is made (main.cpp): pasted, it runs this command and no other.
+    md += fmt::format("- Command: {}\n- Started: {}; took {}\n", esc::md_code(e.ctx.command_line), e.ctx.test_time,
                       fmtx::duration(e.seconds));
     return md;
 }
@@ -402,7 +454,9 @@ std::string terminal_summary(const evaluation & e) {
     if (rec.interactive.found) s += (e.serving ? "\nEfficiency knee: " : "\nInteractive: ") + w(rec.interactive);
     if (rec.batch.found) s += "; batch: " + w(rec.batch);
     if (rec.max_throughput.found) s += "; maximum measured: " + w(rec.max_throughput);
-    return s + "\n";
+    s += "\n";
+    for (const auto & line : rec.irregular) s += line + ".\n";
+    return s;
 }
 
 }  // namespace im::report

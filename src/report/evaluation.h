@@ -31,6 +31,7 @@ struct evaluation {
     int n_prompt = 0;
     int n_predict = 0;
     // measurements
+    nlohmann::ordered_json configuration;  // what --resume must match (pipeline::run_configuration)
     config_summary config;
     uint64_t kv_bytes_per_token = 0;
     std::vector<workload::bench_result> bench;
@@ -71,7 +72,10 @@ std::string to_html(const evaluation & e);
 
 // The rows that ran (not skipped for memory), in sweep order.
 std::vector<const workload::lockstep_row *> measured_rows(const workload::lockstep_result & r);
-// Sentences of "Key Performance Insights", generated from the rows.
+// Where the efficiency knee lies and why, from rec.steps and rec.knee_workers: the same marginals
+// the Interactive recommendation uses.
+std::string knee_sentence(const recommendations & rec, double knee_min_marginal, int first_workers, int last_workers);
+// Sentences of "Key Performance Insights", generated from the rows and e.rec.
 std::vector<std::string> key_insights(const evaluation & e);
 // An ASCII bar chart of efficiency per W.
 std::string ascii_efficiency_chart(const workload::lockstep_result & r);

@@ -115,10 +115,15 @@ void validate(const lockstep_config & c, const im::model::info & m) {
     if (c.n_predict <= 0) throw_usage("-n: the number of tokens to generate must be > 0 (got {})", c.n_predict);
     if (c.workers.empty()) throw_usage("--workers: no worker counts given");
     if (c.repetitions < 1) throw_usage("-r: repetitions must be >= 1 (got {})", c.repetitions);
-    for (int w : c.workers) {
+    const int max_seq = static_cast<int>(llama_max_parallel_sequences());
+    if (c.extend && (c.max_workers < 1 || c.max_workers > max_seq)) {
+        throw_usage("--max-workers: {} is out of range: the sweep extension runs up to llama.cpp's limit of {} "
+                    "parallel sequences (1..{})", c.max_workers, max_seq, max_seq);
+    }
+    for (int w : reachable_workers(c)) {
         if (w < 1) throw_usage("--workers: {} is out of range (must be >= 1)", w);
-        if (w > static_cast<int>(llama_max_parallel_sequences())) {
-            throw_usage("--workers: {} exceeds llama.cpp's limit of {} parallel sequences", w, llama_max_parallel_sequences());
+        if (w > max_seq) {
+            throw_usage("--workers: {} exceeds llama.cpp's limit of {} parallel sequences", w, max_seq);
         }
         if (c.n_ctx > 0) {
             const int64_t per_seq = n_ctx_seq(c.n_ctx, w, c.kv_unified);
@@ -152,14 +157,16 @@ memory_plan plan_one(const engine::llama::model & dry, const lockstep_config & c
         engine::llama::context ctx(dry, c.params, req);
         p.kv_bytes_reported = ctx.alloc().kv_bytes;
         p.compute_bytes = ctx.alloc().compute_bytes;
-    } catch (const im::error &) {
-        p.compute_bytes = 0;  // llama.cpp refused even the dry run: it cannot fit
+    } catch (const im::error & ex) {
+        // No memory is allocated in a dry run: a refusal is a configuration llama.cpp rejects, and a
+        // real run of it would fail the same way. Never report it as fitting.
+        p.refused = ex.what();
     }
     p.weights_bytes = dry.size_bytes();
     p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
     p.free_bytes = device_free.second;
     p.device = device_free.first;
-    p.fits = p.total_bytes <= p.free_bytes;
+    p.fits = p.refused.empty() && p.total_bytes <= p.free_bytes;
     return p;
 }
 
@@ -170,8 +177,35 @@ std::vector<memory_plan> plan(const lockstep_config & c) {
     const uint64_t kvpt = im::model::kv_bytes_per_token(dry.info(), c.params.type_k, c.params.type_v);
     const auto device_free = kv_device_free(c.params);
     std::vector<memory_plan> out;
-    for (int w : c.workers) out.push_back(plan_one(dry, c, w, kvpt, device_free));
+    for (int w : reachable_workers(c)) out.push_back(plan_one(dry, c, w, kvpt, device_free));
     return out;
+}
+
+std::vector<int> reachable_workers(const lockstep_config & c) {
+    std::vector<int> out = c.workers;
+    if (!c.extend) return out;
+    std::vector<int> chain;
+    for (int w : c.workers) {
+        // 64-bit doubling: a chain from a large W must not overflow past max_workers.
+        for (int64_t next = 2 * static_cast<int64_t>(w); w >= 1 && next <= c.max_workers; next *= 2) {
+            chain.push_back(static_cast<int>(next));
+        }
+    }
+    std::sort(chain.begin(), chain.end());
+    for (int w : chain) {
+        if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+    }
+    return out;
+}
+
+void check_plan(const std::vector<memory_plan> & plan) {
+    for (const auto & p : plan) {
+        if (p.refused.empty()) continue;
+        throw_usage("{} workers ({} cells, {} per sequence): llama.cpp rejects this configuration in a dry run, so "
+                    "the sweep would fail there: {}. Change the engine flags (-fa, -ctk/-ctv, -ub), --workers or "
+                    "--max-workers",
+                    p.workers, p.n_ctx, p.n_ctx_seq, p.refused);
+    }
 }
 
 int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, uint64_t kv_bytes_per_token) {
@@ -230,7 +264,18 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
             fill_step(batch, w, c.n_prompt + step, n_vocab);
             if (llama_decode(lctx, batch) != 0) fail("decode");
             llama_synchronize(lctx);
-            if (interrupt::requested()) return false;
+            if (interrupt::requested()) {
+                // Keep what finished (DESIGN §5): the whole repetitions, or else this one's steps so far.
+                row.partial = true;
+                if (rep == 0) {
+                    row.n_predict = step + 1;
+                    row.add_repetition(static_cast<double>(t_pp1 - t_pp0) / 1e9,
+                                       static_cast<double>(clock::now_ns() - t_pp1) / 1e9);
+                }
+                row.summarize();
+                row.rss_bytes = rss_bytes();
+                return false;
+            }
             if (cb.progress) {
                 const int64_t now = clock::now_ns();
                 if (now - last_report > 100'000'000) {
@@ -265,6 +310,7 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
     engine::llama::model dry(c.model_path, c.params, /*no_alloc=*/true);
     const uint64_t kvpt = im::model::kv_bytes_per_token(dry.info(), c.params.type_k, c.params.type_v);
     for (int w : c.workers) res.plan.push_back(plan_one(dry, c, w, kvpt, kv_device_free(c.params)));
+    check_plan(res.plan);
     std::unique_ptr<engine::llama::model> model;  // loaded on the first W that needs measuring
     double base_overall = 0;
     // Indices into res.rows of the last two measured worker counts (pointers would dangle on growth).
@@ -292,6 +338,11 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
                 break;
             }
             res.plan.push_back(plan_one(dry, c, next, kvpt, kv_device_free(c.params)));
+            if (!res.plan.back().refused.empty()) {
+                // Callers check reachable_workers() up front (evaluate does); this only guards the others.
+                res.extension_stop = fmt::format("llama.cpp rejects {} workers: {}", next, res.plan.back().refused);
+                break;
+            }
             extended = true;
         }
         const memory_plan & p = res.plan[wi];
@@ -305,7 +356,8 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
         row.extended = extended;
 
         const auto done = std::find_if(c.done.begin(), c.done.end(), [&](const lockstep_row & d) {
-            return d.workers == w && d.n_prompt == c.n_prompt && d.n_predict == c.n_predict && d.skipped.empty();
+            return d.workers == w && d.n_prompt == c.n_prompt && d.n_predict == c.n_predict && d.skipped.empty() &&
+                   !d.partial;
         });
         if (done != c.done.end()) {
             row = *done;
@@ -334,7 +386,6 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
             if (!model) model = std::make_unique<engine::llama::model>(c.model_path, c.params);
             if (!measure(*model, c, p, cb, row)) {
                 res.interrupted = true;
-                break;
             }
         }
         if (res.base_workers == 0) {
@@ -345,6 +396,7 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
         row.speedup = sc.speedup;
         row.efficiency = sc.efficiency;
         res.rows.push_back(row);
+        if (res.interrupted) break;  // the partial row is in the result, not passed to cb.row
         before_last = last;
         last = res.rows.size() - 1;
         if (cb.row) cb.row(res.rows.back(), model ? *model : dry);

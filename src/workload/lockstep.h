@@ -47,6 +47,7 @@ struct memory_plan {
     uint64_t total_bytes = 0;        // weights + KV + compute
     uint64_t free_bytes = 0;         // free memory of the device holding the KV cache
     std::string device;              // that device
+    std::string refused;             // why llama.cpp's dry run failed (empty when it succeeded); fits is then false
     bool fits = false;
 };
 
@@ -72,6 +73,9 @@ struct lockstep_row {
     std::string test_time;
     std::string skipped;           // why this W was not run (empty when it ran)
     bool extended = false;         // added by the sweep extension, not requested
+    // Interrupted while measuring this W: the repetitions that finished, or (none finished) the first
+    // one's completed decode steps, with n_predict set to their number; never reused by --resume.
+    bool partial = false;
 
     // Appends one repetition's T_PP and T_TG and its rates (DESIGN §2.3).
     void add_repetition(double t_pp, double t_tg);
@@ -102,11 +106,20 @@ struct lockstep_callbacks {
     std::function<void(const std::string &)> warn;
 };
 
-// Checks the configuration; throws usage errors naming the flag.
+// Checks the configuration, every W the sweep may reach included (the extension up to
+// max_workers, bounded by llama_max_parallel_sequences()); throws usage errors naming the flag.
 void validate(const lockstep_config & c, const im::model::info & m);
 
-// Per W, the context and memory llama.cpp would allocate, without allocating (no_alloc dry run).
+// Every W the sweep may run: the requested ones in order, then (with extend) each one's doubling
+// chain up to max_workers, ascending, without repeats.
+std::vector<int> reachable_workers(const lockstep_config & c);
+
+// Per reachable W, the context and memory llama.cpp would allocate, without allocating (no_alloc
+// dry run). A W llama.cpp refuses has `refused` set and fits false.
 std::vector<memory_plan> plan(const lockstep_config & c);
+
+// Throws a usage error naming the first W whose dry run llama.cpp refused, and its reason.
+void check_plan(const std::vector<memory_plan> & plan);
 
 // Largest W whose weights + KV + compute fit `free_bytes`, extrapolated from a plan row.
 int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, uint64_t kv_bytes_per_token);

@@ -146,6 +146,64 @@ TEST(evaluate_cli, interrupt_keeps_partial_results_and_resume_finishes) {
     EXPECT_EQ(done["tables"]["bench"][0]["samples_ts"], j["tables"]["bench"][0]["samples_ts"]) << "bench was not measured again";
 }
 
+// Issue 9: --resume matched rows on lengths and W only, mixing configurations in one report.
+TEST(evaluate_cli, resume_refuses_another_configuration_naming_the_difference) {
+    const auto dir = im::test::temp_dir("resume-config");
+    const auto out = dir / "out";
+    const auto args = small_evaluate(out, dir / "results.db");
+    ASSERT_EQ(run_infermeter(args).exit_code, 0);
+    const auto before = slurp(out / "report.json");
+    const auto saved = nlohmann::json::parse(before);
+    ASSERT_TRUE(saved["configuration"].is_object());
+    EXPECT_EQ(saved["configuration"]["model"]["header_fnv1a64"].get<std::string>().size(), 16u);
+
+    auto other = args;
+    for (const char * a : {"--resume", "--ctx-min", "1024", "-ub", "256"}) other.push_back(a);
+    const auto r = run_infermeter(other);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("ctx_min: 0 → 1024"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("engine.n_ubatch: 512 → 256"), std::string::npos) << r.err;
+    EXPECT_EQ(slurp(out / "report.json"), before) << "nothing was measured or written";
+
+    auto other_model = args;
+    other_model[2] = "synth:qwen2-1.5b-q4_k_m";  // made once by the test fixture
+    other_model.push_back("--resume");
+    const auto m = run_infermeter(other_model);
+    EXPECT_EQ(m.exit_code, 2) << m.err;
+    EXPECT_NE(m.err.find("model.file_bytes"), std::string::npos) << m.err;
+
+    auto legacy = saved;
+    legacy.erase("configuration");
+    {
+        std::ofstream f(out / "report.json");
+        f << legacy.dump(2);
+    }
+    auto same = args;
+    same.push_back("--resume");
+    const auto l = run_infermeter(same);
+    EXPECT_EQ(l.exit_code, 2) << l.err;
+    EXPECT_NE(l.err.find("no run configuration"), std::string::npos) << l.err;
+}
+
+// Every W the sweep may reach is checked before anything runs: --max-workers past llama.cpp's
+// limit, and a configuration llama.cpp's dry run rejects, are usage errors, not a late crash.
+TEST(evaluate_cli, reachable_worker_counts_are_validated_before_measuring) {
+    const auto dir = im::test::temp_dir("evaluate-validate");
+    auto args = small_evaluate(dir / "out", dir / "results.db");
+    args[10] = "100000";  // --max-workers
+    auto r = run_infermeter(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--max-workers"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("256"), std::string::npos) << r.err;
+
+    args = small_evaluate(dir / "out2", dir / "results.db");
+    for (const char * a : {"-ctv", "q8_0", "-fa", "off"}) args.push_back(a);
+    r = run_infermeter(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("dry run"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "out2" / "report.json")) << "refused before the first measurement";
+}
+
 TEST(evaluate_cli, bad_input) {
     const auto dir = im::test::temp_dir("evaluate-bad");
     auto r = run_infermeter({"evaluate", "--profile", "fast", "--out", dir.string(), "--no-db"});

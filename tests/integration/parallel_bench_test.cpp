@@ -100,6 +100,27 @@ TEST(parallel_cli, a_worker_count_that_cannot_fit_is_refused_with_the_largest_th
     EXPECT_NE(r.err.find("largest worker count that fits is"), std::string::npos) << r.err;
 }
 
+// Issue 9: a failed dry run was swallowed (compute bytes 0) and --plan could say "fits".
+TEST(parallel_cli, plan_never_says_fits_for_a_configuration_llama_cpp_rejects) {
+    const std::vector<std::string> args{"parallel", "-m", "synth:tiny", "-p", "32", "-n", "16", "--workers", "1,2",
+                                        "-ctv", "q8_0", "-fa", "off", "--no-db"};
+    auto plan_args = args;
+    for (const char * a : {"--plan", "-o", "json"}) plan_args.push_back(a);
+    const auto r = run_infermeter(plan_args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 2u);
+    for (const auto & row : j) {
+        EXPECT_FALSE(row["fits"].get<bool>()) << row.dump();
+        EXPECT_TRUE(row["refused"].is_string()) << row.dump();
+    }
+    EXPECT_NE(r.err.find("dry run"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("flash_attn"), std::string::npos) << "llama.cpp's own reason: " << r.err;
+    const auto run = run_infermeter(args);
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_NE(run.err.find("1 workers"), std::string::npos) << run.err;
+}
+
 TEST(parallel_cli, bad_input) {
     auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--workers", "0", "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;

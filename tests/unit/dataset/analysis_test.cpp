@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <numeric>
 
@@ -74,12 +75,52 @@ TEST(dataset_stats, histogram_counts_every_sample_and_coverage_is_cumulative) {
     EXPECT_DOUBLE_EQ(s.coverage.back().fraction, 1.0);
 }
 
-TEST(dataset_recommend, n_predict_rounds_in_log2) {
-    EXPECT_EQ(n_predict_for_percentile(2088), 2048);  // the reference's 90th percentile
-    EXPECT_EQ(n_predict_for_percentile(1448), 1024);  // 2^10.5 = 1448.15
-    EXPECT_EQ(n_predict_for_percentile(1449), 2048);
-    EXPECT_EQ(n_predict_for_percentile(4149), 4096);
-    EXPECT_EQ(n_predict_for_percentile(0.2), 1);
+TEST(dataset_recommend, n_predict_is_the_smallest_power_of_two_meeting_the_target) {
+    // Issue 9: p90 = 316.1 gave 2^round(log2 316.1) = 256, covering 81.5% against a 90% target.
+    std::vector<int32_t> v;
+    for (int i = 0; i < 815; ++i) v.push_back(100 + i % 150);  // <= 256
+    for (int i = 0; i < 185; ++i) v.push_back(300 + i % 200);  // 300 .. 499
+    EXPECT_EQ(n_predict_for_coverage(v, 0.90), 512);
+    EXPECT_GE(coverage_at(v, n_predict_for_coverage(v, 0.90)), 0.90);
+    EXPECT_LT(coverage_at(v, n_predict_for_coverage(v, 0.90) / 2), 0.90) << "and no smaller power of two does";
+    EXPECT_EQ(n_predict_for_coverage(v, 0.75), 256);
+    // Exactly at the target counts: 9 of 10 samples <= 64 is 90%.
+    const std::vector<int32_t> ten{1, 2, 3, 4, 5, 6, 7, 8, 64, 1000};
+    EXPECT_EQ(n_predict_for_coverage(ten, 0.90), 64);
+    EXPECT_EQ(n_predict_for_coverage(ten, 0.91), 1024);
+    EXPECT_EQ(n_predict_for_coverage(ten, 0.90, rounding::multiple_128), 128);
+    EXPECT_EQ(n_predict_for_coverage(ten, 0.90, rounding::exact), 64);
+    EXPECT_EQ(n_predict_for_coverage(ten, 0.95, rounding::exact), 1000);
+    EXPECT_EQ(n_predict_for_coverage(ten, 0.95, rounding::multiple_128), 1024);
+    EXPECT_EQ(n_predict_for_coverage(std::vector<int32_t>{0, 0}, 0.5), 1);
+    EXPECT_EQ(parse_rounding("128"), rounding::multiple_128);
+    try {
+        parse_rounding("pow3");
+        ADD_FAILURE();
+    } catch (const im::error & e) {
+        EXPECT_EQ(e.kind(), im::error_kind::usage);
+        EXPECT_NE(std::string(e.what()).find("--round"), std::string::npos);
+    }
+}
+
+TEST(dataset_recommend, no_scenario_claims_a_coverage_it_misses_and_identical_rows_merge) {
+    std::vector<int32_t> out;
+    for (int i = 0; i < 1000; ++i) out.push_back(static_cast<int32_t>(std::lround(200.0 * std::pow(1.0024, i))));
+    const std::vector<int32_t> prompt(1000, 40);
+    const auto recs = recommend(compute_length_stats(prompt), prompt, compute_length_stats(out), out);
+    ASSERT_EQ(recs.size(), 3u);
+    for (const auto & r : recs) EXPECT_GE(r.coverage, r.target_coverage) << r.scenario;
+    EXPECT_EQ(recs[0].n_predict, 2048) << "1024 covers only 68%";
+    EXPECT_EQ(recs[1].n_predict, 2048);
+    EXPECT_EQ(recs[1].same_as, "conservative");
+    EXPECT_EQ(recs[2].n_predict, 4096);
+    EXPECT_TRUE(recs[2].same_as.empty());
+    analysis a;
+    a.recommendations = recs;
+    const auto notes = merge_notes(a);
+    ASSERT_EQ(notes.size(), 1u);
+    EXPECT_EQ(notes[0], "Conservative and Recommended come out identical: 2048, the smallest power of two that covers "
+                        "75% of outputs, covers ~97% (97.1%), which meets both targets");
 }
 
 TEST(dataset_recommend, n_prompt_is_next_power_of_two_at_least_32) {
@@ -89,27 +130,41 @@ TEST(dataset_recommend, n_prompt_is_next_power_of_two_at_least_32) {
     EXPECT_EQ(n_prompt_for_percentile(3), 32);
 }
 
-TEST(dataset_recommend, reference_scenarios_from_known_percentiles) {
-    // Type-7 on 11 sorted outputs: p75 = 850, p90 = sorted[9] = 2088, p99 = 2088 + 0.9 (5000 - 2088) = 4708.8.
+TEST(dataset_recommend, reference_scenarios_from_known_lengths) {
+    // 11 sorted outputs: 75% needs 9 samples (<= 900), 90% needs 10 (<= 2088), 99% all 11 (<= 5000).
     const std::vector<int32_t> out{100, 200, 300, 400, 500, 600, 700, 800, 900, 2088, 5000};
     const std::vector<int32_t> prompt{40, 50, 60, 65, 70, 70, 75, 80, 85, 90, 95};
     const auto os = compute_length_stats(out);
     const auto ps = compute_length_stats(prompt);
-    EXPECT_DOUBLE_EQ(os.p90, 2088.0);
     const auto recs = recommend(ps, prompt, os, out);
     ASSERT_EQ(recs.size(), 3u);
     EXPECT_EQ(recs[0].scenario, "conservative");
     EXPECT_EQ(recs[0].n_predict, 1024);
     EXPECT_NEAR(recs[0].coverage, 9.0 / 11, 1e-12);
     EXPECT_EQ(recs[1].scenario, "recommended");
-    EXPECT_EQ(recs[1].n_predict, 2048);
-    EXPECT_NEAR(recs[1].coverage, 9.0 / 11, 1e-12);
+    EXPECT_EQ(recs[1].n_predict, 4096) << "2048 covers 9 of 11 (82%), short of 90%";
+    EXPECT_NEAR(recs[1].coverage, 10.0 / 11, 1e-12);
     EXPECT_EQ(recs[2].scenario, "comprehensive");
-    EXPECT_EQ(recs[2].n_predict, 4096);
-    EXPECT_NEAR(recs[2].coverage, 10.0 / 11, 1e-12);
+    EXPECT_EQ(recs[2].n_predict, 8192);
+    EXPECT_NEAR(recs[2].coverage, 1.0, 1e-12);
     for (const auto & r : recs) {
         EXPECT_EQ(r.n_prompt, 128);
         EXPECT_DOUBLE_EQ(r.prompt_coverage, 1.0);
+    }
+}
+
+// The embedded dataset of `evaluate` and `dataset synth`'s defaults honour the reference's stated
+// coverages under DESIGN §2.1's rule, each n_predict the smallest power of two that does.
+TEST(dataset_synth, default_distribution_keeps_the_reference_recommendations) {
+    const auto o = reference_synth_options();
+    std::vector<int32_t> out;
+    for (size_t i = 0; i < o.records; ++i) {
+        out.push_back(length_quantile(o.output_tokens, (static_cast<double>(i) + 0.5) / static_cast<double>(o.records)));
+    }
+    for (const auto & [n, target] : {std::pair{1024, 0.75}, std::pair{2048, 0.90}, std::pair{4096, 0.99}}) {
+        EXPECT_GE(coverage_at(out, n), target) << n;
+        EXPECT_LT(coverage_at(out, n / 2), target) << n / 2;
+        EXPECT_EQ(n_predict_for_coverage(out, target), n);
     }
 }
 
@@ -244,11 +299,12 @@ TEST(dataset_synth, round_trip_mean_within_one_percent) {
     EXPECT_NEAR(a.output_tokens.mean, r.mean_output_tokens, 0.01 * r.mean_output_tokens);
     EXPECT_NEAR(a.prompt_tokens.mean, 70.0, 0.05 * 70);
     // Lengths at evenly spaced quantiles: the file's percentiles are the distribution's.
-    EXPECT_NEAR(a.output_tokens.p90, 2088, 0.02 * 2088);
+    EXPECT_NEAR(a.output_tokens.p90, 1280, 0.02 * 1280);
     ASSERT_EQ(a.recommendations.size(), 3u);
     EXPECT_EQ(a.recommendations[0].n_predict, 1024);
     EXPECT_EQ(a.recommendations[1].n_predict, 2048);
     EXPECT_EQ(a.recommendations[2].n_predict, 4096);
+    for (const auto & r : a.recommendations) EXPECT_GE(r.coverage, r.target_coverage) << r.scenario;
     EXPECT_EQ(a.recommendations[1].n_prompt, 128);
 }
 

@@ -207,6 +207,79 @@ TEST(evaluation_report, ascii_chart_and_insights_come_from_the_rows) {
     const auto insights = report::key_insights(e);
     ASSERT_EQ(insights.size(), 4u);
     EXPECT_NE(insights[0].find("1,211 → 1,320 t/s from 1 to 8 workers (+9%)"), std::string::npos) << insights[0];
-    EXPECT_NE(insights[1].find("**8 workers:** 181.59 t/s (+112%)"), std::string::npos) << insights[1];
+    EXPECT_NE(insights[1].find("**8 workers:** 181.59 t/s (+112%; +15% over 4)"), std::string::npos) << insights[1];
     EXPECT_NE(insights[3].find("224 → 952 MiB (4.25x)"), std::string::npos) << insights[3];
+    // The knee sentence uses the recommendation's own marginals: 1 → 2 dips, 2 → 4 recovers, knee 4.
+    EXPECT_NE(insights[1].find("the knee is 4 workers"), std::string::npos) << insights[1];
+    EXPECT_NE(insights[1].find("(1 → 2: 0.13x)"), std::string::npos) << insights[1];
+    EXPECT_NE(insights[1].find("beyond 4 every step adds less (4 → 8: 0.07x)"), std::string::npos) << insights[1];
+    EXPECT_EQ(insights[1].find("from the first step"), std::string::npos) << "the old half-of-ideal rule said the knee was 1";
+    EXPECT_NE(insights[1].find("a decode step costs 20.68 ms at W=2 against 11.68 ms at W=1 and 25.38 ms at W=4"),
+              std::string::npos) << insights[1];
+    EXPECT_NE(insights[2].find("Best efficiency trade-off at 4 parallel workers"), std::string::npos) << insights[2];
+}
+
+namespace {
+
+report::evaluation with_rows(const workload::lockstep_result & r) {
+    auto e = recorded();
+    e.n_predict = 1024;
+    e.lockstep = r;
+    e.rec = report::recommend(e.lockstep, e.rec_opts);
+    return e;
+}
+
+}  // namespace
+
+// Issue 9: "diminishing returns beyond 4" beside a knee of 16, while the steps after 4 gained
+// +37%, +66% and +58%.
+TEST(evaluation_report, insights_agree_with_the_knee_on_a_dip_and_recovery) {
+    const auto e = with_rows(test::dip_and_recovery_lockstep());
+    ASSERT_EQ(e.rec.interactive.workers, 16);
+    const auto insights = report::key_insights(e);
+    ASSERT_EQ(insights.size(), 4u);
+    const auto & gen = insights[1];
+    EXPECT_EQ(gen.find("diminishing returns beyond 2"), std::string::npos) << gen;
+    EXPECT_EQ(gen.find("diminishing returns beyond 4"), std::string::npos) << gen;
+    EXPECT_NE(gen.find("One step fell below 0.25x speedup per added worker (4 → 8: 0.22x)"), std::string::npos) << gen;
+    EXPECT_NE(gen.find("the knee is 16 workers"), std::string::npos) << gen;
+    EXPECT_NE(gen.find("beyond 16 every step adds less (16 → 32: 0.19x)"), std::string::npos) << gen;
+    EXPECT_NE(gen.find("+38% over 4"), std::string::npos) << gen;
+    EXPECT_NE(gen.find("+66% over 8"), std::string::npos) << gen;
+    EXPECT_NE(gen.find("a decode step costs 4.13 ms at W=8 against 2.84 ms at W=4 and 4.99 ms at W=16"), std::string::npos)
+        << gen;
+    EXPECT_NE(insights[2].find("Best efficiency trade-off at 16 parallel workers"), std::string::npos) << insights[2];
+    const auto md = report::to_markdown(e);
+    EXPECT_NE(md.find("**For High-Throughput Offline Scenarios (Batch Inference):** 32 workers"), std::string::npos) << md;
+}
+
+TEST(evaluation_report, insights_on_a_monotone_curve_name_the_knee_and_no_dip) {
+    const auto e = with_rows(test::monotone_lockstep());
+    const auto gen = report::key_insights(e)[1];
+    EXPECT_NE(gen.find("Every step up to 16 workers adds at least 0.25x speedup per added worker; beyond 16 each step "
+                       "adds less (16 → 32: 0.14x): diminishing returns beyond 16 workers"),
+              std::string::npos) << gen;
+    EXPECT_EQ(gen.find("Non-monotone"), std::string::npos) << gen;
+}
+
+TEST(evaluation_report, knee_sentence_without_a_knee_and_with_the_baseline) {
+    report::recommendations rec;
+    rec.knee_workers = 8;
+    rec.steps = {{1, 2, 0.9}, {2, 4, 0.8}, {4, 8, 0.7}};
+    EXPECT_EQ(report::knee_sentence(rec, 0.25, 1, 8),
+              "Every step up to 8 workers adds at least 0.25x speedup per added worker: no knee within the measured range");
+    rec.knee_workers = 1;
+    rec.steps = {{1, 2, 0.1}, {2, 4, 0.05}};
+    EXPECT_EQ(report::knee_sentence(rec, 0.25, 1, 4),
+              "No step adds 0.25x speedup per added worker (1 → 2: 0.10x, 2 → 4: 0.05x): the knee is the baseline, 1 worker");
+}
+
+TEST(evaluation_report, markdown_has_exactly_one_h1) {
+    const auto md = report::to_markdown(recorded());
+    size_t h1 = 0;
+    for (size_t p = 0; p != std::string::npos; p = md.find('\n', p + 1)) {
+        const size_t start = p == 0 ? 0 : p + 1;
+        if (md.compare(start, 2, "# ") == 0) ++h1;
+    }
+    EXPECT_EQ(h1, 1u) << md.substr(0, 600);
 }

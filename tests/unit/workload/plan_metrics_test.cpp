@@ -1,3 +1,6 @@
+#include "core/error.h"
+#include "model/info.h"
+#include "workload/lockstep.h"
 #include "workload/metrics.h"
 #include "workload/plan.h"
 
@@ -71,4 +74,31 @@ TEST(lockstep_metrics, zero_times_do_not_divide_by_zero) {
     const auto r = lockstep_rates_of(4, 128, 128, 0.0, 0.0);
     EXPECT_EQ(r.overall_tps, 0.0);
     EXPECT_EQ(scaling_of(100, 2, 0, 1).speedup, 0.0);
+}
+
+TEST(lockstep_validate, reachable_workers_follow_the_extension_up_to_max_workers) {
+    lockstep_config c;
+    c.workers = {1, 2, 4, 8};
+    EXPECT_EQ(reachable_workers(c), (std::vector<int>{1, 2, 4, 8})) << "no extension: the requested ones";
+    c.extend = true;
+    c.max_workers = 32;
+    EXPECT_EQ(reachable_workers(c), (std::vector<int>{1, 2, 4, 8, 16, 32}));
+    c.workers = {1, 3};
+    c.max_workers = 12;
+    EXPECT_EQ(reachable_workers(c), (std::vector<int>{1, 3, 2, 4, 6, 8, 12}));
+}
+
+TEST(lockstep_validate, max_workers_is_bounded_by_llama_cpp) {
+    lockstep_config c;
+    c.extend = true;
+    c.max_workers = static_cast<int>(llama_max_parallel_sequences()) + 1;
+    try {
+        validate(c, {});
+        ADD_FAILURE() << "accepted --max-workers " << c.max_workers;
+    } catch (const im::error & e) {
+        EXPECT_EQ(e.kind(), im::error_kind::usage);
+        EXPECT_NE(std::string(e.what()).find("--max-workers"), std::string::npos) << e.what();
+    }
+    c.max_workers = static_cast<int>(llama_max_parallel_sequences());
+    EXPECT_NO_THROW(validate(c, {}));
 }
