@@ -69,6 +69,7 @@ for step in "$@"; do
         serve)
             # Issue 15: llama-server (same build) against in-process continuous batching, 128 prompt / N output tokens,
             # greedy, C = 1, 8, 64, with and without backend sampling; requests per level max(8, 2C).
+            build/bin/infermeter model info synth:qwen2-1.5b-q4_k_m > /dev/null  # synthesizes it on a fresh machine
             m=$(ls "$XDG_CACHE_HOME"/infermeter/models/qwen2-1.5b*q4_k_m*.gguf | head -1)
             for be in "" "--backend-sampling"; do
                 build/bin/llama-server -m "$m" -ngl 99 -fa on -np 64 -c $((64 * 1024)) --metrics --port 18080 $be > /tmp/server.log 2>&1 &

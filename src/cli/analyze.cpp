@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
@@ -47,6 +48,7 @@ void run_analyze(const analyze_args & args) {
         export_kind = ext.substr(1);
     }
     check_threads(args.threads, "-t");
+    fs::refuse_input_overwrite(args.export_path, "--export", {{args.dataset, "--dataset"}, {args.vocab, "--vocab"}});
     init_engine();
     dataset::analyze_options opts;
     opts.path = args.dataset;
@@ -76,10 +78,9 @@ void run_analyze(const analyze_args & args) {
               fmtx::thousands(static_cast<int64_t>(a.output_lengths.size())),
               fmtx::thousands(static_cast<double>(a.bytes) / 1e6, 1), fmtx::duration(a.seconds),
               fmtx::thousands(a.bytes_per_s / 1e6, 2), a.interrupted ? " — interrupted, partial results" : "");
-    fmt::print("{}", render(a, args.output));
-    std::fflush(stdout);
+    print_stdout(render(a, args.output));
     if (!export_kind.empty()) {
-        fs::write_atomic(args.export_path, render(a, export_kind));
+        fs::write_output(args.export_path, render(a, export_kind), "--export");
         log::info("wrote {}", args.export_path);
     }
 }

@@ -67,6 +67,7 @@ void run(const bench_args & a) {
     const auto tests = workload::expand_tests(configs, np, ng, pg, nd);
     if (tests.empty()) throw_usage("-p and -n are all 0 and no -pg given: nothing to measure");
     const auto model_path = model::resolve(a.model);
+    out.refuse_inputs({{model_path, "-m"}, {a.db.db_path, "--db"}});
     const auto info = model::read_info(model_path);
     for (const auto & t : tests) {
         const int64_t cells = static_cast<int64_t>(t.n_prompt) + t.n_gen + t.n_depth;
@@ -82,18 +83,20 @@ void run(const bench_args & a) {
     }
 
     std::vector<workload::bench_result> results;
-    report::run_context ctx;
+    report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first result
     report::config_summary cfg;
-    const auto markdown = [&] {
-        return "## Single Request Performance\n\n" + report::config_markdown(cfg) + "\n" + report::bench_markdown(results);
+    const auto markdown = [&](bool interrupted) {
+        return "## Single Request Performance\n\n" + report::config_markdown(cfg) + "\n" + report::bench_markdown(results) +
+               (interrupted ? report::interrupted_note() : "");
     };
+    results_writer writer(out, a.db, "bench", [&](bool interrupted) { return report::bench_table(results, ctx, interrupted); },
+                          markdown);
     progress_line progress;
     workload::bench_callbacks cb;
     cb.progress = [&](size_t i, size_t n, const workload::bench_test & t, int rep) {
         progress.update(fmt::format("bench {}/{}: {} {}", i + 1, n, t.name(),
                                     rep < 0 ? std::string("warmup") : fmt::format("rep {}/{}", rep + 1, a.repetitions)));
     };
-    report::table table;
     cb.result = [&](const workload::bench_result & r, const engine::llama::model & m) {
         if (results.empty()) {
             ctx = report::make_run_context(&m, globals().command_line);
@@ -102,15 +105,16 @@ void run(const bench_args & a) {
                    r.n_threads, r.test.params};
         }
         results.push_back(r);
-        progress.done(fmt::format("{}: {} t/s", r.test.name(), fmtx::mean_pm(r.ts.mean, r.ts.stddev)));
+        progress.done(fmt::format("{}: {} t/s{}", r.test.name(), fmtx::mean_pm(r.ts.mean, r.ts.stddev),
+                                  r.partial ? fmt::format(" (partial: {} of {} repetitions)", r.samples_ns.size(), a.repetitions)
+                                            : std::string()));
         warn_noisy(r);
-        table = report::bench_table(results, ctx);
-        out.export_now(table, markdown);
+        writer.update(ctx);
     };
+    writer.update(ctx);  // from the start: an export and the last words exist whenever the run ends
     const bool complete = workload::run_bench(model_path, tests, a.repetitions, !a.no_warmup, cb);
     progress.clear();
-    out.print(table, markdown);
-    store::record_run(a.db, "bench", ctx, {table}, !complete);
+    writer.finish(ctx, !complete);
     if (!complete) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 

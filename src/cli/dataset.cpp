@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/format.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/ranges.h"
 #include "dataset/synth.h"
@@ -35,6 +36,8 @@ void run_synth(const synth_args & a) {
     opts.seed = a.seed;
     opts.stratified = !a.random_lengths;
     opts.out = a.out;
+    opts.out_hint = "-o names the output file";
+    fs::refuse_input_overwrite(a.out, "-o", {{a.vocab, "--vocab"}, {a.model, "-m"}});
     check_threads(a.threads, "-t");
     if (a.records == 0 || a.records > 100'000'000) throw_usage("--records: {} is out of range (1..100,000,000)", a.records);
     opts.n_threads = a.threads;
@@ -46,7 +49,7 @@ void run_synth(const synth_args & a) {
               fmtx::thousands(static_cast<int64_t>(opts.records)), opts.prompt_tokens.spec, opts.output_tokens.spec,
               vocab.path().filename().string());
     const auto r = dataset::synthesize(opts, vocab.get());
-    fmt::print("{}\n", opts.out.string());
+    if (opts.out != "-") fmt::print("{}\n", opts.out.string());  // "-": stdout holds the dataset itself
     log::info("wrote {}: {} records, {} MB, mean prompt {} tokens, mean output {} tokens, {}", opts.out.string(),
               fmtx::thousands(static_cast<int64_t>(r.records)), fmtx::thousands(static_cast<double>(r.bytes) / 1e6, 1),
               fmtx::thousands(r.mean_prompt_tokens, 1), fmtx::thousands(r.mean_output_tokens, 1),

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/ranges.h"
 #include "pipeline/evaluate.h"
@@ -99,11 +100,13 @@ void run(const evaluate_args & a) {
     };
     const auto e = pipeline::run_evaluate(o, cb);
     progress.clear();
-    fmt::print("{}", report::terminal_summary(e));
+    print_stdout(report::terminal_summary(e));
     const auto paths = pipeline::paths_in(o.out_dir);
     const auto abs = [](const std::filesystem::path & p) { return std::filesystem::absolute(p).lexically_normal().string(); };
-    fmt::print("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html), abs(paths.json));
-    store::record_run(a.db, "evaluate", e.ctx, report::tables_of(e), e.interrupted, abs(paths.json));
+    print_stdout(fmt::format("\nreport.md:   {}\nreport.html: {}\nreport.json: {}\n", abs(paths.md), abs(paths.html),
+                             abs(paths.json)));
+    store::record_run(a.db, "evaluate", e.ctx, report::tables_of(e), e.interrupted, abs(paths.json), {abs(paths.json)});
+    interrupt::clear_last_words("evaluate-reports");
     if (e.interrupted) {
         throw error(error_kind::interrupted, "interrupted: the reports hold what was measured; rerun with --resume to finish");
     }

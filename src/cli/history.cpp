@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
+#include "cli/output.h"
 #include "report/kinds.h"
 #include "report/table.h"
 #include "store/compare.h"
@@ -43,7 +44,8 @@ std::filesystem::path store_path(const std::string & db_path) {
 }
 
 void add_db_flag(CLI::App * cmd, std::string & path) {
-    cmd->add_option("--db", path, "Results store (SQLite; default ~/.local/share/infermeter/results.db)");
+    cmd->add_option("--db", path, "Results store (SQLite; default $XDG_DATA_HOME/infermeter/results.db or "
+                                  "~/.local/share/infermeter/results.db)");
 }
 
 bool is_markdown(const std::string & o, const std::string & flag) {
@@ -52,9 +54,15 @@ bool is_markdown(const std::string & o, const std::string & flag) {
     throw_usage("{}: unknown output format '{}' (md, json)", flag, o);
 }
 
-void print_out(const std::string & s) {
-    std::fwrite(s.data(), 1, s.size(), stdout);
-    std::fflush(stdout);
+void print_out(const std::string & s) { print_stdout(s); }
+
+// The parameter count infermeter recorded with the run's rows (0 when none).
+int64_t n_params_of(const std::map<std::string, report::table> & tables) {
+    for (const auto & [kind, t] : tables) {
+        if (t.rows.empty()) continue;
+        if (const auto * n = std::get_if<int64_t>(&report::cell(t, 0, "model_n_params"))) return *n;
+    }
+    return 0;
 }
 
 // Markdown table cells: a '|' in a model name would split the cell.
@@ -90,9 +98,22 @@ void run_history(const history_args & a) {
     std::vector<report::headline> heads;
     if (std::filesystem::exists(path)) {
         store::database db(path);
-        runs = db.runs(f);
-        for (const auto & r : runs) {
-            heads.push_back(store::headline_of(store::tables_of_run(db, r.id)));
+        std::vector<int64_t> damaged;
+        for (auto & r : db.runs(f)) {
+            try {
+                const auto tables = store::tables_of_run(db, r.id);
+                heads.push_back(store::headline_of(tables));
+                r.model_type = store::model_label(r.model_type, n_params_of(tables));
+                runs.push_back(r);
+            } catch (const im::error & e) {
+                // One damaged row must not hide every other run.
+                log::warn("{}", e.what());
+                damaged.push_back(r.id);
+            }
+        }
+        if (!damaged.empty()) {
+            log::warn("skipped {} damaged run{} ({}); the other runs are listed", damaged.size(),
+                      damaged.size() == 1 ? "" : "s", fmt::format("id {}", fmt::join(damaged, ", ")));
         }
     } else {
         log::warn("no results store at {} yet (bench, parallel and evaluate record there; --db PATH for another)",
@@ -180,8 +201,9 @@ std::string compare_markdown(const store::run_data & a, const store::run_data & 
                              const store::compare_options & o) {
     std::string out = "## Comparison\n\n| | Run | Time | Model | Machine | llama.cpp |\n|---|---|---|---|---|---|\n";
     for (const auto * d : {&a, &b}) {
-        out += fmt::format("| {} | {} ({}) | {} | {} | {} | {} |\n", d == &a ? "A" : "B", cell(d->label), d->kind,
-                           d->test_time, cell(d->model), cell(d->machine), cell(d->build_commit));
+        out += fmt::format("| {} | {} ({}{}) | {} | {} | {} | {} |\n", d == &a ? "A" : "B", cell(d->label), d->kind,
+                           d->interrupted ? ", **interrupted**" : "", d->test_time, cell(d->model), cell(d->machine),
+                           cell(d->build_commit));
     }
     out += "\n| Test | Metric | A mean | B mean | B/A | Change | p (Mann–Whitney) | Verdict |\n"
            "|------|--------|-------:|-------:|----:|-------:|-----------------:|---------|\n";
@@ -231,6 +253,7 @@ nlohmann::ordered_json side_json(const store::run_data & d) {
     j["model"] = d.model;
     j["machine"] = d.machine;
     j["build_commit"] = d.build_commit;
+    j["interrupted"] = d.interrupted;
     return j;
 }
 

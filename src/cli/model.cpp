@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/format.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/ranges.h"
 #include "model/info.h"
@@ -12,6 +13,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstring>
 
 namespace im::cli {
 
@@ -24,9 +28,23 @@ struct synth_args {
     std::string vocab;
     std::string quant = "q4_k_m";
     std::string out;
+    bool force = false;
     uint64_t seed = 42;
     int threads = 0;
 };
+
+// -o onto an existing regular file that is not a GGUF model (a typo'd path, a dataset) needs --force.
+void refuse_non_gguf(const std::string & out, bool force) {
+    const auto t = fs::resolve_output(out);
+    if (force || t.kind != fs::target_kind::regular) return;
+    char magic[4] = {};
+    std::FILE * f = std::fopen(t.path.c_str(), "rb");
+    const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+    if (f) std::fclose(f);
+    if (!gguf) {
+        throw_usage("-o {}: the file exists and is not a GGUF model; refusing to overwrite it (--force overwrites it)", out);
+    }
+}
 
 void run_synth(const synth_args & a) {
     init_engine();
@@ -69,9 +87,13 @@ void run_synth(const synth_args & a) {
     opts.n_threads = a.threads;
     if (!a.out.empty()) {
         opts.out = a.out;
+        opts.out_hint = "-o names the output file";
+        refuse_non_gguf(a.out, a.force);
+        fs::refuse_input_overwrite(a.out, "-o", {{a.vocab, "--vocab"}});
     } else {  // the cache a synth: reference reads, so `-m synth:PRESET-QUANT` finds it
         const std::string base = a.preset.empty() ? opts.s.name : a.preset;
         opts.out = model::synth_cache_path({base, *ftype, model::ftype_id(*ftype)});
+        opts.out_hint = "the synth: model cache; set XDG_CACHE_HOME to a writable folder";
     }
     int last_pct = -1;
     const auto res = model::synthesize(opts, [&last_pct](const std::string & stage, double f) {
@@ -81,8 +103,13 @@ void run_synth(const synth_args & a) {
             log::info("{}: {}%", stage, pct);
         }
     });
+    if (res.path != "-") fmt::print("{}\n", res.path.string());  // "-": stdout holds the model itself
+    if (fs::resolve_output(res.path).kind != fs::target_kind::regular) {  // a device or FIFO: nothing to read back
+        log::info("wrote {} ({} of {} embedding rows zeroed), {}", res.path.string(), res.n_rows_zeroed, res.n_vocab,
+                  fmtx::duration(res.seconds));
+        return;
+    }
     const auto m = model::read_info(res.path);
-    fmt::print("{}\n", res.path.string());
     log::info("wrote {}: {} MiB, {} params, {} of {} embedding rows zeroed (non-text tokens), {}{}",
               res.path.string(), fmtx::thousands(static_cast<double>(m.size_bytes) / fmtx::mib),
               fmtx::count_si(static_cast<double>(m.n_params)), res.n_rows_zeroed, res.n_vocab,
@@ -164,7 +191,9 @@ void add_model(CLI::App & root) {
     synth->add_option("--ctx-train", a->ctx_train, "Custom shape: trained context length")->capture_default_str();
     synth->add_option("--vocab", a->vocab, "Vocabulary file (a ggml-vocab-*.gguf); default: the preset's, from llama.cpp's models/");
     synth->add_option("--quant", a->quant, "llama.cpp file type (q4_k_m, q8_0, f16, ...)")->capture_default_str();
-    synth->add_option("-o,--output", a->out, "Output file (default: ~/.cache/infermeter/models/<preset>-<quant>.gguf)");
+    synth->add_option("-o,--output", a->out, "Output file (default: ~/.cache/infermeter/models/<preset>-<quant>.gguf); "
+                                             "replaced atomically, a device or FIFO is written through");
+    synth->add_flag("--force", a->force, "Overwrite -o even when it is an existing file that is not a GGUF model");
     synth->add_option("--seed", a->seed, "Random seed for the weights")->capture_default_str();
     synth->add_option("-t,--threads", a->threads, fmt::format("Threads (default: all cores; at most {})", max_threads()));
     synth->callback([a] { run_synth(*a); });

@@ -89,6 +89,7 @@ void run(const parallel_args & a) {
     if (a.n_prompt <= 0) throw_usage("-p: the prompt length must be > 0 (got {})", a.n_prompt);
     if (a.n_predict <= 0) throw_usage("-n: the number of tokens to generate must be > 0 (got {})", a.n_predict);
     const auto model_path = model::resolve(a.model);
+    out.refuse_inputs({{model_path, "-m"}, {a.db.db_path, "--db"}});
     const auto info = model::read_info(model_path);
     auto c = config_of(a, model_path);
     workload::validate(c, info);
@@ -120,12 +121,19 @@ void run(const parallel_args & a) {
     }
 
     workload::lockstep_result partial;
-    report::run_context ctx;
-    report::table table;
-    const auto markdown = [&] {
-        return fmt::format("## Parallel Workload Performance ({} prompt / {} output tokens, lockstep)\n\n", c.n_prompt,
-                           c.n_predict) + report::parallel_markdown(partial, c, kvpt);
+    report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first W
+    bool have_model_ctx = false;
+    const auto with_mark = [&](bool interrupted) {
+        workload::lockstep_result r = partial;
+        r.interrupted = r.interrupted || interrupted;
+        return r;
     };
+    const auto markdown = [&](bool interrupted) {
+        return fmt::format("## Parallel Workload Performance ({} prompt / {} output tokens, lockstep)\n\n", c.n_prompt,
+                           c.n_predict) + report::parallel_markdown(with_mark(interrupted), c, kvpt);
+    };
+    results_writer writer(out, a.db, "parallel",
+                          [&](bool interrupted) { return report::parallel_table(with_mark(interrupted), c, ctx); }, markdown);
     progress_line progress;
     workload::lockstep_callbacks cb;
     cb.progress = [&](const workload::lockstep_progress & p) {
@@ -136,7 +144,10 @@ void run(const parallel_args & a) {
         log::warn("{}", msg);
     };
     cb.row = [&](const workload::lockstep_row & row, const engine::llama::model & m) {
-        if (partial.rows.empty()) ctx = report::make_run_context(&m, globals().command_line);
+        if (!have_model_ctx) {
+            ctx = report::make_run_context(&m, globals().command_line);
+            have_model_ctx = true;
+        }
         partial.rows.push_back(row);
         if (partial.base_workers == 0) partial.base_workers = row.workers;
         if (row.kv_bytes_allocated != 0 && !workload::kv_agrees(row.kv_bytes, row.kv_bytes_allocated)) {
@@ -148,9 +159,9 @@ void run(const parallel_args & a) {
                                   fmtx::thousands(row.overall_tps.mean),
                                   fmtx::thousands(static_cast<double>(row.kv_bytes) / fmtx::mib, 2),
                                   fmtx::thousands(static_cast<double>(row.kv_bytes_allocated) / fmtx::mib, 2)));
-        table = report::parallel_table(partial, c, ctx);
-        out.export_now(table, markdown);
+        writer.update(ctx);
     };
+    writer.update(ctx);  // from the start: an export and the last words exist whenever the run ends
     auto result = workload::run_lockstep(c, cb);
     progress.clear();
     if (std::none_of(result.rows.begin(), result.rows.end(), [](const auto & r) { return r.skipped.empty(); }) &&
@@ -158,11 +169,7 @@ void run(const parallel_args & a) {
         throw_runtime("no worker count fits in memory: {}", result.rows.front().skipped);
     }
     partial = result;
-    if (ctx.test_time.empty()) ctx = report::make_run_context(nullptr, globals().command_line);
-    table = report::parallel_table(partial, c, ctx);
-    out.export_now(table, markdown);
-    out.print(table, markdown);
-    store::record_run(a.db, "parallel", ctx, {table}, result.interrupted);
+    writer.finish(ctx, result.interrupted);
     if (result.interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 

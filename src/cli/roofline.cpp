@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
@@ -68,7 +69,9 @@ void run(const roofline_args & a) {
     const ggml_type type_v = model::cache_type_from_name(a.type_v, "-ctv");
 
     init_engine();
-    const auto m = model::read_info(model::resolve(a.model));
+    const auto model_path = model::resolve(a.model);
+    fs::refuse_input_overwrite(a.export_path, "--export", {{model_path, "-m"}});
+    const auto m = model::read_info(model_path);
     const auto cost = hardware::cost_of(m, type_k, type_v);
     const auto sys = hardware::describe_system();
     hardware::ceilings ceil;
@@ -99,12 +102,11 @@ void run(const roofline_args & a) {
 
     const std::string text =
         a.output == "json" ? hardware::to_json(report).dump(2) + "\n" : hardware::to_markdown(report);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    print_stdout(text);
     if (!a.export_path.empty()) {
         const bool json = a.export_path.size() >= 5 && a.export_path.compare(a.export_path.size() - 5, 5, ".json") == 0;
-        fs::write_atomic(a.export_path,
-                         json ? hardware::to_json(report).dump(2) + "\n" : hardware::to_markdown(report));
+        fs::write_output(a.export_path, json ? hardware::to_json(report).dump(2) + "\n" : hardware::to_markdown(report),
+                         "--export");
         log::info("wrote {}", a.export_path);
     }
 }

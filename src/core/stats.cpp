@@ -1,7 +1,8 @@
 #include "core/stats.h"
 
+#include "core/error.h"
+
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 
 namespace im::stats {
@@ -21,8 +22,8 @@ std::optional<double> welford::stddev() const {
 }
 
 double percentile_sorted(std::span<const double> sorted, double p) {
-    assert(!sorted.empty());
-    assert(p >= 0.0 && p <= 100.0);
+    IM_CHECK(!sorted.empty());
+    IM_CHECK(p >= 0.0 && p <= 100.0, fmt::format("p = {}", p));
     const double h = (static_cast<double>(sorted.size()) - 1.0) * p / 100.0;
     const auto lo = static_cast<size_t>(std::floor(h));
     const size_t hi = std::min(lo + 1, sorted.size() - 1);

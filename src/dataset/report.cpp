@@ -1,4 +1,5 @@
 #include "core/build_info.h"
+#include "core/escape.h"
 #include "core/format.h"
 #include "dataset/analysis.h"
 
@@ -242,12 +243,12 @@ std::vector<std::string> merge_notes(const analysis & a) {
 
 std::string to_markdown(const analysis & a, bool with_title) {
     std::string md = with_title ? "# Dataset Analysis\n\n" : "";
-    md += fmt::format("**Dataset:** `{}` — {}, {} records, {} samples, {} malformed{}\n", a.path.string(),
-                      a.format_description, fmtx::thousands(static_cast<int64_t>(a.records)),
+    md += fmt::format("**Dataset:** {} — {}, {} records, {} samples, {} malformed{}\n", esc::md_code(a.path.string()),
+                      esc::md_text(a.format_description), fmtx::thousands(static_cast<int64_t>(a.records)),
                       fmtx::thousands(static_cast<int64_t>(a.output_lengths.size())),
                       fmtx::thousands(static_cast<int64_t>(a.bad_records)),
                       a.interrupted ? " (INTERRUPTED: partial)" : "");
-    md += fmt::format("**Tokenizer:** {} ({}, {} tokens), {}\n\n", a.tokenizer_name, a.tokenizer_type,
+    md += fmt::format("**Tokenizer:** {} ({}, {} tokens), {}\n\n", esc::md_text(a.tokenizer_name), esc::md_text(a.tokenizer_type),
                       fmtx::thousands(static_cast<int64_t>(a.n_vocab)),
                       a.chat_template ? "prompts with the chat template applied" : "no chat template, no special tokens");
 

@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/ranges.h"
 #include "dataset/vocab.h"
@@ -282,12 +283,12 @@ synth_result synthesize(const synth_options & opts, const llama_vocab * vocab) {
     res.mean_prompt_tokens = std::accumulate(prompt_len.begin(), prompt_len.end(), 0.0) / static_cast<double>(opts.records);
     res.mean_output_tokens = std::accumulate(output_len.begin(), output_len.end(), 0.0) / static_cast<double>(opts.records);
 
-    std::error_code ec;
-    if (opts.out.has_parent_path()) std::filesystem::create_directories(opts.out.parent_path(), ec);
-    // Streamed to a temporary beside the target, renamed when complete: a crash leaves no half file.
-    const std::filesystem::path tmp = opts.out.string() + fmt::format(".tmp-{}", getpid());
+    // Streamed to a temporary beside the target, renamed when complete (a crash leaves no half file);
+    // a device or FIFO is written through (core/fs.h).
+    fs::output_file out(opts.out, opts.out_hint);
+    const std::filesystem::path tmp = out.temp_path();
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw_runtime("cannot write {} (-o)", tmp.string());
+    if (!f) throw_runtime("cannot write {}{}", tmp.string(), opts.out_hint.empty() ? "" : " (" + opts.out_hint + ")");
 
     const unsigned hw = std::thread::hardware_concurrency();
     const size_t n_threads = static_cast<size_t>(opts.n_threads > 0 ? opts.n_threads : (hw ? hw : 1));
@@ -325,16 +326,11 @@ synth_result synthesize(const synth_options & opts, const llama_vocab * vocab) {
             }
         }
     }
+    f.flush();
     f.close();
-    if (!f) {
-        std::filesystem::remove(tmp, ec);
-        throw_runtime("cannot write {} (-o): disk full?", opts.out.string());
-    }
-    std::filesystem::rename(tmp, opts.out, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        throw_runtime("cannot write {} (-o): {}", opts.out.string(), ec.message());
-    }
+    if (!f) throw_runtime("cannot write {}: disk full or I/O error{}", opts.out.string(),
+                          opts.out_hint.empty() ? "" : " (" + opts.out_hint + ")");
+    out.commit();
     if (res.texts_off > 0) {
         log::warn("{} record(s) did not tokenize to their exact target (off by up to {} tokens)", res.texts_off,
                   res.max_miss_tokens);

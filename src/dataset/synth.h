@@ -38,6 +38,7 @@ struct synth_options {
     // distribution's. false: independent random draws.
     bool stratified = true;
     std::filesystem::path out;
+    std::string out_hint;  // ends write errors: which flag names `out` ("-o")
     int n_threads = 0;  // 0: all cores
 };
 

@@ -71,7 +71,10 @@ log_capture::~log_capture() {
     g_capture = nullptr;
 }
 
-const std::vector<std::string> & log_capture::lines() const { return g_captured; }
+std::vector<std::string> log_capture::lines() const {
+    std::lock_guard lock(g_log_mutex);  // llama.cpp may log from its own threads meanwhile
+    return g_captured;
+}
 
 std::string last_llama_errors() {
     std::lock_guard lock(g_log_mutex);

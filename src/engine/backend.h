@@ -22,7 +22,8 @@ class log_capture {
     ~log_capture();
     log_capture(const log_capture &) = delete;
     log_capture & operator=(const log_capture &) = delete;
-    const std::vector<std::string> & lines() const;
+    // A copy of the lines so far, taken under the log lock (llama.cpp may log from other threads).
+    std::vector<std::string> lines() const;
 };
 
 struct device_info {

@@ -59,6 +59,7 @@ std::filesystem::path resolve(const std::string & ref) {
         opts.s = *find_preset(sr->preset);
         opts.ftype = sr->ftype;
         opts.out = path;
+        opts.out_hint = "the synth: model cache; set XDG_CACHE_HOME to a writable folder";
         const synth_result res = synthesize(opts);
         log::info("synthesized {} in {}", path.string(), fmtx::duration(res.seconds));
         return path;

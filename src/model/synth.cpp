@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/interrupt.h"
 #include "model/quant.h"
 
@@ -214,7 +215,7 @@ void write_gguf(const std::filesystem::path & path, const shape & s, const gguf_
 
     FILE * f = std::fopen(path.c_str(), "wb");
     if (!f) {
-        throw_runtime("cannot write {}: {} (-o names the output file)", path.string(), std::strerror(errno));
+        throw_runtime("cannot write {}: {}", path.string(), std::strerror(errno));
     }
     std::unique_ptr<FILE, int (*)(FILE *)> guard(f, std::fclose);
     std::vector<uint8_t> meta_buf(gguf_get_meta_size(g.get()));
@@ -277,7 +278,8 @@ void write_gguf(const std::filesystem::path & path, const shape & s, const gguf_
             if (progress) progress("writing weights", static_cast<double>(done_elems) / static_cast<double>(total_elems));
         }
     }
-    ok = ok && std::fflush(f) == 0;
+    ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+    ok = std::fclose(guard.release()) == 0 && ok;
     if (!ok) {
         throw_runtime("cannot write {}: disk full or I/O error", path.string());
     }
@@ -343,28 +345,22 @@ synth_result synthesize(const synth_options & opts, const progress_fn & progress
     for (int i = n_have; i < opts.s.n_vocab_pad; ++i) zero_rows.push_back(i);
 
     const int n_threads = opts.n_threads > 0 ? opts.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const std::string suffix = ".tmp." + std::to_string(::getpid());
-    const std::filesystem::path tmp_out = opts.out.string() + suffix;
+    // A temporary beside the output (or in the temp folder for a device), renamed or copied through
+    // when complete: an interrupted or failed synthesis leaves nothing behind.
+    fs::output_file out(opts.out, opts.out_hint);
+    const std::filesystem::path tmp_out = out.temp_path();
     synth_result res;
     res.path = opts.out;
     res.n_rows_zeroed = static_cast<int>(zero_rows.size());
     res.n_vocab = std::max(n_have, opts.s.n_vocab_pad);
 
-    struct cleanup {
-        std::vector<std::filesystem::path> paths;
-        ~cleanup() { for (auto & p : paths) { std::error_code e; std::filesystem::remove(p, e); } }
-    } tmp_files;
-    tmp_files.paths.push_back(tmp_out);
-
-    if (opts.out.has_parent_path()) std::filesystem::create_directories(opts.out.parent_path(), ec);
     const ggml_type direct = direct_type(opts.ftype);
     if (direct != GGML_TYPE_COUNT) {
         write_gguf(tmp_out, opts.s, vocab.get(), opts.ftype, direct, zero_rows, opts.seed, n_threads, progress);
     } else {
         // k-quants and friends: llama.cpp decides the per-tensor types; requantizing from Q8_0 gives
         // the same file as from F16 (DESIGN §6) with half the temporary disk.
-        const std::filesystem::path q8 = opts.out.string() + ".q8_0" + suffix;
-        tmp_files.paths.push_back(q8);
+        const std::filesystem::path q8 = out.extra_temp(".q8_0");
         write_gguf(q8, opts.s, vocab.get(), LLAMA_FTYPE_MOSTLY_Q8_0, GGML_TYPE_Q8_0, zero_rows, opts.seed, n_threads,
                    progress);
         res.temp_bytes = std::filesystem::file_size(q8, ec);
@@ -379,10 +375,7 @@ synth_result synthesize(const synth_options & opts, const progress_fn & progress
         }
         std::filesystem::remove(q8, ec);
     }
-    std::filesystem::rename(tmp_out, opts.out, ec);
-    if (ec) {
-        throw_runtime("cannot move the synthesized model into {}: {}", opts.out.string(), ec.message());
-    }
+    out.commit();
     res.seconds = static_cast<double>(clock::now_ns() - t0) / 1e9;
     return res;
 }

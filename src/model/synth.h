@@ -14,7 +14,8 @@ namespace im::model {
 struct synth_options {
     shape s;
     llama_ftype ftype = LLAMA_FTYPE_MOSTLY_Q4_K_M;
-    std::filesystem::path out;
+    std::filesystem::path out;         // written as core/fs.h output_file: atomic, devices written through
+    std::string out_hint;              // ends write errors: which flag or variable names `out`
     std::filesystem::path vocab_path;  // empty: find s.vocab in vocab_dir()
     uint64_t seed = 42;
     int n_threads = 0;                 // 0: all cores

@@ -47,9 +47,19 @@ report_paths paths_in(const std::filesystem::path & out_dir) {
 
 void write_reports(const report::evaluation & e, const std::filesystem::path & out_dir) {
     const auto p = paths_in(out_dir);
-    fs::write_atomic(p.json, report::to_json(e).dump(2) + "\n");
-    fs::write_atomic(p.md, report::to_markdown(e));
-    fs::write_atomic(p.html, report::to_html(e));
+    auto lock = interrupt::hold_outputs();
+    fs::write_output(p.json, report::to_json(e).dump(2) + "\n", "--out");
+    fs::write_output(p.md, report::to_markdown(e), "--out");
+    fs::write_output(p.html, report::to_html(e), "--out");
+    // Should a second Ctrl-C end the process before the next save, the reports say it was interrupted.
+    report::evaluation marked = e;
+    marked.interrupted = true;
+    interrupt::set_last_words("evaluate-reports", [p, json = report::to_json(marked).dump(2) + "\n",
+                                                   md = report::to_markdown(marked), html = report::to_html(marked)] {
+        fs::write_output(p.json, json, "--out");
+        fs::write_output(p.md, md, "--out");
+        fs::write_output(p.html, html, "--out");
+    });
 }
 
 nlohmann::ordered_json model_identity(const std::filesystem::path & path) {
@@ -154,6 +164,9 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     e.rec_opts.knee_min_marginal = opts.knee_min_marginal;
     e.rec_opts.slo_ttft_s = opts.slo_ttft_s;
     e.rec_opts.slo_tpot_s = opts.slo_tpot_s;
+    for (const auto & out : {paths_in(opts.out_dir).json, paths_in(opts.out_dir).md, paths_in(opts.out_dir).html}) {
+        fs::refuse_input_overwrite(out, "--out", {{opts.dataset, "--dataset"}, {opts.model_ref, "-m"}});
+    }
     std::error_code ec;
     std::filesystem::create_directories(opts.out_dir, ec);
     if (ec) throw_runtime("cannot create the output folder {}: {} (--out)", opts.out_dir.string(), ec.message());

@@ -1,5 +1,6 @@
 #include "report/evaluation.h"
 
+#include "core/escape.h"
 #include "core/format.h"
 #include "report/kinds.h"
 #include "model/quant.h"
@@ -167,7 +168,9 @@ json to_json(const evaluation & e) {
 }
 
 std::vector<table> tables_of(const evaluation & e) {
-    std::vector<table> out{bench_table(e.bench, e.ctx), parallel_table(e.lockstep, e.lockstep_cfg, e.ctx)};
+    workload::lockstep_result lockstep = e.lockstep;  // rows say interrupted whichever stage was stopped
+    lockstep.interrupted = lockstep.interrupted || e.interrupted;
+    std::vector<table> out{bench_table(e.bench, e.ctx, e.interrupted), parallel_table(lockstep, e.lockstep_cfg, e.ctx)};
     if (e.serving) out.push_back(serving_table(*e.serving, e.ctx, &e.lockstep_cfg.params));
     return out;
 }
@@ -212,6 +215,7 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
     const auto t = rows_in(j, "parallel");
     for (size_t i = 0; i < t.rows.size(); ++i) {
         if (row_skipped(result_kind_of("parallel"), t, i)) continue;
+        if (const auto * p = std::get_if<bool>(&t.get(i, "partial")); p && *p) continue;  // interrupted W: not reusable
         const auto t_pp = reals_of(t.get(i, "samples_t_pp_s"));
         const auto t_tg = reals_of(t.get(i, "samples_t_tg_s"));
         if (t_pp.empty() || t_tg.empty()) continue;  // nothing measured in this row
@@ -319,13 +323,15 @@ std::string ascii_efficiency_chart(const workload::lockstep_result & r) {
 std::string to_markdown(const evaluation & e) {
     std::string md = "# Performance Evaluation\n\n";
     md += fmt::format("{} ({}) on {}, {} backend; profile `{}`; measured by infermeter {} (llama.cpp {}) on {}.\n\n",
-                      e.config.model_name, e.config.quantization, e.config.hardware, e.config.backends, e.profile,
+                      esc::md_text(e.config.model_name), e.config.quantization, esc::md_text(e.config.hardware),
+                      e.config.backends, e.profile,
                       e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.test_time);
     if (e.interrupted) md += "> **Interrupted:** this report holds what was measured before the run was stopped.\n\n";
     if (e.dataset_synthetic) {
-        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n", e.dataset_note);
+        md += fmt::format("> **Dataset:** synthetic — {}. Pass `--dataset FILE` to evaluate your own.\n\n",
+                          esc::md_text(e.dataset_note));
     } else {
-        md += fmt::format("> **Dataset:** `{}`\n\n", e.dataset_path);
+        md += fmt::format("> **Dataset:** {}\n\n", esc::md_code(e.dataset_path));
     }
     md += "Benchmark parameter recommendations based on dataset analysis.\n\n";
     if (e.analysis) md += dataset::to_markdown(*e.analysis, /*with_title=*/false) + "\n";
@@ -423,10 +429,12 @@ std::string to_markdown(const evaluation & e) {
 
     md += "\n## Reproducibility\n\n";
     md += fmt::format("- infermeter {} ({}), llama.cpp {}\n", e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.llama_commit);
-    md += fmt::format("- Machine: {}{}; backends: {}\n", e.ctx.cpu_info, e.ctx.gpu_info.empty() ? "" : "; " + e.ctx.gpu_info,
-                      e.ctx.backends);
-    md += fmt::format("- Model: `{}` ({}, {} bytes)\n", e.ctx.model_filename, e.ctx.model_type, e.ctx.model_size);
-    md += fmt::format("- Command: `{}`\n- Started: {}; took {}\n", e.ctx.command_line, e.ctx.test_time,
+    md += fmt::format("- Machine: {}{}; backends: {}\n", esc::md_text(e.ctx.cpu_info),
+                      e.ctx.gpu_info.empty() ? "" : "; " + esc::md_text(e.ctx.gpu_info), e.ctx.backends);
+    md += fmt::format("- Model: {} ({}, {} bytes)\n", esc::md_code(e.ctx.model_filename), esc::md_text(e.ctx.model_type),
+                      e.ctx.model_size);
+    // command_line is shell-quoted where it is made (main.cpp): pasted, it runs this command and no other.
+    md += fmt::format("- Command: {}\n- Started: {}; took {}\n", esc::md_code(e.ctx.command_line), e.ctx.test_time,
                       fmtx::duration(e.seconds));
     return md;
 }

@@ -171,7 +171,8 @@ std::string to_html(const evaluation & e) {
                 rows.push_back({std::to_string(r.workers), "does not fit in memory", "", "", "", "", "", "", ""});
                 continue;
             }
-            rows.push_back({std::to_string(r.workers) + (r.extended ? "*" : ""), std::to_string(r.n_prompt),
+            rows.push_back({std::to_string(r.workers) + (r.extended ? "*" : "") + (r.partial ? " (partial)" : ""),
+                            std::to_string(r.n_prompt),
                             std::to_string(r.n_predict), fmtx::thousands(static_cast<int64_t>(r.total_kv)), mib(r.kv_bytes),
                             fmtx::thousands(r.prompt_tps.mean), fmtx::thousands(r.gen_tps.mean),
                             fmtx::thousands(r.overall_tps.mean), fmt::format("{:.2f}x ({})", r.speedup, fmtx::percent(r.efficiency))});

@@ -1,5 +1,6 @@
 #include "report/measurements.h"
 
+#include "core/escape.h"
 #include "core/format.h"
 #include "model/quant.h"
 
@@ -44,9 +45,23 @@ value optional_real(const std::optional<double> & v) { return v ? value(*v) : va
 
 std::string mib(uint64_t bytes, int decimals = 0) { return fmtx::thousands(static_cast<double>(bytes) / fmtx::mib, decimals); }
 
+// An interrupted table with no row gets one, of context fields, so the mark reaches every format.
+void mark_empty_interrupted(table & t, const run_context & c, bool interrupted) {
+    if (!interrupted || !t.rows.empty()) return;
+    auto & row = t.add_row();
+    fill_context(t, row, c);
+    t.set(row, "interrupted", true);
+    t.set(row, "partial", true);
+}
+
 }  // namespace
 
-table bench_table(const std::vector<workload::bench_result> & results, const run_context & c) {
+std::string interrupted_note() {
+    return "\n**Interrupted:** partial results: the run was stopped before it finished (or had not finished when this "
+           "was written). Rows marked partial hold fewer repetitions or decode steps than asked.\n";
+}
+
+table bench_table(const std::vector<workload::bench_result> & results, const run_context & c, bool interrupted) {
     table t;
     t.name = "bench";
     t.fields = concat(concat(context_fields(), engine_fields()),
@@ -56,7 +71,8 @@ table bench_table(const std::vector<workload::bench_result> & results, const run
                        {"avg_ts", field_type::real},          {"stddev_ts", field_type::real},
                        {"median_ts", field_type::real},       {"ci95_low_ts", field_type::real},
                        {"ci95_high_ts", field_type::real},    {"n_outliers", field_type::integer},
-                       {"samples_ns", field_type::integer_array}, {"samples_ts", field_type::real_array}});
+                       {"samples_ns", field_type::integer_array}, {"samples_ts", field_type::real_array},
+                       {"interrupted", field_type::boolean},  {"partial", field_type::boolean}});
     for (const auto & r : results) {
         auto & row = t.add_row();
         run_context rc = c;
@@ -77,7 +93,10 @@ table bench_table(const std::vector<workload::bench_result> & results, const run
         t.set(row, "n_outliers", static_cast<int64_t>(r.ts.n_outliers));
         t.set(row, "samples_ns", r.samples_ns);
         t.set(row, "samples_ts", r.samples_ts);
+        t.set(row, "interrupted", interrupted);
+        t.set(row, "partial", r.partial);
     }
+    mark_empty_interrupted(t, c, interrupted);
     return t;
 }
 
@@ -99,7 +118,8 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
                        {"extended", field_type::boolean},
                        {"rss_bytes", field_type::integer},       {"device_used_bytes", field_type::integer},
                        {"samples_t_pp_s", field_type::real_array}, {"samples_t_tg_s", field_type::real_array},
-                       {"skipped", field_type::text},            {"interrupted", field_type::boolean}});
+                       {"skipped", field_type::text},            {"interrupted", field_type::boolean},
+                       {"partial", field_type::boolean}});
     for (const auto & w : r.rows) {
         auto & row = t.add_row();
         run_context rc = c;
@@ -115,6 +135,7 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         t.set(row, "kv_bytes", static_cast<int64_t>(w.kv_bytes));
         t.set(row, "total_kv", static_cast<int64_t>(w.total_kv));
         t.set(row, "interrupted", r.interrupted);
+        t.set(row, "partial", w.partial);
         if (!w.skipped.empty()) {
             t.set(row, "skipped", w.skipped);
             continue;
@@ -139,13 +160,14 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         t.set(row, "samples_t_pp_s", w.t_pp_s);
         t.set(row, "samples_t_tg_s", w.t_tg_s);
     }
+    mark_empty_interrupted(t, c, r.interrupted);
     return t;
 }
 
 std::string config_markdown(const config_summary & s) {
     std::string out = "### Test Configuration\n";
-    out += fmt::format("- **Model:** {} ({} quantization)\n", s.model_name, s.quantization);
-    out += fmt::format("- **Hardware:** {} ({} backend)\n", s.hardware, s.backends);
+    out += fmt::format("- **Model:** {} ({} quantization)\n", esc::md_text(s.model_name), s.quantization);
+    out += fmt::format("- **Hardware:** {} ({} backend)\n", esc::md_text(s.hardware), s.backends);
     out += fmt::format("- **Model Size:** {} MiB (weights only)\n", fmtx::thousands(static_cast<double>(s.model_size) / fmtx::mib));
     out += fmt::format("- **Parameters:** {}\n", fmtx::count_si(static_cast<double>(s.model_n_params)));
     out += fmt::format("- **Batch Size:** {} tokens (micro-batch {})\n", fmtx::thousands(int64_t{s.params.n_batch}),
@@ -193,7 +215,7 @@ std::string bench_markdown(const std::vector<workload::bench_result> & results) 
         const char * kind = r.test.n_prompt > 0 && r.test.n_gen > 0 ? "Prompt + Generation (pg)"
                             : r.test.n_prompt > 0                  ? "Prompt Processing (pp)"
                                                                    : "Token Generation (tg)";
-        out += fmt::format("{} {} | {} | {} | {} |\n", line, kind,
+        out += fmt::format("{} {}{} | {} | {} | {} |\n", line, kind, r.partial ? " (partial)" : "",
                            r.test.n_prompt > 0 ? std::to_string(r.test.n_prompt) : "-",
                            r.test.n_gen > 0 ? std::to_string(r.test.n_gen) : "-", fmtx::mean_pm(r.ts.mean, r.ts.stddev));
     }
@@ -245,7 +267,8 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
                                fmtx::thousands(static_cast<int64_t>(w.total_kv)));
             continue;
         }
-        out += fmt::format("| {}{} | {} | {} | {} | {} | {} | {} | {:.2f}x |\n", w.workers, w.extended ? "*" : "", w.n_prompt, w.n_predict,
+        out += fmt::format("| {}{}{} | {} | {} | {} | {} | {} | {} | {:.2f}x |\n", w.workers, w.extended ? "*" : "",
+                           w.partial ? " (partial)" : "", w.n_prompt, w.n_predict,
                            fmtx::thousands(static_cast<int64_t>(w.total_kv)), num(w.prompt_tps), num(w.gen_tps),
                            num(w.overall_tps), w.speedup);
     }
@@ -254,7 +277,7 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
         out += "\n\\* measured by the sweep extension (W doubled until the gain stopped";
         out += r.extension_stop.empty() ? ")\n" : ": " + r.extension_stop + ")\n";
     }
-    if (r.interrupted) out += "\n**Interrupted:** the sweep was stopped before every worker count ran.\n";
+    if (r.interrupted) out += interrupted_note();
     return out;
 }
 

@@ -28,8 +28,14 @@ struct config_summary {
 std::vector<field> engine_fields();
 void fill_engine(const table & t, std::vector<value> & row, const engine::llama::engine_params & p, int n_threads);
 
-table bench_table(const std::vector<workload::bench_result> & results, const run_context & c);
+// Every row carries `interrupted` (the run was stopped, or had not finished when the table was
+// written) and `partial` (this row holds fewer repetitions or decode steps than asked). An
+// interrupted table with no measured row gets one row of context fields marked interrupted, so that
+// no output of an interrupted run is an empty, unmarked `[]`.
+table bench_table(const std::vector<workload::bench_result> & results, const run_context & c, bool interrupted = false);
 table parallel_table(const workload::lockstep_result & r, const workload::lockstep_config & cfg, const run_context & c);
+// The Markdown note every interrupted view ends with.
+std::string interrupted_note();
 
 // "### Test Configuration" block.
 std::string config_markdown(const config_summary & s);

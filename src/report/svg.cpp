@@ -1,5 +1,7 @@
 #include "report/svg.h"
 
+#include "core/escape.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,21 +10,7 @@
 
 namespace im::report::svg {
 
-std::string escape(const std::string & s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&':  out += "&amp;"; break;
-            case '<':  out += "&lt;"; break;
-            case '>':  out += "&gt;"; break;
-            case '"':  out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default:   out += c;
-        }
-    }
-    return out;
-}
+std::string escape(const std::string & s) { return esc::html(s); }
 
 namespace {
 

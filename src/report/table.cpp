@@ -1,10 +1,10 @@
 #include "report/table.h"
 
 #include "core/error.h"
+#include "core/escape.h"
 
 #include <fmt/format.h>
 
-#include <cassert>
 
 namespace im::report {
 
@@ -12,7 +12,7 @@ size_t table::index_of(const std::string & field_name) const {
     for (size_t i = 0; i < fields.size(); ++i) {
         if (fields[i].name == field_name) return i;
     }
-    assert(false && "unknown field");
+    IM_CHECK(false, fmt::format("table '{}' has no field '{}'", name, field_name));
     return 0;
 }
 
@@ -72,7 +72,7 @@ nlohmann::ordered_json json_of(const value & v) {
 }
 
 std::string csv_escape(const std::string & s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
     std::string out = "\"";
     for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
@@ -91,7 +91,11 @@ std::string to_csv(const table & t) {
     for (size_t i = 0; i < t.fields.size(); ++i) out += (i ? "," : "") + t.fields[i].name;
     out += "\n";
     for (const auto & row : t.rows) {
-        for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + csv_escape(text_of(row[i]));
+        for (size_t i = 0; i < row.size(); ++i) {
+            // Text cells cannot start a spreadsheet formula; numbers are written as numbers.
+            const bool text = std::holds_alternative<std::string>(row[i]);
+            out += (i ? "," : "") + csv_escape(text ? esc::csv_formula_safe(text_of(row[i])) : text_of(row[i]));
+        }
         out += "\n";
     }
     return out;

@@ -26,7 +26,7 @@ struct table {
     std::vector<field> fields;
     std::vector<std::vector<value>> rows;
 
-    size_t index_of(const std::string & field_name) const;  // asserts the field exists
+    size_t index_of(const std::string & field_name) const;  // IM_CHECK: the field exists (internal error otherwise)
     // Appends an empty row and returns it for set().
     std::vector<value> & add_row();
     void set(std::vector<value> & row, const std::string & field_name, value v) const;
@@ -35,6 +35,7 @@ struct table {
 
 std::string sql_type(field_type t);
 
+// RFC 4180 quoting; text cells starting with = + - @ (a spreadsheet formula) get a leading ' (OWASP).
 std::string to_csv(const table & t);
 nlohmann::ordered_json to_json(const table & t);  // an array of objects, one per row
 std::string to_jsonl(const table & t);

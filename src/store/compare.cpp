@@ -46,6 +46,10 @@ void describe_from_rows(run_data & d) {
             d.machine = field_text(t, 0, "cpu_info") + (gpu.empty() ? "" : "; " + gpu);
         }
         if (d.build_commit.empty()) d.build_commit = field_text(t, 0, "build_commit");
+        for (size_t r = 0; r < t.rows.size(); ++r) {
+            if (const auto * b = std::get_if<bool>(&cell(t, r, "interrupted")); b && *b) d.interrupted = true;
+        }
+        if (const auto * n = std::get_if<int64_t>(&cell(t, 0, "model_n_params"))) d.model = model_label(d.model, *n);
     }
 }
 
@@ -212,6 +216,7 @@ run_data load_run(const database & db, int64_t id) {
     d.model = r->model_type.empty() ? r->model_filename : r->model_type;
     d.machine = r->machine;
     d.build_commit = r->build_commit;
+    d.interrupted = r->interrupted;
     d.tables = tables_of_run(db, id);
     describe_from_rows(d);
     return d;
@@ -238,6 +243,7 @@ run_data load_file(const std::filesystem::path & path) {
                 d.tables[k.name] = report::table_from_json(*it, k.shape);
             }
         }
+        if (const auto it = j.find("interrupted"); it != j.end() && it->is_boolean() && it->get<bool>()) d.interrupted = true;
         d.kind = j.value("kind", std::string("evaluate"));
     } else if (const auto * k = report::kind_of_json_rows(j)) {
         d.tables[k->name] = report::table_from_json(j, k->shape);
@@ -312,6 +318,12 @@ comparison compare(const run_data & a, const run_data & b, const compare_options
     if (c.metrics.empty()) {
         throw_runtime("{} and {} have no measurement in common ({} has {}, {} has {}); compare runs of the same tests",
                       a.label, b.label, a.label, rows_text(a), b.label, rows_text(b));
+    }
+    for (const run_data * d : {&a, &b}) {
+        if (d->interrupted) {
+            c.notes.push_back(fmt::format("{} ({}) was interrupted: its results are partial (fewer repetitions or "
+                                          "worker counts, maybe a partial last row)", d == &a ? "A" : "B", d->label));
+        }
     }
     if (!a.model.empty() && !b.model.empty() && a.model != b.model) {
         c.notes.push_back(fmt::format("different models: {} vs {}", a.model, b.model));

@@ -26,6 +26,7 @@ struct run_data {
     std::string model;         // model_type, else model_filename
     std::string machine;       // cpu_info, and "; gpu_info" when present
     std::string build_commit;  // llama.cpp
+    bool interrupted = false;  // the run was stopped before it finished: its results are partial
     // One table per result kind (report::result_kinds(), current field lists), with this run's rows
     // (maybe none).
     std::map<std::string, report::table> tables;

@@ -1,6 +1,8 @@
 #include "store/store.h"
 
+#include "core/clock.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "report/kinds.h"
@@ -9,7 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <set>
+#include <unistd.h>
 
 namespace im::store {
 
@@ -20,11 +24,27 @@ namespace {
 // Result tables gain columns by migration whenever a field list grows (ensure_table).
 constexpr int current_version = 1;
 
+// The error for SQLite result code `rc` on `db`: a locked store names --db-timeout, a file that is
+// not a database names --db.
+[[noreturn]] void fail_sqlite(sqlite3 * db, int rc, const std::string & what, double timeout_s) {
+    const char * file = sqlite3_db_filename(db, "main");
+    const std::string path = file && *file ? file : "(results store)";
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        throw_runtime("the results store {} is locked by another process ({}--db-timeout SECONDS waits longer)", path,
+                      timeout_s >= 0 ? fmt::format("waited {:g} s; ", timeout_s) : std::string());
+    }
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+        throw_runtime("{} is not an SQLite database, so not a results store (--db PATH names another file, --no-db "
+                      "skips the store)", path);
+    }
+    throw_runtime("results store {}: {} ({})", path, sqlite3_errmsg(db), what.substr(0, 80));
+}
+
 struct stmt {
     sqlite3_stmt * s = nullptr;
     stmt(sqlite3 * db, const std::string & sql) {
-        if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-            throw_runtime("results store: {} ({})", sqlite3_errmsg(db), sql.substr(0, 80));
+        if (const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr); rc != SQLITE_OK) {
+            fail_sqlite(db, rc, sql, -1);
         }
     }
     ~stmt() { sqlite3_finalize(s); }
@@ -51,17 +71,21 @@ void bind_value(sqlite3_stmt * s, int idx, const report::value & v) {
         v);
 }
 
+// A stored value as the field's type. Throws nlohmann::json::exception when an array column does not
+// hold a JSON array of numbers (a damaged row); database::rows names the run.
 report::value column_value(sqlite3_stmt * s, int col, report::field_type type) {
     if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::monostate{};
+    const auto text = [&] {
+        const auto * t = reinterpret_cast<const char *>(sqlite3_column_text(s, col));
+        return std::string(t ? t : "");
+    };
     switch (type) {
         case report::field_type::integer: return static_cast<int64_t>(sqlite3_column_int64(s, col));
         case report::field_type::real:    return sqlite3_column_double(s, col);
         case report::field_type::boolean: return sqlite3_column_int(s, col) != 0;
-        case report::field_type::text:    return std::string(reinterpret_cast<const char *>(sqlite3_column_text(s, col)));
-        case report::field_type::integer_array:
-            return nlohmann::json::parse(reinterpret_cast<const char *>(sqlite3_column_text(s, col))).get<std::vector<int64_t>>();
-        case report::field_type::real_array:
-            return nlohmann::json::parse(reinterpret_cast<const char *>(sqlite3_column_text(s, col))).get<std::vector<double>>();
+        case report::field_type::text:    return text();
+        case report::field_type::integer_array: return nlohmann::json::parse(text()).get<std::vector<int64_t>>();
+        case report::field_type::real_array:    return nlohmann::json::parse(text()).get<std::vector<double>>();
     }
     return std::monostate{};
 }
@@ -69,6 +93,14 @@ report::value column_value(sqlite3_stmt * s, int col, report::field_type type) {
 }  // namespace
 
 std::filesystem::path default_path() { return fs::data_dir() / "results.db"; }
+
+std::string model_label(const std::string & model_type, int64_t n_params) {
+    const size_t q = model_type.find("?B");
+    if (q == std::string::npos || n_params <= 0) return model_type;
+    std::string size = fmtx::count_si(static_cast<double>(n_params));
+    std::erase(size, ' ');
+    return model_type.substr(0, q) + size + model_type.substr(q + 2);
+}
 
 std::vector<report::table> result_shapes() {
     std::vector<report::table> out;
@@ -78,7 +110,7 @@ std::vector<report::table> result_shapes() {
 
 const report::table & result_shape(const std::string & table_name) { return report::result_kind_of(table_name).shape; }
 
-database::database(const std::filesystem::path & path) : path_(path) {
+database::database(const std::filesystem::path & path, double timeout_s) : path_(path), timeout_s_(timeout_s) {
     std::error_code ec;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) {
@@ -87,7 +119,9 @@ database::database(const std::filesystem::path & path) : path_(path) {
         db_ = nullptr;
         throw_runtime("cannot open the results store {}: {} (--db PATH or --no-db)", path.string(), why);
     }
-    sqlite3_busy_timeout(db_, 5000);
+    // Another process recording a run holds the lock for milliseconds; a long wait means a stuck
+    // writer (or BEGIN EXCLUSIVE held by hand), reported after --db-timeout.
+    sqlite3_busy_timeout(db_, static_cast<int>(std::min(timeout_s * 1000.0, 2e9)));
     try {
         migrate();
     } catch (...) {
@@ -105,6 +139,27 @@ void database::migrate() {
     }
     exec("BEGIN IMMEDIATE");
     try {
+        if (pragma_int("application_id") != application_id) {
+            std::vector<std::string> tables;
+            {
+                stmt s(db_, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+                while (sqlite3_step(s.s) == SQLITE_ROW) tables.push_back(s.text(0));
+            }
+            // Stores written before the marker existed hold a runs table and result tables only.
+            std::set<std::string> known = {"runs"};
+            for (const auto & t : result_shapes()) known.insert(t.name);
+            const bool ours = std::find(tables.begin(), tables.end(), "runs") != tables.end() &&
+                              std::all_of(tables.begin(), tables.end(), [&](const auto & t) { return known.count(t) > 0; });
+            if (!tables.empty() && !ours) {
+                std::string names;
+                for (size_t i = 0; i < tables.size() && i < 5; ++i) names += (i ? ", " : "") + tables[i];
+                if (tables.size() > 5) names += fmt::format(", … ({} tables)", tables.size());
+                throw_runtime("{} is an SQLite database of something else (tables: {}) and not an infermeter results "
+                              "store; nothing was written to it (--db PATH names another file, --no-db skips the store)",
+                              path_.string(), names);
+            }
+            exec(fmt::format("PRAGMA application_id = {}", application_id));
+        }
         if (version < 1) {
             exec("CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
                  "test_time TEXT, model_type TEXT, model_filename TEXT, cpu_info TEXT, gpu_info TEXT, backends TEXT, "
@@ -121,18 +176,20 @@ void database::migrate() {
 
 database::~database() { sqlite3_close(db_); }
 
-int database::user_version() const {
-    stmt s(db_, "PRAGMA user_version");
-    return sqlite3_step(s.s) == SQLITE_ROW ? sqlite3_column_int(s.s, 0) : 0;
+int database::user_version() const { return pragma_int("user_version"); }
+
+int database::pragma_int(const char * name) const {
+    stmt s(db_, fmt::format("PRAGMA {}", name));
+    const int rc = sqlite3_step(s.s);
+    if (rc == SQLITE_ROW) return sqlite3_column_int(s.s, 0);
+    fail(rc, fmt::format("PRAGMA {}", name));
 }
 
+void database::fail(int rc, const std::string & what) const { fail_sqlite(db_, rc, what, timeout_s_); }
+
 void database::exec(const std::string & sql) const {
-    char * err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-        const std::string why = err ? err : "unknown error";
-        sqlite3_free(err);
-        throw_runtime("results store {}: {}", path_.string(), why);
-    }
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) fail(rc, sql);
 }
 
 void database::ensure_table(const report::table & t) {
@@ -163,7 +220,7 @@ int64_t database::record(const std::string & kind, const report::run_context & c
             for (int i = 0; i < 10; ++i) sqlite3_bind_text(s.s, i + 1, vals[i].c_str(), -1, SQLITE_TRANSIENT);
             sqlite3_bind_int(s.s, 11, interrupted ? 1 : 0);
             sqlite3_bind_text(s.s, 12, report_path.c_str(), -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(s.s) != SQLITE_DONE) throw_runtime("results store: {}", sqlite3_errmsg(db_));
+            if (const int rc = sqlite3_step(s.s); rc != SQLITE_DONE) fail(rc, "INSERT INTO runs");
             id = sqlite3_last_insert_rowid(db_);
         }
         for (const auto & t : tables) {
@@ -178,13 +235,13 @@ int64_t database::record(const std::string & kind, const report::run_context & c
                 sqlite3_reset(s.s);
                 sqlite3_bind_int64(s.s, 1, id);
                 for (size_t i = 0; i < row.size(); ++i) bind_value(s.s, static_cast<int>(i) + 2, row[i]);
-                if (sqlite3_step(s.s) != SQLITE_DONE) throw_runtime("results store: {}", sqlite3_errmsg(db_));
+                if (const int rc = sqlite3_step(s.s); rc != SQLITE_DONE) fail(rc, "INSERT INTO " + t.name);
             }
         }
         exec("COMMIT");
         return id;
     } catch (...) {
-        exec("ROLLBACK");
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
     }
 }
@@ -265,26 +322,67 @@ report::table database::rows(int64_t id, const report::table & shape) const {
     for (const auto & f : t.fields) names += (names.empty() ? "" : ", ") + (have.count(f.name) ? f.name : "NULL");
     stmt s(db_, fmt::format("SELECT {} FROM {} WHERE run_id = ?", names, t.name));
     sqlite3_bind_int64(s.s, 1, id);
-    while (sqlite3_step(s.s) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
         auto & row = t.add_row();
-        for (size_t i = 0; i < t.fields.size(); ++i) row[i] = column_value(s.s, static_cast<int>(i), t.fields[i].type);
+        for (size_t i = 0; i < t.fields.size(); ++i) {
+            try {
+                row[i] = column_value(s.s, static_cast<int>(i), t.fields[i].type);
+            } catch (const nlohmann::json::exception &) {
+                throw_runtime("results store {}: run {} is damaged: its {} row's {} is not a JSON array of numbers",
+                              path_.string(), id, t.name, t.fields[i].name);
+            }
+        }
     }
+    if (rc != SQLITE_DONE) fail(rc, "SELECT FROM " + t.name);
     return t;
+}
+
+nlohmann::ordered_json unrecorded_json(const std::string & kind, const report::run_context & c,
+                                       const std::vector<report::table> & tables, bool interrupted) {
+    nlohmann::ordered_json j;
+    j["kind"] = kind;
+    j["interrupted"] = interrupted;
+    j["context"] = {{"infermeter_version", c.infermeter_version}, {"build_commit", c.build_commit},
+                    {"backends", c.backends},                     {"cpu_info", c.cpu_info},
+                    {"gpu_info", c.gpu_info},                     {"model_filename", c.model_filename},
+                    {"model_type", c.model_type},                 {"test_time", c.test_time},
+                    {"command_line", c.command_line}};
+    auto & t = j["tables"] = nlohmann::ordered_json::object();
+    for (const auto & table : tables) t[table.name] = report::to_json(table);
+    return j;
 }
 
 std::optional<int64_t> record_run(const store_flags & f, const std::string & kind, const report::run_context & ctx,
                                   const std::vector<report::table> & tables, bool interrupted,
-                                  const std::string & report_path) {
+                                  const std::string & report_path, const std::vector<std::string> & kept_in) {
     if (f.no_db) return std::nullopt;
-    const std::filesystem::path path = f.db_path.empty() ? default_path() : std::filesystem::path(f.db_path);
+    std::filesystem::path path;
     try {
-        database db(path);
+        path = f.db_path.empty() ? default_path() : std::filesystem::path(f.db_path);
+        database db(path, f.timeout_s);
         const int64_t id = db.record(kind, ctx, tables, interrupted, report_path);
         log::info("recorded as run {} in {}", id, path.string());
         return id;
     } catch (const im::error & e) {
-        log::warn("{} (results were not recorded; --no-db skips the store)", e.what());
-        return std::nullopt;
+        std::string where;
+        for (const auto & k : kept_in) where += (where.empty() ? "" : " and ") + k;
+        if (where.empty()) {
+            // Next to the store, or in the current folder when there is no store path.
+            const std::string stamp = clock::rfc3339_now().substr(0, 19);
+            std::string name = fmt::format("{}.unrecorded-{}-{}-{}.json", path.empty() ? "infermeter" : path.filename().string(),
+                                           kind, stamp, ::getpid());
+            std::replace(name.begin(), name.end(), ':', '-');
+            const std::filesystem::path fallback = path.has_parent_path() ? path.parent_path() / name : std::filesystem::path(name);
+            try {
+                fs::write_output(fallback, unrecorded_json(kind, ctx, tables, interrupted).dump(2) + "\n");
+                where = fallback.string();
+            } catch (const im::error & e2) {
+                throw_runtime("{}; the run was not recorded, and its results could not be kept either ({})", e.what(),
+                              e2.what());
+            }
+        }
+        throw_runtime("{}; the run was not recorded — its results are in {}", e.what(), where);
     }
 }
 

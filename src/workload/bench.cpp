@@ -98,8 +98,21 @@ bool run_bench(const std::filesystem::path & model_path, const std::vector<bench
         r.test_time = clock::rfc3339_now();
         r.n_ctx_allocated = ctx.alloc().n_ctx;
         r.n_threads = ctx.n_threads();
+        const auto finish = [&] {
+            r.ts = stats::summarize(r.samples_ts);
+            stats::welford ns;
+            for (int64_t s : r.samples_ns) ns.add(static_cast<double>(s));
+            r.avg_ns = ns.mean();
+            r.stddev_ns = ns.stddev().value_or(0.0);
+            if (cb.result) cb.result(r, *model);
+        };
         for (int rep = 0; rep < repetitions; ++rep) {
-            if (interrupt::requested()) return false;
+            if (interrupt::requested()) {
+                // Keep the repetitions that finished (DESIGN §5: partial results, marked).
+                r.partial = true;
+                if (!r.samples_ns.empty()) finish();
+                return false;
+            }
             if (cb.progress) cb.progress(ti, tests.size(), t, rep);
             ctx.clear();
             if (t.n_depth > 0 && !decode_prompt(ctx.get(), t.n_depth, t.params.n_batch)) fail("depth prefill");
@@ -110,12 +123,7 @@ bool run_bench(const std::filesystem::path & model_path, const std::vector<bench
             r.samples_ns.push_back(dt);
             r.samples_ts.push_back(1e9 * (t.n_prompt + t.n_gen) / static_cast<double>(dt));
         }
-        r.ts = stats::summarize(r.samples_ts);
-        stats::welford ns;
-        for (int64_t s : r.samples_ns) ns.add(static_cast<double>(s));
-        r.avg_ns = ns.mean();
-        r.stddev_ns = ns.stddev().value_or(0.0);
-        if (cb.result) cb.result(r, *model);
+        finish();
     }
     return true;
 }

@@ -33,6 +33,7 @@ struct bench_result {
     uint32_t n_ctx_allocated = 0;
     int n_threads = 0;
     std::string test_time;
+    bool partial = false;            // interrupted: fewer repetitions than asked (at least one)
 };
 
 // Tests for every engine configuration × depth × (pp list, tg list, pg pairs), ordered so that
@@ -49,7 +50,8 @@ struct bench_callbacks {
 };
 
 // Runs the tests; reloads the model only when model-level settings change. Stops early (returns
-// false) when SIGINT was received; throws im::error on load or decode failures.
+// false) when SIGINT was received, after passing the interrupted test's finished repetitions (if any)
+// to cb.result marked partial; throws im::error on load or decode failures.
 bool run_bench(const std::filesystem::path & model_path, const std::vector<bench_test> & tests, int repetitions,
                bool warmup, const bench_callbacks & cb);
 

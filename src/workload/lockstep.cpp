@@ -311,7 +311,18 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
             fill_step(batch, w, c.n_prompt + step, n_vocab);
             if (llama_decode(lctx, batch) != 0) fail("decode");
             llama_synchronize(lctx);
-            if (interrupt::requested()) return false;
+            if (interrupt::requested()) {
+                // Keep what finished (DESIGN §5): the whole repetitions, or else this one's steps so far.
+                row.partial = true;
+                if (rep == 0) {
+                    row.n_predict = step + 1;
+                    row.add_repetition(static_cast<double>(t_pp1 - t_pp0) / 1e9,
+                                       static_cast<double>(clock::now_ns() - t_pp1) / 1e9);
+                }
+                row.summarize();
+                row.rss_bytes = rss_bytes();
+                return false;
+            }
             if (cb.progress) {
                 const int64_t now = clock::now_ns();
                 if (now - last_report > 100'000'000) {
@@ -392,7 +403,8 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
         row.extended = extended;
 
         const auto done = std::find_if(c.done.begin(), c.done.end(), [&](const lockstep_row & d) {
-            return d.workers == w && d.n_prompt == c.n_prompt && d.n_predict == c.n_predict && d.skipped.empty();
+            return d.workers == w && d.n_prompt == c.n_prompt && d.n_predict == c.n_predict && d.skipped.empty() &&
+                   !d.partial;
         });
         if (done != c.done.end()) {
             row = *done;
@@ -421,7 +433,6 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
             if (!model) model = std::make_unique<engine::llama::model>(c.model_path, c.params);
             if (!measure(*model, c, p, cb, row)) {
                 res.interrupted = true;
-                break;
             }
         }
         if (res.base_workers == 0) {
@@ -432,6 +443,7 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
         row.speedup = sc.speedup;
         row.efficiency = sc.efficiency;
         res.rows.push_back(row);
+        if (res.interrupted) break;  // the partial row is in the result, not passed to cb.row
         before_last = last;
         last = res.rows.size() - 1;
         if (cb.row) cb.row(res.rows.back(), model ? *model : dry);

@@ -73,6 +73,9 @@ struct lockstep_row {
     std::string test_time;
     std::string skipped;           // why this W was not run (empty when it ran)
     bool extended = false;         // added by the sweep extension, not requested
+    // Interrupted while measuring this W: the repetitions that finished, or (none finished) the first
+    // one's completed decode steps, with n_predict set to their number; never reused by --resume.
+    bool partial = false;
 
     // Appends one repetition's T_PP and T_TG and its rates (DESIGN §2.3).
     void add_repetition(double t_pp, double t_tg);
