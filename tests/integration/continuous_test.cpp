@@ -163,7 +163,13 @@ TEST(continuous_cli, sigint_drains_and_marks_interrupted) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (slurp(err_path).find(" req ") != std::string::npos) break;
     }
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    // The progress line prints every 5 s without a TTY: wait for its second line, by when requests
+    // (8 tokens each) have finished even on a busy 2-core machine.
+    for (int i = 0; i < 600; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        const auto err = slurp(err_path);
+        if (err.find(" req ") != err.rfind(" req ")) break;
+    }
     kill(pid, SIGINT);
     int status = 0;
     waitpid(pid, &status, 0);
