@@ -259,7 +259,7 @@ TEST(outputs_interrupted, evaluate_quick_second_sigint_marks_the_reports) {
     ASSERT_TRUE(wait_for(
         [&] {
             try {
-                return nlohmann::json::parse(slurp(out / "report.json"))["bench"].size() == 2;
+                return nlohmann::json::parse(slurp(out / "report.json"))["tables"]["bench"].size() == 2;
             } catch (...) {
                 return false;
             }
@@ -272,7 +272,8 @@ TEST(outputs_interrupted, evaluate_quick_second_sigint_marks_the_reports) {
     EXPECT_EQ(run.wait(), 130) << slurp(run.err);
     const auto j = nlohmann::json::parse(slurp(out / "report.json"));
     EXPECT_TRUE(j["interrupted"].get<bool>());
-    EXPECT_EQ(j["bench"].size(), 2u);
+    EXPECT_EQ(j["tables"]["bench"].size(), 2u);
+    for (const auto & row : j["tables"]["bench"]) EXPECT_TRUE(row["interrupted"].get<bool>()) << row.dump();
     EXPECT_NE(slurp(out / "report.md").find("Interrupted"), std::string::npos);
     EXPECT_NE(slurp(out / "report.html").find("Interrupted"), std::string::npos);
 }
