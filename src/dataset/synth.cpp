@@ -160,11 +160,16 @@ length_distribution parse_distribution(const std::string & spec, const std::stri
         }
         return std::nullopt;
     };
-    for (const auto & [k, v] : named) {
+    for (const auto & kv : named) {
+        const std::string & k = kv.first;  // not a structured binding: clang 14 (the fuzz build) cannot capture one
         static const char * known[] = {"mean", "sd", "median", "p90", "sigma", "min", "max"};
         if (std::none_of(std::begin(known), std::end(known), [&](const char * x) { return k == x; })) {
             bad_spec(flag, spec, "unknown parameter '" + k + "'");
         }
+    }
+    // Range-checked before the conversion (a double beyond int64 is undefined behaviour: found by fuzzing).
+    for (const char * key : {"min", "max"}) {
+        if (auto v = get(key); v && !(*v >= 0 && *v <= 10'000'000)) bad_spec(flag, spec, "needs 0 <= min <= max <= 10,000,000");
     }
     if (auto v = get("min")) d.min_tokens = static_cast<int64_t>(*v);
     if (auto v = get("max")) d.max_tokens = static_cast<int64_t>(*v);
