@@ -9,13 +9,10 @@
 #include "model/info.h"
 #include "model/ref.h"
 #include "report/requests.h"
-#include "workload/capacity.h"
 #include "workload/continuous.h"
 
 #include <fmt/format.h>
 
-#include <cmath>
-#include <memory>
 
 namespace im::cli {
 
@@ -76,7 +73,7 @@ void run_continuous_command(const continuous_command & c) {
     s.seed = f.requests.seed;
     if (c.ctx_min < 0) throw_usage("--ctx-min: {} is out of range (must be >= 0)", c.ctx_min);
     const auto base = base_workload(f.requests);
-    if (!f.requests.find_capacity) s.levels = load_levels(f.requests);
+    const auto levels = f.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(f.requests);
 
     progress_line progress;
     workload::continuous_callbacks cb;
@@ -108,57 +105,23 @@ void run_continuous_command(const continuous_command & c) {
         table = report::requests_table("continuous", runs, ctx, &s.params);
         out.export_now(table, markdown);
     };
-    bool interrupted = false;
-    {
-        // The dataset is tokenized with the model's own vocabulary: load the model first.
-        s.lengths.n_prompt = c.n_prompt;
-        s.lengths.n_predict = c.n_predict;
-        std::unique_ptr<workload::continuous_runner> runner;
-        if (!f.requests.dataset.empty()) {
-            // Lengths need the vocabulary: a vocab-only load first (cheap), then the runner.
-            dataset::vocabulary vocab(model_path);
-            s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict, vocab.get());
-        } else {
-            s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict, nullptr);
-        }
-        if (info.n_ctx_train > 0 && s.lengths.shape == workload::length_source::kind::fixed &&
-            c.n_prompt + c.n_predict > info.n_ctx_train) {
-            throw_usage("-p {} + -n {} = {} tokens per request exceeds the model's trained context of {}", c.n_prompt, c.n_predict,
-                        c.n_prompt + c.n_predict, info.n_ctx_train);
-        }
-        runner = std::make_unique<workload::continuous_runner>(s);
-        if (f.requests.find_capacity) {
-            workload::capacity_options o;
-            o.max_concurrency = f.requests.capacity_max_concurrency;
-            auto b = base;
-            if (b.n_requests == 0 && b.duration_s == 0) b.n_requests = 0;
-            const auto res = workload::find_capacity(
-                [&](const workload::request_workload & w) {
-                    auto lw = w;
-                    if (lw.n_requests == 0 && lw.duration_s == 0) {
-                        lw.n_requests = lw.arrivals == workload::arrival_kind::closed
-                                            ? std::max(16, 4 * lw.concurrency)
-                                            : std::max(32, static_cast<int>(std::ceil(20 * lw.rate)));
-                    }
-                    auto r = runner->run(lw, cb);
-                    on_level(r, runner->model());
-                    return r;
-                },
-                b, o);
-            capacity_summary = res.summary;
-            interrupted = res.interrupted;
-            progress.done(res.summary);
-        } else {
-            for (const auto & w : s.levels) {
-                auto r = runner->run(w, cb);
-                on_level(r, runner->model());
-                if (r.interrupted) {
-                    interrupted = true;
-                    break;
-                }
-            }
-        }
+    // Dataset prompts are tokenized with the model's own vocabulary (a vocab-only load, alive for the call).
+    s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict,
+                           f.requests.dataset.empty() ? nullptr : dataset::vocabulary(model_path).get());
+    if (info.n_ctx_train > 0 && s.lengths.shape == workload::length_source::kind::fixed &&
+        c.n_prompt + c.n_predict > info.n_ctx_train) {
+        throw_usage("-p {} + -n {} = {} tokens per request exceeds the model's trained context of {}", c.n_prompt, c.n_predict,
+                    c.n_prompt + c.n_predict, info.n_ctx_train);
     }
+    workload::continuous_runner runner(s);
+    const auto outcome = run_levels(f.requests, levels, [&](const workload::request_workload & w) {
+        auto r = runner.run(w, cb);
+        on_level(r, runner.model());
+        return r;
+    });
+    capacity_summary = outcome.capacity_summary;
+    if (!capacity_summary.empty()) progress.done(capacity_summary);
+    const bool interrupted = outcome.interrupted;
     progress.clear();
     if (ctx.test_time.empty()) ctx = report::make_run_context(nullptr, globals().command_line);
     table = report::requests_table("continuous", runs, ctx, &s.params);

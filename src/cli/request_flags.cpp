@@ -96,7 +96,7 @@ std::vector<workload::request_workload> load_levels(const request_flags & f) {
             auto w = base;
             w.arrivals = arrival_of(f.arrival);
             w.rate = r;
-            if (w.n_requests == 0 && w.duration_s == 0) w.n_requests = std::max(32, static_cast<int>(std::ceil(20 * r)));
+            if (w.n_requests == 0 && w.duration_s == 0) w.n_requests = workload::default_requests(w);
             workload::validate(w);
             out.push_back(w);
         }
@@ -108,7 +108,7 @@ std::vector<workload::request_workload> load_levels(const request_flags & f) {
         if (c > 4096) throw_usage("--concurrency {} is above the supported 4096", c);
         auto w = base;
         w.concurrency = c;
-        if (w.n_requests == 0 && w.duration_s == 0) w.n_requests = std::max(16, 4 * c) + w.warmup_requests;
+        if (w.n_requests == 0 && w.duration_s == 0) w.n_requests = workload::default_requests(w) + w.warmup_requests;
         workload::validate(w);
         out.push_back(w);
     }
@@ -141,6 +141,32 @@ workload::length_source lengths_of(const request_flags & f, int n_prompt, int n_
     l.n_prompt = n_prompt;
     l.n_predict = n_predict;
     return l;
+}
+
+levels_outcome run_levels(const request_flags & f, const std::vector<workload::request_workload> & levels,
+                          const level_runner & run_level) {
+    levels_outcome out;
+    if (!f.find_capacity) {
+        for (const auto & w : levels) {
+            if (run_level(w).interrupted) {
+                out.interrupted = true;
+                break;
+            }
+        }
+        return out;
+    }
+    workload::capacity_options o;
+    o.max_concurrency = f.capacity_max_concurrency;
+    const auto res = workload::find_capacity(
+        [&](const workload::request_workload & w) {
+            auto lw = w;
+            if (lw.n_requests == 0 && lw.duration_s == 0) lw.n_requests = workload::default_requests(lw);
+            return run_level(lw);
+        },
+        base_workload(f), o);
+    out.capacity_summary = res.summary;
+    out.interrupted = res.interrupted;
+    return out;
 }
 
 void write_trace(const std::string & path, const std::vector<workload::request_run> & runs) {
@@ -190,8 +216,7 @@ void write_trace(const std::string & path, const std::vector<workload::request_r
 }
 
 std::string request_progress_text(const workload::request_workload & w, const workload::request_progress & p) {
-    const std::string load = w.arrivals == workload::arrival_kind::closed ? fmt::format("C={}", w.concurrency)
-                                                                         : fmt::format("{:.2f} req/s", w.rate);
+    const std::string load = workload::load_label(w, false);
     std::string bar;
     if (p.total > 0) {
         const size_t done = p.finished + p.failed;

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,17 @@ std::vector<workload::request_workload> load_levels(const request_flags & f);
 workload::request_workload base_workload(const request_flags & f);
 // Lengths from --dataset, --prompt-tokens/--output-tokens or -p/-n; `vocab` tokenizes dataset prompts.
 workload::length_source lengths_of(const request_flags & f, int n_prompt, int n_predict, const llama_vocab * vocab);
+
+// One load level measured by the caller (in-process engine or HTTP client).
+using level_runner = std::function<workload::request_run(const workload::request_workload &)>;
+struct levels_outcome {
+    bool interrupted = false;
+    std::string capacity_summary;  // with --find-capacity
+};
+// Runs `levels` in order (stopping at an interrupted one), or with --find-capacity the capacity search,
+// each probe with default_requests() unless --requests/--duration was given.
+levels_outcome run_levels(const request_flags & f, const std::vector<workload::request_workload> & levels,
+                          const level_runner & run_level);
 
 // --trace FILE: per-step rows then per-request rows, JSON Lines (kind "step" / "request").
 void write_trace(const std::string & path, const std::vector<workload::request_run> & runs);

@@ -13,7 +13,6 @@
 #include "engine/http/client.h"
 #include "engine/http/metrics.h"
 #include "report/requests.h"
-#include "workload/capacity.h"
 #include "workload/request_source.h"
 #include "workload/requests.h"
 
@@ -305,32 +304,12 @@ void run(const serve_args & a) {
         return r;
     };
 
-    bool interrupted = false;
-    if (a.requests.find_capacity) {
-        workload::capacity_options o;
-        o.max_concurrency = a.requests.capacity_max_concurrency;
-        const auto res = workload::find_capacity(
-            [&](const workload::request_workload & w) {
-                auto lw = w;
-                if (lw.n_requests == 0 && lw.duration_s == 0) {
-                    lw.n_requests = lw.arrivals == workload::arrival_kind::closed
-                                        ? std::max(16, 4 * lw.concurrency)
-                                        : std::max(32, static_cast<int>(std::ceil(20 * lw.rate)));
-                }
-                return run_level(lw);
-            },
-            base, o);
-        capacity_summary = res.summary;
-        interrupted = res.interrupted;
-        progress.done(res.summary);
-    } else {
-        for (const auto & w : load_levels(a.requests)) {
-            if (run_level(w).interrupted) {
-                interrupted = true;
-                break;
-            }
-        }
-    }
+    const auto outcome =
+        run_levels(a.requests, a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests),
+                   run_level);
+    capacity_summary = outcome.capacity_summary;
+    if (!capacity_summary.empty()) progress.done(capacity_summary);
+    const bool interrupted = outcome.interrupted;
     progress.clear();
     table = report::requests_table("serve", runs, ctx, nullptr);
     out.export_now(table, markdown);

@@ -10,13 +10,7 @@ fake_engine::fake_engine(fake_config c) : c_(std::move(c)), sched_(c_.slots), st
 
 void fake_engine::submit(request r) {
     if (auto why = sched_.check(r)) {
-        event e;
-        e.id = r.id;
-        e.kind = event_kind::failed;
-        e.t_ns = std::max(now_, r.t_intended_ns);
-        e.cause = failure::rejected;
-        e.message = *why;
-        rejected_.push_back(std::move(e));
+        rejected_.push_back(make_failure(r.id, std::max(now_, r.t_intended_ns), failure::rejected, *why));
         return;
     }
     sched_.enqueue(std::move(r));
@@ -79,13 +73,7 @@ void fake_engine::poll(int64_t deadline_ns, std::vector<event> & out) {
 
 void fake_engine::cancel_all() {
     for (const auto & [id, slot] : sched_.cancel_all()) {
-        event e;
-        e.id = id;
-        e.kind = event_kind::failed;
-        e.t_ns = now_;
-        e.cause = failure::cancelled;
-        e.message = "cancelled";
-        rejected_.push_back(e);
+        rejected_.push_back(make_failure(id, now_, failure::cancelled, "cancelled"));
     }
 }
 

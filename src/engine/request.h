@@ -70,6 +70,14 @@ inline event make_event(uint64_t id, event_kind kind, int64_t t_ns, int n_tokens
     return e;
 }
 
+// A `failed` event for request `id` at `t_ns`.
+inline event make_failure(uint64_t id, int64_t t_ns, failure cause, std::string message) {
+    event e = make_event(id, event_kind::failed, t_ns);
+    e.cause = cause;
+    e.message = std::move(message);
+    return e;
+}
+
 // Per decode step of an in-process engine (for --trace and the sampling-cost breakdown).
 struct step_stats {
     int64_t t_start_ns = 0;

@@ -17,19 +17,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-json summary_json(const stats::summary & s) {
-    json j;
-    j["n"] = s.n;
-    j["mean"] = s.mean;
-    j["stddev"] = s.stddev ? json(*s.stddev) : json(nullptr);
-    j["median"] = s.median;
-    j["min"] = s.min;
-    j["max"] = s.max;
-    j["ci95"] = s.ci95_low ? json::array({*s.ci95_low, *s.ci95_high}) : json(nullptr);
-    j["n_outliers"] = s.n_outliers;
-    return j;
-}
-
 json choice_json(const worker_choice & c) {
     if (!c.found) return nullptr;
     return {{"workers", c.workers},         {"overall_tps", c.overall_tps}, {"gen_tps", c.gen_tps},

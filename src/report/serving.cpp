@@ -45,7 +45,7 @@ serving_choice interactive_choice(const serving_result & s) {
     const workload::request_run * closest = nullptr;
     double miss = 1e300;
     for (const auto & r : s.levels) {
-        const double m = std::max(r.metrics.ttft.at(pct) / s.objectives.ttft_ms, r.metrics.tpot.at(pct) / s.objectives.tpot_ms);
+        const double m = workload::slo_miss(r.metrics, s.objectives);
         if (m < miss) {
             miss = m;
             closest = &r;

@@ -10,10 +10,7 @@
 
 namespace im::workload {
 
-std::string capacity_probe::label() const {
-    if (workload.arrivals == arrival_kind::closed) return fmt::format("C={}", workload.concurrency);
-    return fmt::format("{:.2f} req/s", workload.rate);
-}
+std::string capacity_probe::label() const { return load_label(workload, false); }
 
 namespace {
 
@@ -120,7 +117,7 @@ capacity_result find_capacity(const std::function<request_run(const request_work
         const capacity_probe * closest = nullptr;
         double best = 1e300;
         for (const auto & p : res.probes) {
-            const double miss = std::max(p.metrics.ttft.at(slo.percentile) / slo.ttft_ms, p.metrics.tpot.at(slo.percentile) / slo.tpot_ms);
+            const double miss = slo_miss(p.metrics, slo);
             if (miss < best) {
                 best = miss;
                 closest = &p;

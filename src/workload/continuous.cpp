@@ -58,16 +58,4 @@ request_run continuous_runner::run(const request_workload & w, const continuous_
     return run;
 }
 
-std::vector<request_run> run_continuous(const continuous_sweep & s, const continuous_callbacks & cb) {
-    std::vector<request_run> runs;
-    continuous_runner runner(s);
-    for (const auto & w : s.levels) {
-        if (interrupt::requested()) break;
-        runs.push_back(runner.run(w, cb));
-        if (cb.level) cb.level(runs.back(), runner.model());
-        if (runs.back().interrupted) break;
-    }
-    return runs;
-}
-
 }  // namespace im::workload

@@ -9,14 +9,13 @@
 #include <functional>
 #include <vector>
 
-// `parallel --mode continuous`: one load level after another on the in-process continuous engine
+// `parallel --mode continuous` and evaluate's serving stage: one load level after another on the in-process continuous engine
 // (engine/llama/continuous.h), each on a fresh context sized for its slots (DESIGN §2.3).
 namespace im::workload {
 
 struct continuous_sweep {
     std::filesystem::path model_path;
     engine::llama::engine_params params;
-    std::vector<request_workload> levels;  // one run each, in order
     int n_slots = 0;               // 0: the level's concurrency (closed loop) or --max-concurrency, else 16
     int64_t ctx_min = 0;
     bool kv_unified = false;
@@ -32,7 +31,6 @@ int slots_for(const continuous_sweep & s, const request_workload & w);
 
 struct continuous_callbacks {
     std::function<void(const request_workload &, const request_progress &)> progress;
-    std::function<void(const request_run &, const engine::llama::model &)> level;  // after each level
     std::function<void(const std::string &)> info;
 };
 
@@ -52,8 +50,5 @@ class continuous_runner {
     int64_t per_request_ = 0;
     uint64_t kvpt_ = 0;
 };
-
-// Runs every level of s.levels; stops early (the last run marked interrupted) on SIGINT.
-std::vector<request_run> run_continuous(const continuous_sweep & s, const continuous_callbacks & cb);
 
 }  // namespace im::workload

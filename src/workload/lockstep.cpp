@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/interrupt.h"
+#include "core/process.h"
 #include "engine/backend.h"
 #include "workload/metrics.h"
 #include "workload/plan.h"
@@ -27,13 +28,6 @@ uint64_t host_available_bytes() {
         if (key == "MemAvailable:") return kb * 1024;
     }
     return 0;
-}
-
-uint64_t rss_bytes() {
-    std::ifstream in("/proc/self/statm");
-    uint64_t size = 0, resident = 0;
-    in >> size >> resident;
-    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 int64_t n_ctx_for(const lockstep_config & c, int workers) {
@@ -320,7 +314,7 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
                                        static_cast<double>(clock::now_ns() - t_pp1) / 1e9);
                 }
                 row.summarize();
-                row.rss_bytes = rss_bytes();
+                row.rss_bytes = process::rss_bytes();
                 return false;
             }
             if (cb.progress) {
@@ -338,7 +332,7 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
         row.add_repetition(t_pp, t_tg);
     }
     row.summarize();
-    row.rss_bytes = rss_bytes();
+    row.rss_bytes = process::rss_bytes();
     if (c.params.n_gpu_layers != 0) {
         for (const auto & d : engine::devices()) {
             if (d.type == "gpu") {

@@ -102,12 +102,19 @@ void validate(const request_workload & w) {
     if (w.think_time_s < 0) throw_usage("--think-time must be >= 0 seconds");
 }
 
-std::string request_run::load_label() const {
-    if (workload.arrivals == arrival_kind::closed) return fmt::format("C={}", workload.concurrency);
-    std::string s = fmt::format("{:.2f} req/s", workload.rate);
-    if (workload.max_concurrency > 0) s += fmt::format(" (max {})", workload.max_concurrency);
+std::string load_label(const request_workload & w, bool with_cap) {
+    if (w.arrivals == arrival_kind::closed) return fmt::format("C={}", w.concurrency);
+    std::string s = fmt::format("{:.2f} req/s", w.rate);
+    if (with_cap && w.max_concurrency > 0) s += fmt::format(" (max {})", w.max_concurrency);
     return s;
 }
+
+int default_requests(const request_workload & w) {
+    if (w.arrivals == arrival_kind::closed) return std::max(16, 4 * w.concurrency);
+    return std::max(32, static_cast<int>(std::ceil(20 * w.rate)));
+}
+
+std::string request_run::load_label() const { return workload::load_label(workload); }
 
 double request_record::ttft_ms() const { return static_cast<double>(t_first_ns - t_intended_ns) / 1e6; }
 double request_record::ttft_sent_ms() const {
@@ -229,6 +236,10 @@ std::pair<double, double> proportion_ci95(size_t k, size_t n) {
     const double lo = k == 0 ? 0 : ibeta_inv(kd, nd - kd + 1, 0.025);
     const double hi = k == n ? 1 : ibeta_inv(kd + 1, nd - kd, 0.975);
     return {lo, hi};
+}
+
+double slo_miss(const request_metrics & m, const slo & s) {
+    return std::max(m.ttft.at(s.percentile) / s.ttft_ms, m.tpot.at(s.percentile) / s.tpot_ms);
 }
 
 request_metrics compute_metrics(const std::vector<request_record> & records, const std::vector<engine::step_stats> & steps,

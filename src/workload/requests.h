@@ -48,6 +48,12 @@ struct request_workload {
 // Checks the workload; throws usage errors naming the flag.
 void validate(const request_workload & w);
 
+// "C=8" (closed loop) or "4.00 req/s" (open loop), with " (max N)" for a --max-concurrency cap when asked.
+std::string load_label(const request_workload & w, bool with_cap = true);
+// Requests a level runs when neither --requests nor --duration was given: max(16, 4·C) closed loop,
+// max(32, 20 s × rate) open loop.
+int default_requests(const request_workload & w);
+
 // Everything known about one request.
 struct request_record {
     uint64_t id = 0;
@@ -113,6 +119,10 @@ struct request_metrics {
     size_t n_steps = 0;
     bool slo_met = false;         // percentile TTFT and TPOT within the objectives
 };
+
+// How far a load is from the objectives: the larger of percentile TTFT / ttft objective and percentile
+// TPOT / tpot objective (<= 1: within both). Names the closest point when no load meets an SLO.
+double slo_miss(const request_metrics & m, const slo & s);
 
 request_metrics compute_metrics(const std::vector<request_record> & records, const std::vector<engine::step_stats> & steps,
                                 const request_workload & w);

@@ -17,12 +17,7 @@ using im::test::run_infermeter;
 
 namespace {
 
-std::string slurp(const std::filesystem::path & p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const std::filesystem::path & p) { return im::test::read_text(p); }
 
 }  // namespace
 

@@ -16,12 +16,7 @@ using im::test::run_infermeter;
 
 namespace {
 
-std::string slurp(const std::filesystem::path & p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const std::filesystem::path & p) { return im::test::read_text(p); }
 
 // A small but complete evaluate on synth:tiny: real llama.cpp, real dataset synthesis and analysis.
 std::vector<std::string> small_evaluate(const std::filesystem::path & out, const std::filesystem::path & db) {

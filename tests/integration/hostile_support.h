@@ -28,12 +28,7 @@ struct child_result {
     std::string out, err;     // from the files the child wrote
 };
 
-inline std::string slurp_file(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+inline std::string slurp_file(const std::string & path) { return im::test::read_text(path); }
 
 // Runs `program args` with stdout/stderr to files under `dir`; sends `sig` after `signal_after_s`
 // (never when < 0); SIGKILLs at `deadline_s`.

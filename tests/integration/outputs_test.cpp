@@ -23,12 +23,7 @@ namespace fsys = std::filesystem;
 
 namespace {
 
-std::string slurp(const fsys::path & p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const std::filesystem::path & p) { return im::test::read_text(p); }
 
 bool is_char_device(const fsys::path & p) {
     struct stat st {};

@@ -4,6 +4,8 @@
 #include "engine/backend.h"
 
 #include <array>
+#include <fstream>
+#include <sstream>
 #include <cstdlib>
 #include <fcntl.h>
 #include <poll.h>
@@ -91,6 +93,13 @@ std::filesystem::path temp_dir(const std::string & tag) {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     return dir;
+}
+
+std::string read_text(const std::filesystem::path & path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 std::filesystem::path tiny_model() {

@@ -23,6 +23,8 @@ run_result run_program(const std::string & program, const std::vector<std::strin
 std::string bin_path(const std::string & name);
 // A file under tests/data.
 std::filesystem::path data_path(const std::string & name);
+// The whole file as bytes; empty when it cannot be read (tests poll files a child is still writing).
+std::string read_text(const std::filesystem::path & path);
 // A fresh empty directory for one test.
 std::filesystem::path temp_dir(const std::string & tag);
 // The synthesized tiny model (created once per test cache).

@@ -87,13 +87,7 @@ int64_t continuous_engine::now_ns() const { return clock::now_ns(); }
 
 void continuous_engine::submit(request r) {
     if (auto why = sched_->check(r)) {
-        event e;
-        e.id = r.id;
-        e.kind = event_kind::failed;
-        e.t_ns = now_ns();
-        e.cause = failure::rejected;
-        e.message = *why + " (raise --ctx-min or lower the lengths)";
-        pending_.push_back(std::move(e));
+        pending_.push_back(make_failure(r.id, now_ns(), failure::rejected, *why + " (raise --ctx-min or lower the lengths)"));
         return;
     }
     sched_->enqueue(std::move(r));
@@ -151,13 +145,8 @@ void continuous_engine::run_step(std::vector<event> & out) {
         // The whole step failed: every request in it fails with the engine's reason.
         for (const auto & [id, slot] : sched_->cancel_all()) {
             if (slot >= 0) llama_memory_seq_rm(llama_get_memory(lctx), slot, -1, -1);
-            event e;
-            e.id = id;
-            e.kind = event_kind::failed;
-            e.t_ns = t1;
-            e.cause = failure::engine_error;
-            e.message = fmt::format("llama_decode returned {}{}", rc, why.empty() ? "" : ": " + why);
-            out.push_back(std::move(e));
+            out.push_back(make_failure(id, t1, failure::engine_error,
+                                       fmt::format("llama_decode returned {}{}", rc, why.empty() ? "" : ": " + why)));
         }
         return;
     }
@@ -205,13 +194,7 @@ void continuous_engine::run_step(std::vector<event> & out) {
 void continuous_engine::cancel_all() {
     for (const auto & [id, slot] : sched_->cancel_all()) {
         if (slot >= 0) llama_memory_seq_rm(llama_get_memory(ctx_->get()), slot, -1, -1);
-        event e;
-        e.id = id;
-        e.kind = event_kind::failed;
-        e.t_ns = now_ns();
-        e.cause = failure::cancelled;
-        e.message = "interrupted";
-        pending_.push_back(std::move(e));
+        pending_.push_back(make_failure(id, now_ns(), failure::cancelled, "interrupted"));
     }
 }
 

@@ -18,12 +18,7 @@ using im::fs::target_kind;
 
 namespace {
 
-std::string slurp(const fsys::path & p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const std::filesystem::path & p) { return im::test::read_text(p); }
 
 void spit(const fsys::path & p, const std::string & s) { std::ofstream(p, std::ios::binary) << s; }
 
