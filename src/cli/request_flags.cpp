@@ -212,7 +212,7 @@ void write_trace(const std::string & path, const std::vector<workload::request_r
             out += j.dump() + "\n";
         }
     }
-    fs::write_atomic(path, out);
+    fs::write_output(path, out, "--trace");
 }
 
 std::string request_progress_text(const workload::request_workload & w, const workload::request_progress & p) {

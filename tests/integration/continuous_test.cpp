@@ -9,6 +9,8 @@
 #include <fstream>
 #include <signal.h>
 #include <sstream>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -193,4 +195,22 @@ TEST(continuous_cli, ten_thousand_requests_soak_rss_flat) {
     // The records of 10,000 requests (their token times) are kept by design: ~2 MB. Anything that
     // leaks per request (KV, batches, sampler state) would show as far more.
     EXPECT_LT(growth_mb, 32.0) << "RSS grew by " << growth_mb << " MB over 10,000 requests";
+}
+
+// --trace and --export onto a character device of the test's own (mknod, never /dev): written through,
+// the node stays a device.
+TEST(continuous_cli, trace_and_export_write_through_a_device_node) {
+    const auto dir = im::test::temp_dir("continuous-node");
+    const auto node = dir / "null", export_node = dir / "null.json";
+    if (::mknod(node.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) GTEST_SKIP() << "mknod needs root";
+    ASSERT_EQ(::mknod(export_node.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "2", "--requests",
+                                   "4", "-p", "8", "-n", "4", "--trace", node.string(), "--export", export_node.string(),
+                                   "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const auto & p : {node, export_node}) {
+        struct stat st {};
+        ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+        EXPECT_TRUE(S_ISCHR(st.st_mode)) << p << " was replaced by a regular file";
+    }
 }
