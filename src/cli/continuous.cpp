@@ -8,11 +8,11 @@
 #include "dataset/vocab.h"
 #include "model/info.h"
 #include "model/ref.h"
+#include "report/measurements.h"
 #include "report/requests.h"
 #include "workload/continuous.h"
 
 #include <fmt/format.h>
-
 
 namespace im::cli {
 
@@ -85,25 +85,35 @@ void run_continuous_command(const continuous_command & c) {
         log::warn("{}", msg);
     };
     std::vector<workload::request_run> runs;
-    report::run_context ctx;
-    report::table table;
+    report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first level
+    bool have_model_ctx = false;
     std::string capacity_summary;
-    const auto markdown = [&] {
+    const auto markdown = [&](bool interrupted) {
         std::string md = fmt::format("## Serving Under Load (in-process continuous batching)\n\n{}",
                                      report::requests_markdown(runs, base.objectives));
         if (!capacity_summary.empty()) md += "\n**Capacity:** " + capacity_summary + "\n";
+        if (interrupted) md += report::interrupted_note();
         return md;
     };
+    // --export and the store are written through results_writer: marked interrupted until the run
+    // completes, and a second Ctrl-C still prints and records what was measured (issue 16).
+    results_writer writer(out, c.db, "continuous",
+                          [&](bool interrupted) {
+                              return report::requests_table("continuous", runs, ctx, &s.params, interrupted);
+                          },
+                          markdown);
     const auto on_level = [&](const workload::request_run & r, const engine::llama::model & m) {
-        if (runs.empty()) ctx = report::make_run_context(&m, globals().command_line);
+        if (!have_model_ctx) {
+            ctx = report::make_run_context(&m, globals().command_line);
+            have_model_ctx = true;
+        }
         runs.push_back(r);
         const auto & mt = r.metrics;
         progress.done(fmt::format("{}: {} req/s, output {} t/s, TTFT p99 {} ms, TPOT p99 {} ms, sampling {} of step time{}",
                                   r.load_label(), fmtx::thousands(mt.request_tps, 2), fmtx::thousands(mt.output_tps, 1),
                                   fmtx::thousands(mt.ttft.p99, 1), fmtx::thousands(mt.tpot.p99, 2),
                                   fmtx::percent(mt.sample_share, 1), mt.slo_met ? ", SLO met" : ", SLO missed"));
-        table = report::requests_table("continuous", runs, ctx, &s.params);
-        out.export_now(table, markdown);
+        writer.update(ctx);
     };
     // Dataset prompts are tokenized with the model's own vocabulary (a vocab-only load, alive for the call).
     s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict,
@@ -113,6 +123,7 @@ void run_continuous_command(const continuous_command & c) {
         throw_usage("-p {} + -n {} = {} tokens per request exceeds the model's trained context of {}", c.n_prompt, c.n_predict,
                     c.n_prompt + c.n_predict, info.n_ctx_train);
     }
+    writer.update(ctx);  // from the start: an export and the last words exist whenever the run ends
     workload::continuous_runner runner(s);
     const auto outcome = run_levels(f.requests, levels, [&](const workload::request_workload & w) {
         auto r = runner.run(w, cb);
@@ -121,15 +132,10 @@ void run_continuous_command(const continuous_command & c) {
     });
     capacity_summary = outcome.capacity_summary;
     if (!capacity_summary.empty()) progress.done(capacity_summary);
-    const bool interrupted = outcome.interrupted;
     progress.clear();
-    if (ctx.test_time.empty()) ctx = report::make_run_context(nullptr, globals().command_line);
-    table = report::requests_table("continuous", runs, ctx, &s.params);
-    out.export_now(table, markdown);
-    out.print(table, markdown);
+    writer.finish(ctx, outcome.interrupted);
     if (!f.requests.trace.empty()) write_trace(f.requests.trace, runs);
-    store::record_run(c.db, "continuous", ctx, {table}, interrupted);
-    if (interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
+    if (outcome.interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 
 }  // namespace im::cli

@@ -45,15 +45,6 @@ value optional_real(const std::optional<double> & v) { return v ? value(*v) : va
 
 std::string mib(uint64_t bytes, int decimals = 0) { return fmtx::thousands(static_cast<double>(bytes) / fmtx::mib, decimals); }
 
-// An interrupted table with no row gets one, of context fields, so the mark reaches every format.
-void mark_empty_interrupted(table & t, const run_context & c, bool interrupted) {
-    if (!interrupted || !t.rows.empty()) return;
-    auto & row = t.add_row();
-    fill_context(t, row, c);
-    t.set(row, "interrupted", true);
-    t.set(row, "partial", true);
-}
-
 }  // namespace
 
 std::string interrupted_note() {

@@ -39,7 +39,7 @@ std::string ms(double v) {
 }  // namespace
 
 table requests_table(const std::string & name, const std::vector<workload::request_run> & runs, const run_context & c,
-                     const engine::llama::engine_params * params) {
+                     const engine::llama::engine_params * params, bool interrupted) {
     table t;
     t.name = name;
     t.fields = context_fields();
@@ -138,8 +138,9 @@ table requests_table(const std::string & name, const std::vector<workload::reque
         t.set(row, "samples_e2e_ms", e2e);
         t.set(row, "rss_start_bytes", static_cast<int64_t>(r.rss_start_bytes));
         t.set(row, "rss_end_bytes", static_cast<int64_t>(r.rss_end_bytes));
-        t.set(row, "interrupted", r.interrupted);
+        t.set(row, "interrupted", r.interrupted || interrupted);
     }
+    mark_empty_interrupted(t, c, interrupted);
     return t;
 }
 

@@ -13,9 +13,10 @@
 namespace im::report {
 
 // `name` is the SQL table: "continuous" or "serve". `params` is given for in-process runs (engine
-// columns filled), null for HTTP.
+// columns filled), null for HTTP. `interrupted` marks every row (and gives an empty table a context
+// row), as a stopped run's outputs must say.
 table requests_table(const std::string & name, const std::vector<workload::request_run> & runs, const run_context & c,
-                     const engine::llama::engine_params * params);
+                     const engine::llama::engine_params * params, bool interrupted = false);
 
 // "Serving under load": one line per load level (throughput, TTFT/TPOT/ITL/E2E percentiles, goodput,
 // SLO), then the checks (Little's law, token counts, failures by cause, sampling share).

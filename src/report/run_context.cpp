@@ -5,6 +5,8 @@
 #include "engine/backend.h"
 #include "engine/llama/session.h"
 
+#include <algorithm>
+
 namespace im::report {
 
 run_context make_run_context(const engine::llama::model * m, const std::string & command_line) {
@@ -35,6 +37,15 @@ std::vector<field> context_fields() {
         {"model_size", field_type::integer},     {"model_n_params", field_type::integer},
         {"test_time", field_type::text},
     };
+}
+
+void mark_empty_interrupted(table & t, const run_context & c, bool interrupted) {
+    if (!interrupted || !t.rows.empty()) return;
+    auto & row = t.add_row();
+    fill_context(t, row, c);
+    t.set(row, "interrupted", true);
+    const bool has_partial = std::any_of(t.fields.begin(), t.fields.end(), [](const field & f) { return f.name == "partial"; });
+    if (has_partial) t.set(row, "partial", true);
 }
 
 void fill_context(const table & t, std::vector<value> & row, const run_context & c) {

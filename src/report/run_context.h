@@ -36,5 +36,8 @@ run_context make_run_context(const engine::llama::model * m, const std::string &
 // The context fields every table starts with, and how to fill them.
 std::vector<field> context_fields();
 void fill_context(const table & t, std::vector<value> & row, const run_context & c);
+// An interrupted table with no row gets one, of context fields with `interrupted` (and `partial` where
+// the table has it) set, so the mark reaches every format.
+void mark_empty_interrupted(table & t, const run_context & c, bool interrupted);
 
 }  // namespace im::report

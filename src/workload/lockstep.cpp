@@ -194,6 +194,7 @@ memory_plan plan_one(const engine::llama::model & dry, const lockstep_config & c
         // No memory is allocated in a dry run: a refusal is a configuration llama.cpp rejects, and a
         // real run of it would fail the same way. Never report it as fitting.
         p.refused = ex.what();
+        p.refused_kind = ex.kind();
     }
     p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
     p.free_bytes = device_free.second;
@@ -238,10 +239,11 @@ std::vector<int> reachable_workers(const lockstep_config & c) {
 void check_plan(const std::vector<memory_plan> & plan) {
     for (const auto & p : plan) {
         if (p.refused.empty()) continue;
-        throw_usage("{} workers ({} cells, {} per sequence): llama.cpp rejects this configuration in a dry run, so "
-                    "the sweep would fail there: {}. Change the engine flags (-fa, -ctk/-ctv, -ub), --workers or "
-                    "--max-workers",
-                    p.workers, p.n_ctx, p.n_ctx_seq, p.refused);
+        throw im::error(p.refused_kind,
+                        fmt::format("{} workers ({} cells, {} per sequence): llama.cpp rejects this configuration in a "
+                                    "dry run, so the sweep would fail there: {}. Change the engine flags (-fa, "
+                                    "-ctk/-ctv, -ub), --workers or --max-workers",
+                                    p.workers, p.n_ctx, p.n_ctx_seq, p.refused));
     }
 }
 

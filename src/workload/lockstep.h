@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/error.h"
 #include "core/stats.h"
 #include "engine/llama/session.h"
 
@@ -48,6 +49,7 @@ struct memory_plan {
     uint64_t free_bytes = 0;         // free memory of the device holding the KV cache
     std::string device;              // that device
     std::string refused;             // why llama.cpp's dry run failed (empty when it succeeded); fits is then false
+    im::error_kind refused_kind = im::error_kind::usage;  // runtime when the environment (ulimit -v), not a flag, refused
     bool fits = false;
 };
 

@@ -1,5 +1,5 @@
 // Issue 16, interruption: SIGINT or SIGTERM (sometimes twice) at random moments of bench, parallel
-// and evaluate on synth:tiny, 60 times in all (fixed seed). Every run exits 130 within seconds,
+// (lockstep and continuous) and evaluate on synth:tiny, 72 times in all (fixed seed). Every run exits 130 within seconds,
 // every output it left is valid and marked interrupted, and the results store passes
 // `PRAGMA integrity_check` with every recorded run marked interrupted.
 #include "hostile_support.h"
@@ -113,7 +113,7 @@ void interrupt_loop(const std::string & tag, int n, double max_delay_s, std::mt1
 
 }  // namespace
 
-TEST(hostile_interrupt, sixty_random_interruptions_leave_valid_marked_outputs) {
+TEST(hostile_interrupt, seventy_two_random_interruptions_leave_valid_marked_outputs) {
     const auto tiny = im::test::tiny_model().string();
     std::mt19937_64 rng(16);
     loop_stats st;
@@ -145,6 +145,21 @@ TEST(hostile_interrupt, sixty_random_interruptions_leave_valid_marked_outputs) {
             expect_marked_rows(im::test::slurp_file((d / "p.json").string()), "parallel --export");
         }
         expect_store_consistent(db_dir / "parallel.db");
+    });
+    ASSERT_FALSE(HasFailure());
+
+    // parallel, continuous mode: stopped in the model load, the warmup, a level or between levels.
+    interrupt_loop("continuous", 12, 3.0, rng, st, [&](const std::filesystem::path & d) {
+        return std::vector<std::string>{"parallel", "--mode", "continuous", "-m", tiny, "--concurrency", "1,2,4",
+                                        "--requests", "24", "-p", "64", "-n", "256", "-t", "1", "-o", "json",
+                                        "--export", (d / "c.json").string(), "--db", (db_dir / "continuous.db").string()};
+    }, [&](const std::filesystem::path & d, const child_result & r) {
+        if (!r.out.empty()) expect_marked_rows(r.out, "continuous stdout");
+        if (std::filesystem::exists(d / "c.json")) {
+            ++st.with_outputs;
+            expect_marked_rows(im::test::slurp_file((d / "c.json").string()), "continuous --export");
+        }
+        expect_store_consistent(db_dir / "continuous.db");
     });
     ASSERT_FALSE(HasFailure());
 
