@@ -10,7 +10,7 @@
 # the best independent figure). On a loaded machine every figure reads low: the load average is printed.
 #
 # Usage: bench/cpu_bandwidth.sh [THREADS]   (default: all logical CPUs)
-# Environment: BIN (build/bin), MIB (MiB per array for stream-lite; default max(512, 8 x L3)), REPS (10)
+# Environment: BIN (build/bin), MIB (MiB per array for stream-lite; default the probe's own), REPS (10)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$root/build/bin}
@@ -20,8 +20,6 @@ reps=${REPS:-10}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-l3_kib=$(getconf LEVEL3_CACHE_SIZE 2>/dev/null || echo 0); l3_kib=$(( ${l3_kib:-0} / 1024 ))
-mib=${MIB:-$(( l3_kib * 8 / 1024 > 512 ? l3_kib * 8 / 1024 : 512 ))}
 echo "cpu_bandwidth: $threads threads, $(uptime | sed 's/.*load average/load average/')" >&2
 
 # 1. infermeter's probe (the model only gives the command something to describe).
@@ -30,6 +28,7 @@ read -r im_read im_copy im_triad im_best im_kind im_bytes < <(python3 -c '
 import json,sys; c=json.load(open(sys.argv[1]))["ceilings"]
 print(c["mem_read_bytes_per_s"]/1e9, c["mem_copy_bytes_per_s"]/1e9, c["mem_triad_bytes_per_s"]/1e9,
       c["mem_bw_bytes_per_s"]/1e9, c["mem_bw_kind"], c["mem_probe_bytes"])' "$work/probe.json")
+mib=${MIB:-$(( im_bytes >> 20 ))}   # the probe's own array size: same conditions, independent code
 
 # 2. stream-lite: STREAM's kernels (McCalpin) and a read-only sum, best of REPS, first touch in parallel.
 cat > "$work/stream.c" <<'C'

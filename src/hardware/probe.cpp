@@ -22,6 +22,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace im::hardware {
@@ -555,8 +556,14 @@ ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggm
     c.source = "measured";
     if (dev.is_cpu) {
         // Each array >= 8x the last-level cache and >= 512 MiB (STREAM asks for 4x; a VM may report
-        // a fraction of the host's L3), three arrays within an eighth of memory.
-        size_t bytes = std::max<size_t>(512ull << 20, 8 * sys.llc_bytes());
+        // a fraction of the host's L3), three arrays within an eighth of memory (so on a small
+        // machine with a large L3 the factor can drop to ~4x).
+        // sysfs may show one CCX's L3 while CPUID (sysconf) reports the socket's: the larger counts.
+        uint64_t llc = sys.llc_bytes();
+#ifdef _SC_LEVEL3_CACHE_SIZE
+        if (const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE); l3 > 0) llc = std::max<uint64_t>(llc, static_cast<uint64_t>(l3));
+#endif
+        size_t bytes = std::max<size_t>(512ull << 20, 8 * llc);
         if (sys.memory_total_bytes > 0) bytes = std::min<size_t>(bytes, sys.memory_total_bytes / 24);
         bytes = std::max<size_t>(bytes, 64ull << 20);
         log::info("probing {} memory bandwidth: read, copy, triad; {} threads, 3 x {} MiB ...", dev.name, nt, bytes >> 20);
