@@ -140,8 +140,8 @@ void add_roofline(CLI::App & root) {
     cmd->add_flag("--reprobe", a->reprobe, "Measure the ceilings again instead of using ~/.cache/infermeter/hardware.json");
     cmd->add_option("-t,--threads", a->threads,
                     fmt::format("CPU threads for the probes (default: all logical CPUs; at most {})", max_threads()));
-    cmd->add_option("-ub,--ubatch-size", a->n_ubatch,
-                    "Physical batch the observed run used: prefill streams the weights once per micro-batch of this "
+    cmd->add_option("--ubatch-size", a->n_ubatch,
+                    "-ub: physical batch the observed run used: prefill streams the weights once per micro-batch of this "
                     "many tokens (an --observed n_ubatch= overrides it)")
         ->capture_default_str();
     cmd->add_option("--cache-type-k", a->type_k, "K cache type (-ctk): f16, q8_0, q4_0, ...")->capture_default_str();
