@@ -297,11 +297,16 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
                                           obs.n_ubatch));
     }
     const std::string mm_words = v.matmul_ceiling == "matmul" ? "matmul" : v.matmul_ceiling;
+    // "X = 45% of the R name ceiling", or "X, above the R name ceiling" (never a percentage > 100%).
+    const auto share = [](const std::string & achieved, double fraction, const std::string & roof, const std::string & name) {
+        return fraction > 1.0 ? fmt::format("{}, above the {} {} ceiling", achieved, roof, name)
+                              : fmt::format("{} = {} of the {} {} ceiling", achieved, pct(fraction), roof, name);
+    };
     v.sentences.push_back(fmt::format(
-        "That is {} = {} of the {} bandwidth ceiling, and {} = {} of the {} {} ceiling ({}).",
-        format_bytes_per_s(v.achieved_bw_bytes_per_s), fraction_of_ceiling(v.bw_fraction, "bandwidth"),
-        format_bytes_per_s(ceil.mem_bw_bytes_per_s), format_flops_per_s(v.achieved_flops_per_s),
-        fraction_of_ceiling(v.flops_fraction, mm_words), format_flops_per_s(f_ceiling), mm_words,
+        "That is {}, and {} ({}).",
+        share(format_bytes_per_s(v.achieved_bw_bytes_per_s), v.bw_fraction, format_bytes_per_s(ceil.mem_bw_bytes_per_s),
+              "bandwidth"),
+        share(format_flops_per_s(v.achieved_flops_per_s), v.flops_fraction, format_flops_per_s(f_ceiling), mm_words),
         ceil.source == "measured" ? "measured here" : ceil.source));
     const double headroom = v.ideal_tokens_per_s / obs.tokens_per_s;
     switch (v.kind) {
@@ -411,9 +416,11 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
         double max_bw = 0, max_fl = 0;
         bool all_overhead = true;
         for (const auto * v : dec) {
-            rows += fmt::format("{}W={}: {} ({} BW, {} compute)", rows.empty() ? "" : "; ", v->obs.workers,
-                                bound_name(v->kind), fraction_of_ceiling(v->bw_fraction, "bandwidth"),
-                                fraction_of_ceiling(v->flops_fraction, v->matmul_ceiling));
+            rows += fmt::format("{}W={}: {} ({}, {})", rows.empty() ? "" : "; ", v->obs.workers, bound_name(v->kind),
+                                v->bw_fraction > 1.0 ? std::string("above the bandwidth ceiling")
+                                                     : pct(v->bw_fraction) + " BW",
+                                v->flops_fraction > 1.0 ? fmt::format("above the {} ceiling", v->matmul_ceiling)
+                                                        : pct(v->flops_fraction) + " compute");
             max_bw = std::max(max_bw, v->bw_fraction);
             max_fl = std::max(max_fl, v->flops_fraction);
             all_overhead = all_overhead && v->kind == bound::overhead;
