@@ -29,6 +29,7 @@ struct roofline_args {
     std::string device;
     bool reprobe = false;
     int threads = 0;
+    int n_ubatch = 512;
     std::string type_k = "f16";
     std::string type_v = "f16";
     double depth = -1;
@@ -60,9 +61,10 @@ void run(const roofline_args & a) {
     if (a.depth_given && (!std::isfinite(a.depth) || a.depth < 0 || a.depth > 1e8)) {
         throw_usage("--depth {}: give a KV depth in tokens, 0..100,000,000", a.depth);
     }
+    if (a.n_ubatch < 1 || a.n_ubatch > 1048576) throw_usage("-ub {}: give 1..1048576", a.n_ubatch);
     std::vector<hardware::observation> obs;
     for (const auto & o : a.observed) {
-        for (auto & x : hardware::parse_observation(o)) obs.push_back(x);
+        for (auto & x : hardware::parse_observation(o, a.n_ubatch)) obs.push_back(x);
     }
     auto spec = hardware::parse_device_spec(a.device_spec);
     const ggml_type type_k = model::cache_type_from_name(a.type_k, "-ctk");
@@ -84,6 +86,13 @@ void run(const roofline_args & a) {
         ggml_type qt = hardware::weight_type_of_ftype(m.file_type);
         if (qt == GGML_TYPE_COUNT || !ggml_is_quantized(qt)) qt = GGML_TYPE_Q4_K;
         ceil = hardware::probe(a.device, a.threads, a.reprobe, qt);
+        // The matmul rate at the model's own shapes for every N the observations need (decode: W
+        // columns; prefill: one micro-batch), and for W = 1 and a full micro-batch.
+        std::vector<int> n_cols = {1, a.n_ubatch};
+        for (const auto & o : obs) {
+            n_cols.push_back(o.phase == "decode" ? o.workers : hardware::prefill_ubatch_tokens(o));
+        }
+        hardware::probe_model_matmuls(ceil, a.device, a.threads, a.reprobe, m.layer_matmuls, n_cols);
     }
 
     double depth = a.depth;
@@ -131,6 +140,10 @@ void add_roofline(CLI::App & root) {
     cmd->add_flag("--reprobe", a->reprobe, "Measure the ceilings again instead of using ~/.cache/infermeter/hardware.json");
     cmd->add_option("-t,--threads", a->threads,
                     fmt::format("CPU threads for the probes (default: all logical CPUs; at most {})", max_threads()));
+    cmd->add_option("--ubatch-size", a->n_ubatch,
+                    "-ub: physical batch the observed run used: prefill streams the weights once per micro-batch of this "
+                    "many tokens (an --observed n_ubatch= overrides it)")
+        ->capture_default_str();
     cmd->add_option("--cache-type-k", a->type_k, "K cache type (-ctk): f16, q8_0, q4_0, ...")->capture_default_str();
     cmd->add_option("--cache-type-v", a->type_v, "V cache type (-ctv): f16, q8_0, q4_0, ...")->capture_default_str();
     cmd->add_option("--depth", a->depth,

@@ -1,6 +1,7 @@
 #include "hardware/ceilings.h"
 
 #include <cctype>
+#include <cstdint>
 
 namespace im::hardware {
 
@@ -19,6 +20,13 @@ double matmul_ceiling_for(const ceilings & c, const std::string & weight_type_na
     if (!is_float && c.matmul_quant_flops_per_s > 0 && lower(c.quant_type) == t) return c.matmul_quant_flops_per_s;
     if (c.matmul_f16_flops_per_s > 0) return c.matmul_f16_flops_per_s;
     return c.matmul_quant_flops_per_s;
+}
+
+double matmul_model_rate(const ceilings & c, int n_cols) {
+    for (const auto & e : c.matmul_model) {
+        if (e.n_cols == n_cols) return e.flops_per_s;
+    }
+    return 0.0;
 }
 
 }  // namespace im::hardware

@@ -22,6 +22,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace im::hardware {
@@ -113,7 +114,7 @@ class backend_session {
     ggml_context * ctx() {
         if (!ctx_) {
             ggml_init_params p{};
-            p.mem_size = ggml_tensor_overhead() * 16 + ggml_graph_overhead();
+            p.mem_size = ggml_tensor_overhead() * 128 + ggml_graph_overhead_custom(128, false);
             p.no_alloc = true;
             ctx_ = ggml_init(p);
         }
@@ -270,38 +271,99 @@ cpu_bandwidth_result cpu_bandwidth(int n_threads, size_t bytes, double budget_s)
         const double s = 3.0;
         for (size_t i = beg; i < end; ++i) pa[i] = pb[i] + s * pc[i];
     };
+    auto copy_pass = [&](size_t beg, size_t end) {
+        double * __restrict pa = a.get();
+        const double * __restrict pb = b.get();
+        for (size_t i = beg; i < end; ++i) pa[i] = pb[i];
+    };
     cpu_bandwidth_result r;
-    const double read_bytes = 2.0 * static_cast<double>(n) * sizeof(double);
-    const double triad_bytes = 3.0 * static_cast<double>(n) * sizeof(double);
-    r.read_bytes_per_s = read_bytes / min_of(repeat([&] { return parallel(read_pass); }, budget_s / 2, 3, 50));
-    r.triad_bytes_per_s = triad_bytes / min_of(repeat([&] { return parallel(triad_pass); }, budget_s / 2, 3, 50));
+    const double array_bytes = static_cast<double>(n) * sizeof(double);
+    // One untimed pass of each kind first: page-table and TLB warm-up are not memory bandwidth.
+    parallel(read_pass);
+    parallel(copy_pass);
+    parallel(triad_pass);
+    r.read_bytes_per_s = 2.0 * array_bytes / min_of(repeat([&] { return parallel(read_pass); }, budget_s / 3, 3, 50));
+    r.copy_bytes_per_s = 2.0 * array_bytes / min_of(repeat([&] { return parallel(copy_pass); }, budget_s / 3, 3, 50));
+    r.triad_bytes_per_s = 3.0 * array_bytes / min_of(repeat([&] { return parallel(triad_pass); }, budget_s / 3, 3, 50));
     return r;
 }
 
-ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_threads, size_t bytes, double budget_s) {
-    backend_session s(device_name, n_threads);
-    const int64_t ne0 = 1 << 20;  // 1 M floats per row keeps every kernel's grid well shaped
+ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_threads, size_t bytes, double budget_s,
+                                     int ops_per_batch) {
+    // A row of 16 K floats: ggml_sum_rows then runs one block per row, thousands of blocks for a
+    // tensor far larger than L2; the other kernels do not care about the shape of a contiguous tensor.
+    const int64_t ne0 = 1 << 14;
     const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(bytes / sizeof(float)) / ne0);
-    ggml_context * ctx = s.ctx();
-    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
-    ggml_tensor * y = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
-    ggml_tensor * copy = ggml_cpy(ctx, x, y);
-    ggml_tensor * sum = ggml_add(ctx, x, y);
-    ggml_cgraph * g_copy = ggml_new_graph_custom(ctx, 4, false);
-    ggml_build_forward_expand(g_copy, copy);
-    ggml_cgraph * g_add = ggml_new_graph_custom(ctx, 4, false);
-    ggml_build_forward_expand(g_add, sum);
-    s.alloc();
-    const double tensor_bytes = static_cast<double>(ggml_nbytes(x));
+    const double tensor_bytes = static_cast<double>(ne0) * static_cast<double>(rows) * sizeof(float);
+    int n_ops = ops_per_batch;
+    if (n_ops <= 0) n_ops = static_cast<int>(std::clamp((8.0 * (1ull << 30)) / tensor_bytes, 4.0, 32.0));
+
+    // One session per kind: each graph is the only work its backend sees while it is timed.
+    auto measure = [&](const char * kind, double bytes_per_op, auto && build) {
+        backend_session s(device_name, n_threads);
+        ggml_context * ctx = s.ctx();
+        ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
+        ggml_tensor * y = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
+        ggml_cgraph * graph = ggml_new_graph_custom(ctx, 128, false);
+        ggml_tensor * first = build(ctx, graph, x, y);
+        if (!s.supports(first)) {
+            log::info("probe: {} cannot run {} on f32; that bandwidth kind is left out", ggml_backend_dev_name(s.dev()), kind);
+            return 0.0;
+        }
+        s.alloc();
+        s.run(graph);  // untimed: first-touch, kernel loading, CUDA graph capture
+        const double t = min_of(repeat([&] { return s.run(graph); }, budget_s / 4, 3, 200));
+        const double rate = bytes_per_op * n_ops / t;
+        log::info("  {} x {} {} MiB: {}", n_ops, kind, static_cast<int64_t>(tensor_bytes) >> 20, format_bytes_per_s(rate));
+        return rate;
+    };
     ggml_bandwidth_result r;
-    if (s.supports(copy)) {
-        s.run(g_copy);
-        r.copy_bytes_per_s = 2.0 * tensor_bytes / min_of(repeat([&] { return s.run(g_copy); }, budget_s / 2, 3, 200));
-    }
-    if (s.supports(sum)) {
-        s.run(g_add);
-        r.add_bytes_per_s = 3.0 * tensor_bytes / min_of(repeat([&] { return s.run(g_add); }, budget_s / 2, 3, 200));
-    }
+    // Read-only: independent reductions of the same tensor, each its own node and output.
+    auto build_sum = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor *) {
+        ggml_tensor * first = nullptr;
+        for (int i = 0; i < n_ops; ++i) {
+            ggml_tensor * t = ggml_sum(ctx, x);
+            ggml_set_output(t);
+            ggml_build_forward_expand(g, t);
+            if (!first) first = t;
+        }
+        return first;
+    };
+    auto build_sum_rows = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor *) {
+        ggml_tensor * first = nullptr;
+        for (int i = 0; i < n_ops; ++i) {
+            ggml_tensor * t = ggml_sum_rows(ctx, x);
+            ggml_set_output(t);
+            ggml_build_forward_expand(g, t);
+            if (!first) first = t;
+        }
+        return first;
+    };
+    auto build_copy = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor * y) {
+        ggml_tensor * first = nullptr;
+        for (int i = 0; i < n_ops; ++i) {
+            ggml_tensor * t = ggml_cpy(ctx, x, y);
+            ggml_build_forward_expand(g, t);
+            if (!first) first = t;
+        }
+        return first;
+    };
+    auto build_add = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor * y) {
+        ggml_tensor * t = x;
+        ggml_tensor * first = nullptr;
+        for (int i = 0; i < n_ops; ++i) {
+            t = ggml_add_inplace(ctx, t, y);  // x += y: zeros stay zeros, the traffic is what counts
+            ggml_build_forward_expand(g, t);
+            if (!first) first = t;
+        }
+        return first;
+    };
+    // ggml_sum is one CUB device reduction on CUDA but a single-threaded loop on the CPU backend;
+    // ggml_sum_rows spreads over rows everywhere. The better of the two is the read figure.
+    r.read_bytes_per_s = std::max(measure("ggml_sum", tensor_bytes, build_sum),
+                                  measure("ggml_sum_rows", tensor_bytes, build_sum_rows));
+    r.copy_bytes_per_s = measure("ggml_cpy", 2.0 * tensor_bytes, build_copy);
+    r.add_bytes_per_s = measure("ggml_add", 3.0 * tensor_bytes, build_add);
     return r;
 }
 
@@ -340,6 +402,39 @@ double ggml_matmul(const std::string & device_name, int n_threads, ggml_type wei
     return rate;
 }
 
+double ggml_matmul_shapes(const std::string & device_name, int n_threads, const std::vector<model::weight_matrix> & shapes,
+                          int n_cols, double budget_s) {
+    struct distinct {
+        ggml_type type;
+        int64_t k, m;
+        int count;
+    };
+    std::vector<distinct> todo;
+    for (const auto & w : shapes) {
+        auto it = std::find_if(todo.begin(), todo.end(),
+                               [&](const distinct & d) { return d.type == w.type && d.k == w.k && d.m == w.m; });
+        if (it != todo.end()) ++it->count;
+        else todo.push_back({w.type, w.k, w.m, 1});
+    }
+    double flops = 0.0, seconds = 0.0;
+    for (const auto & d : todo) {
+        if (interrupt::requested()) break;
+        if (ggml_quantize_requires_imatrix(d.type) || d.type >= GGML_TYPE_COUNT ||
+            ggml_get_type_traits(d.type)->blck_size == 0 || d.k % ggml_blck_size(d.type) != 0) {
+            log::info("probe: {} {}x{} cannot be synthesized here; left out of the model-shape rate",
+                      ggml_type_name(d.type), d.m, d.k);
+            continue;
+        }
+        const double rate = ggml_matmul(device_name, n_threads, d.type, static_cast<int>(d.m), n_cols,
+                                        static_cast<int>(d.k), budget_s / static_cast<double>(todo.size()));
+        if (rate <= 0) continue;
+        const double f = 2.0 * static_cast<double>(d.m) * n_cols * static_cast<double>(d.k) * d.count;
+        flops += f;
+        seconds += f / rate;
+    }
+    return seconds > 0 ? flops / seconds : 0.0;
+}
+
 double ggml_launch_overhead(const std::string & device_name, int n_threads, double budget_s) {
     backend_session s(device_name, n_threads);
     ggml_context * ctx = s.ctx();
@@ -356,7 +451,9 @@ double ggml_launch_overhead(const std::string & device_name, int n_threads, doub
 
 namespace {
 
-constexpr int cache_schema_version = 1;
+// 2: read/copy/triad bandwidth kinds and model-shape matmul rates; entries of 1 came from a probe
+// that read 57% of an H200's bandwidth, so they are measured again.
+constexpr int cache_schema_version = 2;
 
 nlohmann::ordered_json ceilings_json(const ceilings & c) {
     nlohmann::ordered_json j;
@@ -364,7 +461,10 @@ nlohmann::ordered_json ceilings_json(const ceilings & c) {
     j["device"] = c.device;
     j["mem_bw_bytes_per_s"] = c.mem_bw_bytes_per_s;
     j["mem_read_bytes_per_s"] = c.mem_read_bytes_per_s;
+    j["mem_copy_bytes_per_s"] = c.mem_copy_bytes_per_s;
     j["mem_triad_bytes_per_s"] = c.mem_triad_bytes_per_s;
+    j["mem_bw_kind"] = c.mem_bw_kind;
+    j["mem_probe_bytes"] = c.mem_probe_bytes;
     j["matmul_f16_flops_per_s"] = c.matmul_f16_flops_per_s;
     j["matmul_quant_flops_per_s"] = c.matmul_quant_flops_per_s;
     j["quant_type"] = c.quant_type;
@@ -381,7 +481,10 @@ ceilings ceilings_from_json(const nlohmann::json & j) {
     c.device = j.value("device", "");
     c.mem_bw_bytes_per_s = j.value("mem_bw_bytes_per_s", 0.0);
     c.mem_read_bytes_per_s = j.value("mem_read_bytes_per_s", 0.0);
+    c.mem_copy_bytes_per_s = j.value("mem_copy_bytes_per_s", 0.0);
     c.mem_triad_bytes_per_s = j.value("mem_triad_bytes_per_s", 0.0);
+    c.mem_bw_kind = j.value("mem_bw_kind", "");
+    c.mem_probe_bytes = j.value("mem_probe_bytes", int64_t{0});
     c.matmul_f16_flops_per_s = j.value("matmul_f16_flops_per_s", 0.0);
     c.matmul_quant_flops_per_s = j.value("matmul_quant_flops_per_s", 0.0);
     c.quant_type = j.value("quant_type", "");
@@ -410,6 +513,18 @@ nlohmann::json read_cache(const std::filesystem::path & path) {
 struct matmul_shape {
     int m, n, k;
 };
+std::string device_key(const system_info & sys, const resolved_device & dev, int nt) {
+    return fmt::format("{}|{}|{}|{}|t{}", sys.hostname, sys.cpu_model, dev.backend, dev.description, nt);
+}
+
+void write_cache(const std::filesystem::path & path, nlohmann::json & cache) {
+    try {
+        fs::write_atomic(path, cache.dump(2) + "\n");
+    } catch (const error & e) {
+        log::warn("could not cache hardware ceilings: {}", e.what());
+    }
+}
+
 matmul_shape shape_for(bool is_cpu) { return is_cpu ? matmul_shape{2048, 512, 2048} : matmul_shape{8192, 4096, 8192}; }
 
 }  // namespace
@@ -423,8 +538,7 @@ ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggm
     }
     const int nt = dev.is_cpu ? resolve_threads(n_threads) : 0;
     const system_info sys = describe_system();
-    const std::string key = fmt::format("{}|{}|{}|{}|t{}|{}", sys.hostname, sys.cpu_model, dev.backend,
-                                        dev.description, nt, ggml_type_name(quant_type));
+    const std::string key = fmt::format("{}|{}", device_key(sys, dev, nt), ggml_type_name(quant_type));
     const auto path = fs::cache_dir() / "hardware.json";
     nlohmann::json cache = read_cache(path);
     if (!reprobe && cache.contains("entries") && cache["entries"].contains(key)) {
@@ -441,24 +555,46 @@ ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggm
     c.n_threads = nt;
     c.source = "measured";
     if (dev.is_cpu) {
-        // At least 4x the last-level cache per array so no pass is served from cache (STREAM's rule).
-        const size_t bytes = std::max<size_t>(128ull << 20, 4 * sys.llc_bytes());
-        log::info("probing {} memory bandwidth: read + triad, {} threads, 3 x {} MiB ...", dev.name, nt, bytes >> 20);
-        const auto bw = probes::cpu_bandwidth(nt, bytes, 1.5);
+        // Each array >= 8x the last-level cache and >= 512 MiB (STREAM asks for 4x; a VM may report
+        // a fraction of the host's L3), three arrays within an eighth of memory (so on a small
+        // machine with a large L3 the factor can drop to ~4x).
+        // sysfs may show one CCX's L3 while CPUID (sysconf) reports the socket's: the larger counts.
+        uint64_t llc = sys.llc_bytes();
+#ifdef _SC_LEVEL3_CACHE_SIZE
+        if (const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE); l3 > 0) llc = std::max<uint64_t>(llc, static_cast<uint64_t>(l3));
+#endif
+        size_t bytes = std::max<size_t>(512ull << 20, 8 * llc);
+        if (sys.memory_total_bytes > 0) bytes = std::min<size_t>(bytes, sys.memory_total_bytes / 24);
+        bytes = std::max<size_t>(bytes, 64ull << 20);
+        log::info("probing {} memory bandwidth: read, copy, triad; {} threads, 3 x {} MiB ...", dev.name, nt, bytes >> 20);
+        const auto bw = probes::cpu_bandwidth(nt, bytes, 3.0);
         c.mem_read_bytes_per_s = bw.read_bytes_per_s;
+        c.mem_copy_bytes_per_s = bw.copy_bytes_per_s;
         c.mem_triad_bytes_per_s = bw.triad_bytes_per_s;
+        c.mem_probe_bytes = static_cast<int64_t>(bytes);
     } else {
         size_t free = 0, total = 0;
         ggml_backend_dev_memory(find_device(dev.name), &free, &total);
-        // Three tensors live at once (x, y, x + y): keep them to an eighth of free memory, <= 1 GiB each.
+        // Two tensors live at once: each at most an eighth of free memory, 1 GiB when >= 16 GiB are
+        // free (H200 L2: 60 MiB, so ~17x), never below 64 MiB.
         size_t bytes = free > 0 ? std::min<size_t>(1ull << 30, free / 8) : (256ull << 20);
         bytes = std::max<size_t>(bytes, 64ull << 20);
-        log::info("probing {} memory bandwidth: ggml copy + add, {} MiB tensors ...", dev.name, bytes >> 20);
-        const auto bw = probes::ggml_bandwidth(dev.name, nt, bytes, 1.0);
-        c.mem_read_bytes_per_s = bw.copy_bytes_per_s;
+        log::info("probing {} memory bandwidth: ggml sum, copy, add; 2 x {} MiB tensors ...", dev.name, bytes >> 20);
+        const auto bw = probes::ggml_bandwidth(dev.name, nt, bytes, 2.0);
+        c.mem_read_bytes_per_s = bw.read_bytes_per_s;
+        c.mem_copy_bytes_per_s = bw.copy_bytes_per_s;
         c.mem_triad_bytes_per_s = bw.add_bytes_per_s;
+        c.mem_probe_bytes = static_cast<int64_t>(bytes);
     }
-    c.mem_bw_bytes_per_s = std::max(c.mem_read_bytes_per_s, c.mem_triad_bytes_per_s);
+    c.mem_bw_bytes_per_s = 0.0;
+    for (const auto & [kind, v] : {std::pair<const char *, double>{"read", c.mem_read_bytes_per_s},
+                                   {"copy", c.mem_copy_bytes_per_s},
+                                   {"triad", c.mem_triad_bytes_per_s}}) {
+        if (v > c.mem_bw_bytes_per_s) {
+            c.mem_bw_bytes_per_s = v;
+            c.mem_bw_kind = kind;
+        }
+    }
     const auto shape = shape_for(dev.is_cpu);
     log::info("probing {} matmul rate: {}x{}x{}, f16 and {} weights ...", dev.name, shape.m, shape.n, shape.k,
               c.quant_type);
@@ -470,6 +606,9 @@ ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggm
         throw_runtime("probe of {} ({}) measured nothing usable; pass --device-spec \"bw=...,flops=...\" instead",
                       dev.name, dev.description);
     }
+    log::info("{}: bandwidth {} ({}; read {}, copy {}, triad {})", dev.name, format_bytes_per_s(c.mem_bw_bytes_per_s),
+              c.mem_bw_kind, format_bytes_per_s(c.mem_read_bytes_per_s), format_bytes_per_s(c.mem_copy_bytes_per_s),
+              format_bytes_per_s(c.mem_triad_bytes_per_s));
     log::info("{}: bandwidth {}, matmul f16 {}, {} {}, launch+sync {:.1f} us", dev.name,
               format_bytes_per_s(c.mem_bw_bytes_per_s), format_flops_per_s(c.matmul_f16_flops_per_s), c.quant_type,
               format_flops_per_s(c.matmul_quant_flops_per_s), c.launch_overhead_s * 1e6);
@@ -482,12 +621,47 @@ ceilings probe(const std::string & device_name, int n_threads, bool reprobe, ggm
     }
     if (!cache.contains("entries")) cache = {{"schema_version", cache_schema_version}, {"entries", nlohmann::json::object()}};
     cache["entries"][key] = ceilings_json(c);
-    try {
-        fs::write_atomic(path, cache.dump(2) + "\n");
-    } catch (const error & e) {
-        log::warn("could not cache hardware ceilings: {}", e.what());
-    }
+    write_cache(path, cache);
     return c;
+}
+
+void probe_model_matmuls(ceilings & c, const std::string & device_name, int n_threads, bool reprobe,
+                         const std::vector<model::weight_matrix> & shapes, std::vector<int> n_cols) {
+    if (shapes.empty() || c.source != "measured") return;
+    const resolved_device dev = resolve_device(device_name);
+    const int nt = dev.is_cpu ? resolve_threads(n_threads) : 0;
+    std::string signature;
+    for (const auto & w : shapes) {
+        signature += fmt::format("{}{} {} {}x{}", signature.empty() ? "" : ", ", w.name.substr(0, w.name.rfind(".weight")),
+                                 ggml_type_name(w.type), w.k, w.m);
+    }
+    c.matmul_model_shapes = signature;
+    c.matmul_model.clear();
+    std::sort(n_cols.begin(), n_cols.end());
+    n_cols.erase(std::unique(n_cols.begin(), n_cols.end()), n_cols.end());
+    const std::string base = fmt::format("{}|{}", device_key(describe_system(), dev, nt), signature);
+    const auto path = fs::cache_dir() / "hardware.json";
+    nlohmann::json cache = read_cache(path);
+    if (!cache.contains("entries")) cache = {{"schema_version", cache_schema_version}, {"entries", nlohmann::json::object()}};
+    if (!cache.contains("matmul_at_shapes")) cache["matmul_at_shapes"] = nlohmann::json::object();
+    bool changed = false;
+    for (int n : n_cols) {
+        if (n < 1) continue;
+        const std::string key = fmt::format("{}|n{}", base, n);
+        double rate = 0.0;
+        if (!reprobe && cache["matmul_at_shapes"].contains(key)) {
+            rate = cache["matmul_at_shapes"][key].get<double>();
+        } else {
+            log::info("probing {} matmul at the model's shapes, N = {} ({}) ...", dev.name, n, signature);
+            rate = probes::ggml_matmul_shapes(dev.name, nt, shapes, n, 0.5);
+            if (rate > 0 && !interrupt::requested()) {
+                cache["matmul_at_shapes"][key] = rate;
+                changed = true;
+            }
+        }
+        if (rate > 0) c.matmul_model.push_back({n, rate});
+    }
+    if (changed) write_cache(path, cache);
 }
 
 }  // namespace im::hardware

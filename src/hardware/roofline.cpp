@@ -30,6 +30,13 @@ std::string gflop(double flops) { return fmt::format("{} GFLOP", fmtx::thousands
 std::string tps(double t) { return fmtx::thousands(t, t >= 100 ? 0 : 2); }
 std::string pct(double f) { return fmtx::percent(f, f < 0.1 ? 1 : 0); }
 
+// What a step spends time on besides traffic and arithmetic, in words that fit the backend: a CPU
+// backend launches no kernels (its per-step cost is thread synchronization and scheduling).
+std::string overhead_causes(const ceilings & ceil) {
+    return ceil.backend == "CPU" ? "thread synchronization, scheduling, or kernels far from peak"
+                                 : "kernel launches, synchronization, scheduling, or kernels far from peak";
+}
+
 // Q·K^T and A·V: 2 FLOPs per multiply-add, over head_dim_k and head_dim_v, per head, per layer.
 double attn_flops_per_position(const model_cost & c) {
     return 4.0 * static_cast<double>(c.n_layer) * static_cast<double>(c.attn_width);
@@ -127,16 +134,28 @@ double prefill_bytes(const model_cost & c, int n_prompt, int workers, int n_ubat
     return static_cast<double>(c.weight_bytes_per_step) * n_passes + tokens * static_cast<double>(c.kv_bytes_per_token);
 }
 
+int prefill_ubatch_tokens(const observation & o) {
+    const int64_t tokens = static_cast<int64_t>(std::max(1, o.workers)) * std::max(1, o.n_prompt);
+    return static_cast<int>(std::min<int64_t>(std::max(1, o.n_ubatch), tokens));
+}
+
+std::string fraction_of_ceiling(double fraction, const std::string & ceiling) {
+    if (fraction > 1.0) return fmt::format("above the {} ceiling", ceiling);
+    return pct(fraction);
+}
+
+bool has_kernel_launches(const ceilings & c) { return !c.backend.empty() && c.backend != "CPU"; }
+
 double ideal_decode_tokens_per_s(const model_cost & c, const ceilings & ceil, int workers, double mean_depth_tokens) {
     const double bw_s = decode_step_bytes(c, workers, mean_depth_tokens) / ceil.mem_bw_bytes_per_s;
     const double fl_s = decode_step_flops(c, workers, mean_depth_tokens) / matmul_ceiling_for(ceil, c.weight_type);
     return static_cast<double>(workers) / std::max(bw_s, fl_s);
 }
 
-std::vector<observation> parse_observation(const std::string & text) {
+std::vector<observation> parse_observation(const std::string & text, int default_n_ubatch) {
     int workers = 1;
     double gen_tps = 0, pp_tps = 0, depth = -1;
-    int n_prompt = 0, n_gen = 0;
+    int n_prompt = 0, n_gen = 0, n_ubatch = default_n_ubatch;
     size_t pos = 0;
     auto bad = [&](const std::string & why) {
         throw_usage("--observed '{}': {} (e.g. \"workers=8,gen_tps=181.59,depth=2176\" or "
@@ -170,13 +189,15 @@ std::vector<observation> parse_observation(const std::string & text) {
         else if (key == "depth") depth = number(key, v);
         else if (key == "n_prompt" || key == "p") n_prompt = integer(key, v);
         else if (key == "n_gen" || key == "n") n_gen = integer(key, v);
-        else bad(fmt::format("unknown key '{}' (workers, gen_tps, pp_tps, depth, n_prompt, n_gen)", key));
+        else if (key == "n_ubatch" || key == "ub") n_ubatch = integer(key, v);
+        else bad(fmt::format("unknown key '{}' (workers, gen_tps, pp_tps, depth, n_prompt, n_gen, n_ubatch)", key));
     }
     if (workers < 1 || workers > 65536) bad("workers must be 1..65536");
     // Bounds far outside any measurement, so that a typo cannot print "inf%" or overflow the curve.
     if (gen_tps > 1e9 || pp_tps > 1e9) bad("tokens per second above 1e9");
     if (depth > 1e8) bad("depth above 100,000,000 tokens");
     if (n_prompt > 100'000'000 || n_gen > 100'000'000) bad("n_prompt/n_gen above 100,000,000 tokens");
+    if (n_ubatch < 1) bad("n_ubatch must be >= 1");
     if (gen_tps <= 0 && pp_tps <= 0) bad("give gen_tps= (decode) or pp_tps= (prefill), > 0");
     std::vector<observation> out;
     if (gen_tps > 0) {
@@ -196,6 +217,7 @@ std::vector<observation> parse_observation(const std::string & text) {
         o.workers = workers;
         o.tokens_per_s = pp_tps;
         o.n_prompt = n_prompt;
+        o.n_ubatch = n_ubatch;
         out.push_back(o);
     }
     return out;
@@ -214,18 +236,30 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
     if (obs.tokens_per_s <= 0 || obs.workers < 1) {
         throw_usage("observation of {} at W={} has no throughput to classify", obs.phase, obs.workers);
     }
-    const double f_ceiling = matmul_ceiling_for(ceil, c.weight_type);
+    const bool decode = obs.phase != "prefill";
+    // The rate probed at the model's own shapes for this phase's N (decode: W columns; prefill: one
+    // micro-batch) when there is one, else the generic probe's rate for the weight type.
+    const int n_cols = decode ? obs.workers : prefill_ubatch_tokens(obs);
+    const double f_model = matmul_model_rate(ceil, n_cols);
+    const double f_ceiling = f_model > 0 ? f_model : matmul_ceiling_for(ceil, c.weight_type);
     if (ceil.mem_bw_bytes_per_s <= 0 || f_ceiling <= 0) {
         throw_runtime("roofline: the ceilings of {} lack bandwidth or matmul rate; pass --device-spec", ceil.device);
     }
-    const bool decode = obs.phase != "prefill";
     verdict v;
     v.obs = obs;
+    v.matmul_ceiling_flops_per_s = f_ceiling;
+    v.matmul_ceiling = f_model > 0 ? fmt::format("matmul (model's shapes, N = {})", n_cols)
+                       : ceil.source == "measured"
+                           ? fmt::format("matmul ({})", matmul_ceiling_for(ceil, c.weight_type) ==
+                                                                ceil.matmul_quant_flops_per_s && ceil.matmul_quant_flops_per_s > 0
+                                                            ? ceil.quant_type + " probe shape"
+                                                            : std::string("f16 probe shape"))
+                           : std::string("matmul");
     const double tokens = decode ? obs.workers : static_cast<double>(obs.workers) * obs.n_prompt;
     if (!decode && obs.n_prompt <= 0) throw_usage("prefill observation at W={} needs n_prompt", obs.workers);
     v.step_s = tokens / obs.tokens_per_s;
     v.bytes_per_step = decode ? decode_step_bytes(c, obs.workers, obs.mean_depth_tokens)
-                              : prefill_bytes(c, obs.n_prompt, obs.workers);
+                              : prefill_bytes(c, obs.n_prompt, obs.workers, obs.n_ubatch);
     v.flops_per_step = decode ? decode_step_flops(c, obs.workers, obs.mean_depth_tokens)
                               : prefill_flops(c, obs.n_prompt, obs.workers);
     v.achieved_bw_bytes_per_s = v.bytes_per_step / v.step_s;
@@ -257,39 +291,52 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
             fmtx::thousands(v.step_s * 1e3, 2)));
     } else {
         v.sentences.push_back(fmt::format("{}: {} tokens take {} ms, {} and about {} of traffic (weights once per "
-                                          "512-token micro-batch).",
+                                          "{}-token micro-batch, -ub {}).",
                                           where, fmtx::thousands(tokens, 0), fmtx::thousands(v.step_s * 1e3, 2),
-                                          gflop(v.flops_per_step), mb(v.bytes_per_step)));
+                                          gflop(v.flops_per_step), mb(v.bytes_per_step), prefill_ubatch_tokens(obs),
+                                          obs.n_ubatch));
     }
+    const std::string mm_words = v.matmul_ceiling == "matmul" ? "matmul" : v.matmul_ceiling;
+    // "X = 45% of the R name ceiling", or "X, above the R name ceiling" (never a percentage > 100%).
+    const auto share = [](const std::string & achieved, double fraction, const std::string & roof, const std::string & name) {
+        return fraction > 1.0 ? fmt::format("{}, above the {} {} ceiling", achieved, roof, name)
+                              : fmt::format("{} = {} of the {} {} ceiling", achieved, pct(fraction), roof, name);
+    };
     v.sentences.push_back(fmt::format(
-        "That is {} = {} of the {} bandwidth ceiling, and {} = {} of the {} matmul ceiling ({}).",
-        format_bytes_per_s(v.achieved_bw_bytes_per_s), pct(v.bw_fraction), format_bytes_per_s(ceil.mem_bw_bytes_per_s),
-        format_flops_per_s(v.achieved_flops_per_s), pct(v.flops_fraction), format_flops_per_s(f_ceiling),
+        "That is {}, and {} ({}).",
+        share(format_bytes_per_s(v.achieved_bw_bytes_per_s), v.bw_fraction, format_bytes_per_s(ceil.mem_bw_bytes_per_s),
+              "bandwidth"),
+        share(format_flops_per_s(v.achieved_flops_per_s), v.flops_fraction, format_flops_per_s(f_ceiling), mm_words),
         ceil.source == "measured" ? "measured here" : ceil.source));
     const double headroom = v.ideal_tokens_per_s / obs.tokens_per_s;
     switch (v.kind) {
         case bound::bandwidth:
             v.sentences.push_back(fmt::format(
-                "Bandwidth-bound: memory traffic runs at {} of the ceiling (>= {}). Only less traffic per step "
+                "Bandwidth-bound: memory traffic runs {} (>= {}). Only less traffic per step "
                 "(more sequences sharing each weight read, a smaller quant type, a quantized KV cache) or faster "
                 "memory raises throughput.",
-                pct(v.bw_fraction), pct(bound_threshold)));
+                v.bw_fraction > 1.0 ? std::string("above the ceiling")
+                                    : fmt::format("at {} of the ceiling", pct(v.bw_fraction)),
+                pct(bound_threshold)));
             break;
         case bound::compute:
             v.sentences.push_back(fmt::format(
-                "Compute-bound: matmul runs at {} of the ceiling (>= {}); more workers cannot add throughput "
+                "Compute-bound: matmul runs {} (>= {}); more workers cannot add throughput "
                 "on this device.",
-                pct(v.flops_fraction), pct(bound_threshold)));
+                v.flops_fraction > 1.0 ? std::string("above the ceiling")
+                                       : fmt::format("at {} of the ceiling", pct(v.flops_fraction)),
+                pct(bound_threshold)));
             break;
         case bound::overhead: {
             std::string s = fmt::format(
                 "Overhead-bound: bandwidth ({}) and compute ({}) are both under {} of their ceilings. The roofline "
                 "allows {} t/s here ({}x the measured rate); {} ms of each {} ms step are spent on neither memory "
-                "traffic nor arithmetic: kernel launches, synchronization, scheduling, or kernels far from peak.",
+                "traffic nor arithmetic: {}.",
                 pct(v.bw_fraction), pct(v.flops_fraction), pct(bound_threshold), tps(v.ideal_tokens_per_s),
                 fmtx::thousands(headroom, 1), fmtx::thousands(v.unexplained_s * 1e3, 2),
-                fmtx::thousands(v.step_s * 1e3, 2));
-            if (ceil.launch_overhead_s > 0) {
+                fmtx::thousands(v.step_s * 1e3, 2), overhead_causes(ceil));
+            // Only a backend that launches kernels has a launch cost to count the gap in.
+            if (ceil.launch_overhead_s > 0 && has_kernel_launches(ceil)) {
                 s += fmt::format(" (One trivial graph costs {} us to launch and synchronize on {}; the gap equals {} "
                                  "of those.)",
                                  fmtx::thousands(ceil.launch_overhead_s * 1e6, 1), ceil.device,
@@ -299,17 +346,24 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
             break;
         }
     }
-    if (v.bw_fraction > 1.05 || v.flops_fraction > 1.05) {
+    // A phase cannot run faster than the hardware: a fraction above 1 says the ceiling is wrong.
+    const auto exceeded = [&](const std::string & name, const std::string & achieved, const std::string & roof) {
         v.sentences.push_back(fmt::format(
-            "The measurement exceeds a ceiling ({} of bandwidth, {} of compute): that ceiling is underestimated "
-            "(probed under load, or the engine uses a faster kernel than the probe); run again with --reprobe on an "
-            "idle machine or pass --device-spec.",
-            pct(v.bw_fraction), pct(v.flops_fraction)));
+            "The measured {} ({}) exceeds the {} ceiling ({}): that ceiling is wrong, not the measurement (probed "
+            "under load, or the engine runs a faster kernel than the probe); run again with --reprobe on an idle "
+            "machine or pass --device-spec.",
+            decode ? "decode" : "prefill", achieved, name, roof));
+    };
+    if (v.bw_fraction > 1.0) {
+        exceeded("bandwidth", format_bytes_per_s(v.achieved_bw_bytes_per_s), format_bytes_per_s(ceil.mem_bw_bytes_per_s));
+    }
+    if (v.flops_fraction > 1.0) {
+        exceeded(mm_words, format_flops_per_s(v.achieved_flops_per_s), format_flops_per_s(f_ceiling));
     }
     if (decode && v.flops_fraction < bound_threshold) {
         v.sentences.push_back(fmt::format(
             "Not a compute ceiling: compute-bound decode would need {} of the matmul ceiling; this run uses {}.",
-            pct(bound_threshold), pct(v.flops_fraction)));
+            pct(bound_threshold), fraction_of_ceiling(v.flops_fraction, mm_words)));
     }
     return v;
 }
@@ -362,8 +416,11 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
         double max_bw = 0, max_fl = 0;
         bool all_overhead = true;
         for (const auto * v : dec) {
-            rows += fmt::format("{}W={}: {} ({} BW, {} compute)", rows.empty() ? "" : "; ", v->obs.workers,
-                                bound_name(v->kind), pct(v->bw_fraction), pct(v->flops_fraction));
+            rows += fmt::format("{}W={}: {} ({}, {})", rows.empty() ? "" : "; ", v->obs.workers, bound_name(v->kind),
+                                v->bw_fraction > 1.0 ? std::string("above the bandwidth ceiling")
+                                                     : pct(v->bw_fraction) + " BW",
+                                v->flops_fraction > 1.0 ? fmt::format("above the {} ceiling", v->matmul_ceiling)
+                                                        : pct(v->flops_fraction) + " compute");
             max_bw = std::max(max_bw, v->bw_fraction);
             max_fl = std::max(max_fl, v->flops_fraction);
             all_overhead = all_overhead && v->kind == bound::overhead;
@@ -377,9 +434,10 @@ roofline_report make_report(const system_info & sys, const ceilings & ceil, cons
             }
             r.summary.push_back(fmt::format(
                 "The data contradict a \"compute ceiling\" explanation: no measured decode row uses more than {} of "
-                "the matmul ceiling or {} of the bandwidth ceiling. Decode is limited by per-step overhead (launches, "
-                "synchronization, scheduling) and kernels running far from peak, not by the hardware's ceilings{}",
+                "the matmul ceiling or {} of the bandwidth ceiling. Decode is limited by per-step overhead ({}) and "
+                "kernels running far from peak, not by the hardware's ceilings{}",
                 pct(max_fl), pct(max_bw),
+                ceil.backend == "CPU" ? "thread synchronization, scheduling" : "launches, synchronization, scheduling",
                 rising ? "; more workers amortize that per-step cost, which is why throughput still rises with W."
                        : "."));
         }
@@ -419,12 +477,20 @@ nlohmann::ordered_json to_json(const roofline_report & r) {
     c["backend"] = r.ceil.backend;
     c["device"] = r.ceil.device;
     c["mem_bw_bytes_per_s"] = r.ceil.mem_bw_bytes_per_s;
+    c["mem_bw_kind"] = r.ceil.mem_bw_kind;
     c["mem_read_bytes_per_s"] = r.ceil.mem_read_bytes_per_s;
+    c["mem_copy_bytes_per_s"] = r.ceil.mem_copy_bytes_per_s;
     c["mem_triad_bytes_per_s"] = r.ceil.mem_triad_bytes_per_s;
+    c["mem_probe_bytes"] = r.ceil.mem_probe_bytes;
     c["matmul_f16_flops_per_s"] = r.ceil.matmul_f16_flops_per_s;
     c["matmul_quant_flops_per_s"] = r.ceil.matmul_quant_flops_per_s;
     c["quant_type"] = r.ceil.quant_type;
     c["matmul_flops_per_s_for_model"] = matmul_ceiling_for(r.ceil, r.cost.weight_type);
+    c["matmul_model_shapes"] = r.ceil.matmul_model_shapes;
+    c["matmul_model"] = nlohmann::ordered_json::array();
+    for (const auto & e : r.ceil.matmul_model) {
+        c["matmul_model"].push_back({{"n_cols", e.n_cols}, {"flops_per_s", e.flops_per_s}});
+    }
     c["launch_overhead_s"] = r.ceil.launch_overhead_s;
     c["n_threads"] = r.ceil.n_threads;
     c["probed_at"] = r.ceil.probed_at;
@@ -450,6 +516,7 @@ nlohmann::ordered_json to_json(const roofline_report & r) {
         e["tokens_per_s"] = v.obs.tokens_per_s;
         e["mean_depth_tokens"] = v.obs.mean_depth_tokens;
         e["n_prompt"] = v.obs.n_prompt;
+        e["n_ubatch"] = v.obs.n_ubatch;
         e["step_s"] = v.step_s;
         e["bytes_per_step"] = v.bytes_per_step;
         e["flops_per_step"] = v.flops_per_step;
@@ -457,6 +524,8 @@ nlohmann::ordered_json to_json(const roofline_report & r) {
         e["bw_fraction"] = v.bw_fraction;
         e["achieved_flops_per_s"] = v.achieved_flops_per_s;
         e["flops_fraction"] = v.flops_fraction;
+        e["matmul_ceiling"] = v.matmul_ceiling;
+        e["matmul_ceiling_flops_per_s"] = v.matmul_ceiling_flops_per_s;
         e["roof_step_s"] = v.roof_step_s;
         e["unexplained_s"] = v.unexplained_s;
         e["ideal_tokens_per_s"] = v.ideal_tokens_per_s;
@@ -484,11 +553,13 @@ std::string to_markdown(const roofline_report & r) {
     md += "| Ceiling | Value | How |\n|---|---|---|\n";
     md += fmt::format("| Memory bandwidth | {} | {} |\n", format_bytes_per_s(r.ceil.mem_bw_bytes_per_s),
                       r.ceil.source != "measured" ? "spec"
-                      : r.ceil.backend == "CPU"
-                          ? fmt::format("best of read {} / triad {}", format_bytes_per_s(r.ceil.mem_read_bytes_per_s),
-                                        format_bytes_per_s(r.ceil.mem_triad_bytes_per_s))
-                          : fmt::format("best of ggml copy {} / add {}", format_bytes_per_s(r.ceil.mem_read_bytes_per_s),
-                                        format_bytes_per_s(r.ceil.mem_triad_bytes_per_s)));
+                      : fmt::format("best ({}) of read-only {} / copy {} / triad {}{}, {} MiB per {}",
+                                    r.ceil.mem_bw_kind.empty() ? "?" : r.ceil.mem_bw_kind,
+                                    format_bytes_per_s(r.ceil.mem_read_bytes_per_s),
+                                    format_bytes_per_s(r.ceil.mem_copy_bytes_per_s),
+                                    format_bytes_per_s(r.ceil.mem_triad_bytes_per_s),
+                                    r.ceil.backend == "CPU" ? "" : " (ggml sum / cpy / add)",
+                                    r.ceil.mem_probe_bytes >> 20, r.ceil.backend == "CPU" ? "array" : "tensor"));
     if (r.ceil.source != "measured" && r.ceil.matmul_f16_flops_per_s == r.ceil.matmul_quant_flops_per_s) {
         md += fmt::format("| Matmul (any weight type) | {} | spec |\n", format_flops_per_s(r.ceil.matmul_f16_flops_per_s));
     } else {
@@ -497,12 +568,23 @@ std::string to_markdown(const roofline_report & r) {
         md += fmt::format("| Matmul, {} weights | {} | {} |\n", r.ceil.quant_type.empty() ? "quantized" : r.ceil.quant_type,
                           format_flops_per_s(r.ceil.matmul_quant_flops_per_s), how);
     }
+    for (const auto & e : r.ceil.matmul_model) {
+        md += fmt::format("| Matmul at the model's shapes, N = {} | {} | ggml_mul_mat over block 0's matrices ({}) |\n",
+                          e.n_cols, format_flops_per_s(e.flops_per_s), r.ceil.matmul_model_shapes);
+    }
     if (r.ceil.launch_overhead_s > 0) {
-        md += fmt::format("| Graph launch + sync | {} us | one-node graph, median |\n",
+        md += fmt::format("| {} | {} us | one-node graph, median |\n",
+                          has_kernel_launches(r.ceil) ? "Graph launch + sync" : "One-node graph compute + sync",
                           fmtx::thousands(r.ceil.launch_overhead_s * 1e6, 1));
     }
-    md += fmt::format("\nThe classification uses the {} matmul ceiling for this model's {} weights.\n\n",
-                      format_flops_per_s(f), r.cost.weight_type);
+    if (r.ceil.matmul_model.empty()) {
+        md += fmt::format("\nThe classification uses the {} matmul ceiling for this model's {} weights.\n\n",
+                          format_flops_per_s(f), r.cost.weight_type);
+    } else {
+        md += fmt::format("\nThe classification uses the rate at the model's own shapes for each phase's N (decode: W; "
+                          "prefill: one micro-batch), else the {} ceiling for {} weights.\n\n",
+                          format_flops_per_s(f), r.cost.weight_type);
+    }
 
     md += fmt::format("**Model cost** ({}, KV cache {}/{}):\n\n", r.cost.model, r.cost.type_k, r.cost.type_v);
     md += fmt::format("- Weights read per decode step: {} MiB ({}), tied embeddings counted once\n",
@@ -524,8 +606,9 @@ std::string to_markdown(const roofline_report & r) {
             md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", v.obs.phase, v.obs.workers,
                               decode ? fmtx::thousands(v.obs.mean_depth_tokens, 0) : std::to_string(v.obs.n_prompt),
                               fmtx::thousands(v.obs.tokens_per_s, 2), mb(v.bytes_per_step),
-                              format_bytes_per_s(v.achieved_bw_bytes_per_s), pct(v.bw_fraction),
-                              format_flops_per_s(v.achieved_flops_per_s), pct(v.flops_fraction),
+                              format_bytes_per_s(v.achieved_bw_bytes_per_s),
+                              fraction_of_ceiling(v.bw_fraction, "bandwidth"), format_flops_per_s(v.achieved_flops_per_s),
+                              fraction_of_ceiling(v.flops_fraction, v.matmul_ceiling),
                               tps(v.ideal_tokens_per_s), bound_name(v.kind));
         }
         md += "\n";
@@ -542,7 +625,8 @@ std::string to_markdown(const roofline_report & r) {
             if (v.obs.phase == "decode" && v.obs.workers == w) {
                 measured = fmtx::thousands(v.obs.tokens_per_s, 2);
                 // Against this W's own roofline (its own depth), not the curve's depth.
-                ratio = pct(v.obs.tokens_per_s / v.ideal_tokens_per_s);
+                const double of_ideal = v.obs.tokens_per_s / v.ideal_tokens_per_s;
+                ratio = of_ideal > 1.0 ? "above the roofline (a ceiling is wrong)" : pct(of_ideal);
             }
         }
         md += fmt::format("| {} | {} | {} | {} | {} |\n", w, tps(ideal), bw_s >= fl_s ? "bandwidth" : "compute",

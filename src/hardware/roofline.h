@@ -59,13 +59,18 @@ struct observation {
     double tokens_per_s = 0.0;       // all sequences together (generation t/s or prompt t/s)
     double mean_depth_tokens = 0.0;  // decode: mean KV depth per sequence over the run
     int n_prompt = 0;                // prefill: prompt tokens per sequence
+    int n_ubatch = 512;              // prefill: the run's physical batch (-ub); weights stream once per ubatch
 };
 
+// Columns of one prefill micro-batch: min(n_ubatch, workers * n_prompt) (llama.cpp splits the
+// batch into ubatches of at most n_ubatch tokens).
+int prefill_ubatch_tokens(const observation & o);
+
 // Parses one --observed value: comma-separated key=value with keys workers (w), gen_tps (tg_tps),
-// pp_tps (prompt_tps), depth, n_prompt (p), n_gen (n). gen_tps gives a decode observation whose depth
+// pp_tps (prompt_tps), depth, n_prompt (p), n_gen (n), n_ubatch (ub; default `default_n_ubatch`). gen_tps gives a decode observation whose depth
 // is `depth`, else n_prompt + n_gen/2; pp_tps gives a prefill observation (needs n_prompt). Both may
 // appear. Throws a usage error naming --observed.
-std::vector<observation> parse_observation(const std::string & text);
+std::vector<observation> parse_observation(const std::string & text, int default_n_ubatch = 512);
 
 enum class bound { bandwidth, compute, overhead };
 const char * bound_name(bound b);  // "bandwidth-bound" | "compute-bound" | "overhead-bound"
@@ -83,13 +88,24 @@ struct verdict {
     double achieved_bw_bytes_per_s = 0.0;
     double bw_fraction = 0.0;              // of ceilings::mem_bw_bytes_per_s
     double achieved_flops_per_s = 0.0;
-    double flops_fraction = 0.0;           // of the matmul ceiling for the model's weight type
+    double flops_fraction = 0.0;           // of matmul_ceiling_flops_per_s
+    double matmul_ceiling_flops_per_s = 0.0;  // the model-shape rate at this phase's N when probed, else
+                                              // the generic rate for the weight type
+    std::string matmul_ceiling;            // which matmul ceiling that is, in words
     double roof_step_s = 0.0;              // max(bytes / bw, flops / matmul ceiling)
     double unexplained_s = 0.0;            // step_s - roof_step_s (>= 0 when the ceilings are right)
     bound kind = bound::overhead;
     double ideal_tokens_per_s = 0.0;       // roofline bound for this W (and phase)
     std::vector<std::string> sentences;    // plain-language explanation generated from the numbers
 };
+
+// A fraction of a ceiling as text: "45%", or, above 100%, "above the <ceiling> ceiling" (a measured
+// phase faster than its ceiling means the ceiling is wrong; no percentage > 100% is printed).
+std::string fraction_of_ceiling(double fraction, const std::string & ceiling);
+
+// Whether the ceilings come from a backend that launches kernels (GPU-like); false for the CPU
+// backend and for specs and --device-spec values, which name no backend.
+bool has_kernel_launches(const ceilings & c);
 
 // Classifies one observation. Throws a usage error when the observation has no throughput, and a
 // runtime error when the ceilings are missing (bandwidth or matmul rate 0).

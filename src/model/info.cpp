@@ -132,8 +132,14 @@ info read_info(const std::filesystem::path & path) {
         m.size_bytes += size;
         m.n_params += static_cast<uint64_t>(ne[0] * ne[1] * ne[2] * ne[3]);
         data_end = std::max<uint64_t>(data_end, gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i) + size);
-        if (std::string(gguf_get_tensor_name(g, i)) == "output.weight") {
+        const std::string name = gguf_get_tensor_name(g, i);
+        if (name == "output.weight") {
             m.tied_embeddings = false;
+        }
+        // Block 0's matrices stand for every layer's matmuls (the probe's shapes, DESIGN §2.4).
+        if (name.rfind("blk.0.", 0) == 0 && ne[1] > 1 && ne[2] == 1 && ne[3] == 1 &&
+            name.find("norm") == std::string::npos) {
+            m.layer_matmuls.push_back({name.substr(6), gguf_get_tensor_type(g, i), ne[0], ne[1]});
         }
     }
     if (data_end > m.file_bytes) {

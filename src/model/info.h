@@ -9,6 +9,14 @@
 
 namespace im::model {
 
+// One weight matrix of a layer as ggml_mul_mat sees it: y[m x n] = W[k x m]^T x[k x n].
+struct weight_matrix {
+    std::string name;  // tensor name without "blk.0.", e.g. "attn_q.weight"
+    ggml_type type = GGML_TYPE_F32;
+    int64_t k = 0;     // ne0: input width
+    int64_t m = 0;     // ne1: output width
+};
+
 // What a GGUF file says about the model, read from its metadata without loading weights.
 struct info {
     std::filesystem::path path;
@@ -28,6 +36,7 @@ struct info {
     uint64_t file_bytes = 0;
     uint64_t n_params = 0;       // elements of all tensors: llama-bench's model_n_params
     bool tied_embeddings = true; // no separate output.weight
+    std::vector<weight_matrix> layer_matmuls;  // block 0's 2-D weights (attention and FFN), file order
 
     // llama-bench's model_type: "qwen2 1.5B Q4_K - Medium" style description is llama.cpp's; ours is
     // "<arch> <params> <file type>", e.g. "qwen2 1.5B Q4_K_M".

@@ -401,8 +401,17 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
         for (const auto & r : e.lockstep.rows) {
             if (!r.skipped.empty()) continue;
             max_w = std::max(max_w, r.workers);
-            obs.push_back({"decode", r.workers, r.gen_tps.mean, e.n_prompt + e.n_predict / 2.0, e.n_prompt});
-            obs.push_back({"prefill", r.workers, r.prompt_tps.mean, 0.0, e.n_prompt});
+            obs.push_back({"decode", r.workers, r.gen_tps.mean, e.n_prompt + e.n_predict / 2.0, e.n_prompt,
+                           opts.params.n_ubatch});
+            obs.push_back({"prefill", r.workers, r.prompt_tps.mean, 0.0, e.n_prompt, opts.params.n_ubatch});
+        }
+        if (opts.device_spec.empty()) {
+            std::vector<int> n_cols;
+            for (const auto & o : obs) {
+                n_cols.push_back(o.phase == "decode" ? o.workers : hardware::prefill_ubatch_tokens(o));
+            }
+            hardware::probe_model_matmuls(ceil, opts.params.n_gpu_layers == 0 ? "CPU" : "", opts.params.n_threads,
+                                          opts.reprobe, info.layer_matmuls, n_cols);
         }
         std::vector<int> curve;
         for (int w = 1; w <= std::max(64, max_w); w *= 2) curve.push_back(w);

@@ -1,11 +1,14 @@
+#include "model/info.h"
 #include "support/run.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 using im::test::run_infermeter;
 
@@ -28,7 +31,7 @@ TEST(roofline_cli, help_lists_every_flag) {
     const auto r = run_infermeter({"roofline", "--help"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     for (const char * flag : {"--observed", "--device-spec", "--reprobe", "--threads", "--cache-type-k", "--cache-type-v",
-                              "--output", "--export", "--depth", "--max-workers", "--device", "--list-specs"}) {
+                              "--output", "--export", "--depth", "--max-workers", "--device", "--list-specs", "--ubatch-size"}) {
         EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
     }
 }
@@ -109,6 +112,53 @@ TEST(roofline_cli, probes_this_machine_and_caches) {
     ASSERT_EQ(again.exit_code, 0) << again.err;
     EXPECT_EQ(nlohmann::json::parse(again.out)["ceilings"]["probed_at"], j["ceilings"]["probed_at"]);
     EXPECT_NE(again.err.find("hardware.json"), std::string::npos) << again.err;
+}
+
+TEST(roofline_cli, probes_the_matmul_rate_at_the_models_own_shapes_on_tiny) {
+    const auto tiny = im::test::tiny_model();
+    const auto info = im::model::read_info(tiny);
+    // The model's layer: Q, K, V, O and the FFN's gate/up/down, as the GGUF stores them.
+    std::set<std::string> names;
+    for (const auto & w : info.layer_matmuls) names.insert(w.name);
+    for (const char * n : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "ffn_up.weight",
+                           "ffn_down.weight"}) {
+        EXPECT_TRUE(names.count(n)) << n;
+    }
+    for (const auto & w : info.layer_matmuls) {
+        if (w.name == "attn_q.weight") {
+            EXPECT_EQ(w.k, info.n_embd);
+            EXPECT_EQ(w.m, static_cast<int64_t>(info.n_head) * info.head_dim_k);
+        }
+        if (w.name == "ffn_up.weight") {
+            EXPECT_EQ(w.k, info.n_embd);
+            EXPECT_EQ(w.m, info.n_ff);
+        }
+    }
+    const auto r = run_infermeter({"roofline", "-m", tiny.string(), "--device", "CPU", "-t", "1", "-ub", "32",
+                                   "--reprobe", "--observed", "workers=2,gen_tps=100,depth=16", "--observed",
+                                   "workers=2,pp_tps=1000,n_prompt=8", "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const std::string shapes = j["ceilings"]["matmul_model_shapes"];
+    // Every matrix of the layer is named with its own type and k x m.
+    for (const auto & w : info.layer_matmuls) {
+        const std::string entry = fmt::format("{} {} {}x{}", w.name.substr(0, w.name.rfind(".weight")),
+                                              ggml_type_name(w.type), w.k, w.m);
+        EXPECT_NE(shapes.find(entry), std::string::npos) << entry << " not in " << shapes;
+    }
+    EXPECT_NE(r.err.find("matmul at the model's shapes"), std::string::npos) << r.err;
+    // N = 1 and a full -ub 32 always; W = 2 for the decode row; min(32, 2 x 8) = 16 for the prefill row.
+    std::set<int> ns;
+    for (const auto & e : j["ceilings"]["matmul_model"]) {
+        ns.insert(e["n_cols"].get<int>());
+        EXPECT_GT(e["flops_per_s"].get<double>(), 1e6);
+    }
+    EXPECT_EQ(ns, (std::set<int>{1, 2, 16, 32}));
+    EXPECT_EQ(j["verdicts"][0]["matmul_ceiling"], "matmul (model's shapes, N = 2)");
+    EXPECT_EQ(j["verdicts"][1]["matmul_ceiling"], "matmul (model's shapes, N = 16)");
+    EXPECT_EQ(j["verdicts"][1]["n_ubatch"], 32);
+    EXPECT_GT(j["ceilings"]["mem_copy_bytes_per_s"].get<double>(), 1e8);
+    EXPECT_FALSE(j["ceilings"]["mem_bw_kind"].get<std::string>().empty());
 }
 
 TEST(roofline_cli, bad_input_is_a_one_line_usage_error) {

@@ -44,6 +44,7 @@ TEST(hardware_probe, cpu_bandwidth_is_positive_and_repeatable) {
         const auto a = probes::cpu_bandwidth(0, bytes, 0.6);
         const auto b = probes::cpu_bandwidth(0, bytes, 0.6);
         EXPECT_GT(a.read_bytes_per_s, 1e8);
+        EXPECT_GT(a.copy_bytes_per_s, 1e8);
         EXPECT_GT(a.triad_bytes_per_s, 1e8);
         best_a = std::max(a.read_bytes_per_s, a.triad_bytes_per_s);
         best_b = std::max(b.read_bytes_per_s, b.triad_bytes_per_s);
@@ -56,7 +57,8 @@ TEST(hardware_probe, cpu_bandwidth_is_positive_and_repeatable) {
 TEST(hardware_probe, ggml_paths_run_on_the_cpu_backend) {
     // The same code measures GPUs; on the CPU backend it must run too.
     init();
-    const auto bw = probes::ggml_bandwidth("CPU", 0, 32ull << 20, 0.3);
+    const auto bw = probes::ggml_bandwidth("CPU", 0, 32ull << 20, 0.3, 4);
+    EXPECT_GT(bw.read_bytes_per_s, 1e8);
     EXPECT_GT(bw.copy_bytes_per_s, 1e8);
     EXPECT_GT(bw.add_bytes_per_s, 1e8);
     const double f16 = probes::ggml_matmul("CPU", 0, GGML_TYPE_F16, 512, 128, 512, 0.2);
@@ -90,11 +92,34 @@ TEST(hardware_probe, probe_caches_and_reprobes) {
     EXPECT_GT(first.matmul_f16_flops_per_s, 0.0);
     EXPECT_GT(first.matmul_quant_flops_per_s, 0.0);
     EXPECT_EQ(first.quant_type, "q4_K");
+    EXPECT_GT(first.mem_read_bytes_per_s, 0.0);
+    EXPECT_GT(first.mem_copy_bytes_per_s, 0.0);
+    EXPECT_GT(first.mem_triad_bytes_per_s, 0.0);
+    // The ceiling is the best kind, and says which.
+    EXPECT_DOUBLE_EQ(first.mem_bw_bytes_per_s, std::max({first.mem_read_bytes_per_s, first.mem_copy_bytes_per_s,
+                                                          first.mem_triad_bytes_per_s}));
+    EXPECT_TRUE(first.mem_bw_kind == "read" || first.mem_bw_kind == "copy" || first.mem_bw_kind == "triad");
+    // Buffers far larger than the last-level cache: caches cannot inflate the figure.
+    EXPECT_GE(static_cast<uint64_t>(first.mem_probe_bytes), std::min<uint64_t>(8 * describe_system().llc_bytes(),
+                                                                               describe_system().memory_total_bytes / 24));
     EXPECT_FALSE(first.probed_at.empty());
     const auto cached = probe("CPU", 0, false);
     EXPECT_EQ(cached.probed_at, first.probed_at);
     EXPECT_DOUBLE_EQ(cached.mem_bw_bytes_per_s, first.mem_bw_bytes_per_s);
     EXPECT_DOUBLE_EQ(cached.matmul_quant_flops_per_s, first.matmul_quant_flops_per_s);
+    EXPECT_EQ(cached.mem_bw_kind, first.mem_bw_kind);
+    EXPECT_DOUBLE_EQ(cached.mem_copy_bytes_per_s, first.mem_copy_bytes_per_s);
+}
+
+TEST(hardware_probe, matmul_at_model_shapes_counts_every_matrix) {
+    init();
+    // Two identical matrices and one other: the rate is Σ flops / Σ seconds over all three.
+    std::vector<im::model::weight_matrix> shapes = {{"attn_q.weight", GGML_TYPE_Q4_K, 256, 256},
+                                                    {"attn_output.weight", GGML_TYPE_Q4_K, 256, 256},
+                                                    {"ffn_up.weight", GGML_TYPE_Q6_K, 256, 512}};
+    EXPECT_GT(probes::ggml_matmul_shapes("CPU", 0, shapes, 8, 0.2), 1e7);
+    // A type that needs an importance matrix is left out, not a crash.
+    EXPECT_EQ(probes::ggml_matmul_shapes("CPU", 0, {{"attn_q.weight", GGML_TYPE_IQ2_XXS, 256, 256}}, 8, 0.1), 0.0);
 }
 
 TEST(hardware_probe, unknown_device_is_a_usage_error) {

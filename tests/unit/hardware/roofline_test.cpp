@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+#include <vector>
+
 using namespace im::hardware;
 
 namespace {
@@ -224,4 +228,109 @@ TEST(roofline_ftype, dominant_weight_types) {
     EXPECT_EQ(weight_type_of_ftype(LLAMA_FTYPE_MOSTLY_Q8_0), GGML_TYPE_Q8_0);
     EXPECT_EQ(weight_type_of_ftype(LLAMA_FTYPE_MOSTLY_F16), GGML_TYPE_F16);
     EXPECT_EQ(weight_type_of_ftype(-1), GGML_TYPE_COUNT);
+}
+
+namespace {
+
+// Every "N%" in `text` as a number.
+std::vector<double> percentages(const std::string & text) {
+    std::vector<double> out;
+    for (size_t i = text.find('%'); i != std::string::npos; i = text.find('%', i + 1)) {
+        size_t b = i;
+        while (b > 0 && (std::isdigit(static_cast<unsigned char>(text[b - 1])) || text[b - 1] == '.' || text[b - 1] == ',')) --b;
+        std::string digits;
+        for (size_t k = b; k < i; ++k) {
+            if (text[k] != ',') digits += text[k];
+        }
+        if (!digits.empty()) out.push_back(std::stod(digits));
+    }
+    return out;
+}
+
+ceilings measured(const std::string & backend, double bw, double flops, double launch_s) {
+    ceilings c;
+    c.backend = backend;
+    c.device = backend == "CPU" ? "AMD EPYC" : "NVIDIA H200";
+    c.source = "measured";
+    c.mem_bw_bytes_per_s = c.mem_read_bytes_per_s = bw;
+    c.mem_bw_kind = "read";
+    c.matmul_f16_flops_per_s = c.matmul_quant_flops_per_s = flops;
+    c.quant_type = "q4_K";
+    c.launch_overhead_s = launch_s;
+    c.n_threads = backend == "CPU" ? 2 : 0;
+    return c;
+}
+
+}  // namespace
+
+TEST(roofline_classify, no_phase_is_printed_above_100_percent_the_text_names_the_ceiling) {
+    // The CPU case: prefill measured at 108% of the q4_K matmul "ceiling", and a decode row
+    // faster than the probed bandwidth allows.
+    auto ceil = measured("CPU", 10e9, 100e9, 20e-6);
+    const auto c = qwen_cost();
+    const double pp_tps = 1.08 * 100e9 / (prefill_flops(c, 128, 1) / 128.0);
+    std::vector<observation> obs = {decode(1, 20.0, 0), prefill(1, pp_tps)};
+    const auto r = make_report(system_info{}, ceil, c, obs, {1, 2}, 0);
+    ASSERT_GT(r.verdicts[0].bw_fraction, 1.0);
+    ASSERT_NEAR(r.verdicts[1].flops_fraction, 1.08, 0.001);
+    const std::string md = to_markdown(r);
+    for (double p : percentages(md)) EXPECT_LE(p, 100.0) << md;
+    EXPECT_NE(md.find("above the bandwidth ceiling"), std::string::npos) << md;
+    EXPECT_NE(md.find("exceeds the bandwidth ceiling"), std::string::npos) << md;
+    EXPECT_NE(md.find("The measured prefill (108.0 GFLOP/s) exceeds the matmul (q4_K probe shape) ceiling"),
+              std::string::npos) << md;
+    EXPECT_NE(md.find("ceiling is wrong"), std::string::npos) << md;
+    for (const auto & s : to_json(r)["summary"]) {
+        for (double p : percentages(s.get<std::string>())) EXPECT_LE(p, 100.0) << s;
+    }
+}
+
+TEST(roofline_classify, the_rate_at_the_models_shapes_is_the_phases_matmul_ceiling) {
+    auto ceil = measured("CPU", 10e9, 100e9, 20e-6);
+    ceil.matmul_model = {{1, 20e9}, {512, 150e9}};
+    ceil.matmul_model_shapes = "attn_q q4_K 1536x1536";
+    const auto c = qwen_cost();
+    const auto pre = classify(c, ceil, prefill(4, 500.0, 128));  // 4 x 128 = one 512-token micro-batch
+    EXPECT_DOUBLE_EQ(pre.matmul_ceiling_flops_per_s, 150e9);
+    EXPECT_EQ(pre.matmul_ceiling, "matmul (model's shapes, N = 512)");
+    const auto dec = classify(c, ceil, decode(1, 5.0, 0));
+    EXPECT_DOUBLE_EQ(dec.matmul_ceiling_flops_per_s, 20e9);
+    const auto dec2 = classify(c, ceil, decode(2, 5.0, 0));  // N = 2 not probed: the generic rate
+    EXPECT_DOUBLE_EQ(dec2.matmul_ceiling_flops_per_s, 100e9);
+    const std::string md = to_markdown(make_report(system_info{}, ceil, c, {prefill(4, 500.0, 128)}, {1}, 0));
+    EXPECT_NE(md.find("| Matmul at the model's shapes, N = 512 | 150.0 GFLOP/s |"), std::string::npos) << md;
+}
+
+TEST(roofline_text, a_cpu_has_no_kernel_launches) {
+    const auto c = qwen_cost();
+    std::vector<observation> obs = {decode(1, 2.0, 0), decode(2, 3.0, 0)};  // far below the roof: overhead-bound
+    const auto cpu = to_markdown(make_report(system_info{}, measured("CPU", 50e9, 100e9, 20e-6), c, obs, {1, 2}, 0));
+    EXPECT_EQ(cpu.find("trivial graph"), std::string::npos) << cpu;
+    EXPECT_EQ(cpu.find("the gap equals"), std::string::npos) << cpu;
+    EXPECT_EQ(cpu.find("launch"), std::string::npos) << cpu;
+    EXPECT_NE(cpu.find("thread synchronization"), std::string::npos) << cpu;
+    const auto gpu = to_markdown(make_report(system_info{}, measured("CUDA", 4.4e12, 400e12, 5e-6), c,
+                                             {decode(1, 20.0, 0)}, {1}, 0));
+    EXPECT_NE(gpu.find("One trivial graph costs 5.0 us to launch"), std::string::npos) << gpu;
+    EXPECT_NE(gpu.find("the gap equals"), std::string::npos) << gpu;
+    EXPECT_NE(gpu.find("kernel launches"), std::string::npos) << gpu;
+}
+
+TEST(roofline_cost, prefill_traffic_uses_the_runs_ubatch) {
+    const auto c = qwen_cost();
+    // 8 x 128 prompt tokens in micro-batches of 128: the weights stream 8 times, not twice.
+    EXPECT_DOUBLE_EQ(prefill_bytes(c, 128, 8, 128), 980092928.0 * 8 + 1024.0 * 28672);
+    auto o = prefill(8, 1000.0, 128);
+    o.n_ubatch = 128;
+    const auto v = classify(c, m1_pro(), o);
+    EXPECT_DOUBLE_EQ(v.bytes_per_step, 980092928.0 * 8 + 1024.0 * 28672);
+    EXPECT_NE(v.sentences[0].find("weights once per 128-token micro-batch, -ub 128"), std::string::npos)
+        << v.sentences[0];
+    // A single 100-token prompt at -ub 512 is one 100-token micro-batch.
+    auto one = prefill(1, 1000.0, 100);
+    EXPECT_EQ(prefill_ubatch_tokens(one), 100);
+    const auto parsed = parse_observation("workers=2,pp_tps=100,n_prompt=64,ub=32");
+    ASSERT_EQ(parsed.size(), 1u);
+    EXPECT_EQ(parsed[0].n_ubatch, 32);
+    EXPECT_EQ(parse_observation("workers=2,pp_tps=100,n_prompt=64", 256)[0].n_ubatch, 256);
 }
