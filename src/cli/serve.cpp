@@ -464,6 +464,8 @@ void run(const serve_args & a) {
         } else if (!a.export_path.empty() && out.export_format == report::format::json) {
             auto lock = interrupt::hold_outputs();
             fs::write_output(a.export_path, vllm_text(true), "--export");
+        } else {
+            out.export_now(make_table(true), [&] { return markdown_of(true); });  // other formats stay native
         }
     };
     const auto run_level = [&](const workload::request_workload & w) {
@@ -553,6 +555,8 @@ void run(const serve_args & a) {
             auto lock = interrupt::hold_outputs();
             if (!a.export_path.empty() && out.export_format == report::format::json) {
                 fs::write_output(a.export_path, vllm_text(interrupted), "--export");
+            } else {
+                out.export_now(make_table(interrupted), [&] { return markdown_of(interrupted); });
             }
             if (out.stdout_format == report::format::json) print_stdout(vllm_text(interrupted));
             else print_stdout(render(out.stdout_format, make_table(interrupted), [&] { return markdown_of(interrupted); }));

@@ -117,7 +117,10 @@ launched_server::launched_server(const launch_options & o) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
         const std::string tail = log_tail();
-        if (exited && tail.find("bind") != std::string::npos && attempt < 2) continue;  // port race: another port
+        if (exited && tail.find("couldn't bind") != std::string::npos && attempt < 2) {  // port race: another port
+            std::remove(log_path_.c_str());
+            continue;
+        }
         stop();
         throw_runtime("--launch-server: {} {} (its log, last lines):\n{}", command_line(),
                       exited ? "exited before it was ready" : "did not answer /health in time", tail);
