@@ -445,11 +445,8 @@ void run(const serve_args & a) {
             add(l.cpu_sampling, report::mode_cpu);
             add(l.backend_sampling, report::mode_backend);
         }
-        auto t = report::requests_table("serve", all, ctx, nullptr);
-        for (size_t i = runs.size(); i < t.rows.size(); ++i) t.set(t.rows[i], "mode", modes[i]);
-        if (interrupted) {
-            for (auto & row : t.rows) t.set(row, "interrupted", true);
-        }
+        auto t = report::requests_table("serve", all, ctx, nullptr, interrupted);
+        for (size_t i = runs.size(); i < t.rows.size() && i < modes.size(); ++i) t.set(t.rows[i], "mode", modes[i]);
         return t;
     };
     // Native outputs and the store through results_writer: files written during the run say interrupted
