@@ -8,8 +8,7 @@ namespace im::cli {
 
 void add_http_flags(CLI::App * cmd, http_flags & f) {
     cmd->add_option("--url", f.urls, "Server base URL(s), comma-separated or repeated; used round-robin")
-        ->delimiter(',')
-        ->required();
+        ->delimiter(',');
     cmd->add_option("--endpoint", f.endpoint,
                     "completions (/v1/completions, default), chat (/v1/chat/completions) or llama (/completion)");
     cmd->add_option("--model", f.model, "The \"model\" field of each request (llama-server needs none)");

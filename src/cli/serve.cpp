@@ -2,23 +2,37 @@
 // OpenAI-compatible HTTP server (docs/serve.md, DESIGN §2.5), with server telemetry and the
 // client's own check.
 #include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "cli/http_flags.h"
 #include "cli/output.h"
 #include "cli/request_flags.h"
+#include "cli/server_launch.h"
 #include "core/error.h"
+#include "core/escape.h"
 #include "core/format.h"
+#include "core/fs.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "dataset/vocab.h"
 #include "engine/http/client.h"
 #include "engine/http/metrics.h"
+#include "model/info.h"
+#include "model/ref.h"
 #include "report/requests.h"
+#include "report/serve.h"
+#include "workload/continuous.h"
+#include "workload/lockstep.h"
 #include "workload/request_source.h"
 #include "workload/requests.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <optional>
+#include <unistd.h>
 #include <fstream>
 #include <memory>
 #include <sys/resource.h>
@@ -35,8 +49,39 @@ struct serve_args {
     std::string vocab;   // --vocab
     int n_prompt = 128, n_predict = 128;
     std::string output = "md", export_path;
+    std::string format = "native";  // --format: native | vllm (JSON outputs)
     store::store_flags db;
+    // --launch-server / --compare-in-process
+    bool launch = false;
+    std::string server_bin;
+    std::vector<std::string> server_args;
+    bool backend_sampling = false;   // passed to the launched llama-server
+    bool compare = false;
+    engine_flags engine;
 };
+
+// llama-server's flags for the engine flags given (the same ones the in-process runs use).
+std::vector<std::string> server_engine_args(const engine_flags & f) {
+    std::vector<std::string> v{"-ngl", f.n_gpu_layers, "-b", f.n_batch, "-ub", f.n_ubatch};
+    const std::string fa = f.flash_attn == "1" ? "on" : f.flash_attn == "0" ? "off" : f.flash_attn;
+    v.insert(v.end(), {"-fa", fa});
+    if (!f.threads.empty()) v.insert(v.end(), {"-t", f.threads, "-tb", f.threads});
+    if (f.type_k != "f16") v.insert(v.end(), {"-ctk", f.type_k});
+    if (f.type_v != "f16") v.insert(v.end(), {"-ctv", f.type_v});
+    if (f.mmap == "0") v.push_back("--no-mmap");
+    if (f.poll != "50") v.insert(v.end(), {"--poll", f.poll});
+    return v;
+}
+
+// Sequence slots the launched server needs: the largest concurrency any level can reach.
+int server_slots(const request_flags & f, const std::vector<workload::request_workload> & levels) {
+    if (f.find_capacity) return f.capacity_max_concurrency;
+    int n = 1;
+    for (const auto & w : levels) {
+        n = std::max(n, w.arrivals == workload::arrival_kind::closed ? w.concurrency : w.max_concurrency > 0 ? w.max_concurrency : 16);
+    }
+    return n;
+}
 
 // What one load level cost the client and what the server's counters say about it.
 struct level_check {
@@ -164,10 +209,136 @@ std::string checks_markdown(const std::vector<level_check> & checks) {
     return md;
 }
 
+float sampling_temperature(const engine::http::client_options & o) { return o.body.temperature > 0 ? float(o.body.temperature) : 0.0f; }
+
+// --compare-in-process: every HTTP level again in-process (continuous batching without sampling, with
+// CPU sampling, with backend sampling; lockstep at W = concurrency), on the same lengths and seed.
+// Returns true when interrupted.
+bool compare_in_process(const serve_args & a, const engine::llama::engine_params & params, const std::filesystem::path & model_path,
+                        const workload::length_source & lengths, float temperature,
+                        const std::vector<workload::request_run> & http_runs,
+                        std::vector<report::serve_comparison_level> & out, progress_line & progress,
+                        const std::function<void()> & saved) {
+    init_engine();
+    for (const auto & r : http_runs) {
+        report::serve_comparison_level l;
+        l.http = r;
+        l.server_backend_sampling = a.backend_sampling;
+        out.push_back(std::move(l));
+    }
+    // Lockstep, one sweep over the closed-loop concurrencies.
+    std::vector<int> ws;
+    for (auto & l : out) {
+        if (l.http.workload.arrivals == workload::arrival_kind::closed) ws.push_back(l.http.workload.concurrency);
+        else l.lockstep_note = "open loop: lockstep has no arrivals";
+    }
+    std::sort(ws.begin(), ws.end());
+    ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
+    if (!ws.empty()) {
+        workload::lockstep_config lc;
+        lc.model_path = model_path;
+        lc.params = params;
+        lc.workers = ws;
+        lc.n_prompt = a.n_prompt;
+        lc.n_predict = a.n_predict;
+        try {
+            workload::validate(lc, model::read_info(model_path));
+            workload::lockstep_callbacks cb;
+            cb.progress = [&](const workload::lockstep_progress & p) { progress.update("lockstep " + lockstep_progress_text(p)); };
+            cb.warn = [&](const std::string & m) {
+                progress.clear();
+                log::warn("{}", m);
+            };
+            const auto res = workload::run_lockstep(lc, cb);
+            for (const auto & row : res.rows) {
+                for (auto & l : out) {
+                    if (l.http.workload.arrivals != workload::arrival_kind::closed || l.http.workload.concurrency != row.workers) continue;
+                    if (!row.skipped.empty()) l.lockstep_note = row.skipped;
+                    else l.lockstep = report::lockstep_as_run(row, l.http.workload);
+                }
+            }
+            if (res.interrupted) return true;
+        } catch (const im::error & e) {
+            if (e.kind() == error_kind::interrupted) throw;
+            for (auto & l : out) {
+                if (l.lockstep_note.empty()) l.lockstep_note = e.what();
+            }
+            log::warn("--compare-in-process: lockstep did not run: {}", e.what());
+        }
+        saved();
+    }
+    // Continuous batching, three ways of choosing tokens, on one model load.
+    workload::continuous_sweep sw;
+    sw.model_path = model_path;
+    sw.params = params;
+    sw.lengths = lengths;
+    sw.seed = a.requests.seed;
+    sw.sampling.temp = temperature;
+    sw.sampling.seed = static_cast<uint32_t>(a.requests.seed);
+    workload::continuous_runner runner(sw);
+    workload::continuous_callbacks cb;
+    cb.progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
+        progress.update("in-process " + request_progress_text(w, p));
+    };
+    cb.info = [&](const std::string & m) {
+        progress.clear();
+        log::warn("{}", m);
+    };
+    for (auto & l : out) {
+        const auto & w = l.http.workload;
+        const auto run_mode = [&](engine::llama::sampling_mode m) {
+            sw.sampling.mode = m;
+            auto r = runner.run(w, cb);
+            progress.done(fmt::format("in-process {}, {}: output {} t/s", r.load_label(), r.sampling, fmtx::thousands(r.metrics.output_tps, 1)));
+            return r;
+        };
+        l.no_sample = run_mode(engine::llama::sampling_mode::none);
+        saved();
+        if (l.no_sample->interrupted) return true;
+        l.cpu_sampling = run_mode(engine::llama::sampling_mode::cpu);
+        saved();
+        if (l.cpu_sampling->interrupted) return true;
+        try {
+            l.backend_sampling = run_mode(engine::llama::sampling_mode::backend);
+        } catch (const im::error & e) {
+            if (e.kind() == error_kind::interrupted) throw;
+            l.backend_sampling_error = e.what();
+            log::warn("--compare-in-process: backend sampling did not run: {}", e.what());
+        }
+        saved();
+        if (l.backend_sampling && l.backend_sampling->interrupted) return true;
+    }
+    return false;
+}
+
 void run(const serve_args & a) {
     const auto out = output_target::from_flags(a.output, a.export_path);
-    auto copts = client_options_from(a.http);
+    if (a.format != "native" && a.format != "vllm") throw_usage("--format '{}': use native or vllm", a.format);
+    const bool vllm = a.format == "vllm";
+    if (vllm && out.stdout_format != report::format::json && (a.export_path.empty() || out.export_format != report::format::json)) {
+        throw_usage("--format vllm writes JSON: give -o json or --export FILE.json");
+    }
+    http_flags hf = a.http;
+    if (a.launch) {
+        if (!hf.urls.empty()) throw_usage("--launch-server starts its own llama-server: drop --url");
+        if (a.model.empty()) throw_usage("--launch-server needs the model to serve: give -m MODEL (.gguf or synth:PRESET)");
+        if (!a.server_bin.empty() && access(a.server_bin.c_str(), X_OK) != 0) {
+            throw_usage("--server-bin {}: not an executable file", a.server_bin);
+        }
+    } else {
+        if (hf.urls.empty()) throw_usage("give the server's --url (or --launch-server -m MODEL to start llama-server)");
+        if (!a.server_bin.empty() || !a.server_args.empty() || a.backend_sampling) {
+            throw_usage("--server-bin, --server-arg and --backend-sampling are for --launch-server");
+        }
+    }
+    if (a.compare) {
+        if (a.model.empty()) throw_usage("--compare-in-process needs -m MODEL: the model the server serves, run in-process too");
+        if (a.requests.find_capacity) throw_usage("--compare-in-process compares load levels: give --concurrency or --rate, not --find-capacity");
+    }
+    const auto eparams = single(a.engine, "serve");  // validates the engine flags (one value each)
     if (a.n_prompt < 1 || a.n_predict < 1) throw_usage("-p and -n must be at least 1 (got {} and {})", a.n_prompt, a.n_predict);
+    if (a.launch) hf.urls = {"http://127.0.0.1:1"};  // placeholder for validation; replaced once the server runs
+    auto copts = client_options_from(hf);
 
     std::unique_ptr<dataset::vocabulary> vocab;
     if (!a.model.empty() || !a.vocab.empty()) {
@@ -187,6 +358,25 @@ void run(const serve_args & a) {
         }
         return r;
     };
+    const auto levels = a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests);
+    std::unique_ptr<launched_server> server;
+    std::filesystem::path model_path;
+    if (a.launch || a.compare) model_path = model::resolve(a.model);
+    if (a.launch) {
+        launch_options lo;
+        lo.bin = a.server_bin;
+        const int slots = server_slots(a.requests, levels);
+        const int64_t per_slot = source.max_tokens_per_request() + 64;  // BOS and template slack
+        lo.args = {"-m", model_path.string(), "-np", std::to_string(slots), "-c", std::to_string(per_slot * slots), "--metrics"};
+        const auto ea = server_engine_args(a.engine);
+        lo.args.insert(lo.args.end(), ea.begin(), ea.end());
+        if (a.backend_sampling) lo.args.push_back("--backend-sampling");
+        lo.args.insert(lo.args.end(), a.server_args.begin(), a.server_args.end());
+        server = std::make_unique<launched_server>(lo);
+        hf.urls = {server->url()};
+        copts.urls = hf.urls;
+        copts.prefer_token_ids = v != nullptr;  // same vocabulary: exact prompt lengths
+    }
     std::string lengths_text = lengths.describe();
     if (!v && lengths.shape != workload::length_source::kind::dataset) {
         lengths_text += " (prompt lengths approximate: words, no vocabulary; give -m or --vocab for exact ones)";
@@ -196,7 +386,7 @@ void run(const serve_args & a) {
     text_keeping_engine eng(http);
     std::vector<llama_token> token_buf;
     log::info("serve: {}", http.describe());
-    std::string metrics_url = metrics_url_from(a.http);
+    std::string metrics_url = metrics_url_from(hf);
     const auto scrape = [&]() -> engine::http::metric_samples {
         if (metrics_url.empty()) return {};
         try {
@@ -220,13 +410,19 @@ void run(const serve_args & a) {
     std::vector<level_check> checks;
     report::run_context ctx = report::make_run_context(nullptr, globals().command_line);
     if (!a.http.model.empty()) ctx.model_filename = a.http.model;
+    else if (!model_path.empty()) ctx.model_filename = model_path.filename().string();
     ctx.model_type = "HTTP " + eng.describe();
-    report::table table;
     std::string capacity_summary;
-    const auto markdown = [&] {
-        std::string md = fmt::format("## Serving Under Load ({})\n\n{}", eng.describe(),
-                                     report::requests_markdown(runs, base.objectives));
+    std::vector<report::serve_comparison_level> comparison;
+    const std::string server_line = server ? "launched: " + server->command_line() : "";
+    const auto markdown_of = [&](bool interrupted) {
+        std::string md = fmt::format("## Serving Under Load ({})\n\n", eng.describe());
+        if (interrupted) md += "**Interrupted:** the results below are partial.\n\n";
+        if (server) md += "**Server:** launched for this run: " + esc::md_code(server->command_line()) + "\n\n";
+        md += report::requests_markdown(runs, base.objectives);
         md += checks_markdown(checks);
+        md += report::per_endpoint_markdown(runs, hf.urls);
+        md += report::serve_comparison_markdown(comparison);
         if (!capacity_summary.empty()) md += "\n**Capacity:** " + capacity_summary + "\n";
         return md;
     };
@@ -234,6 +430,41 @@ void run(const serve_args & a) {
         "{}{}", copts.body.temperature < 0 ? "server default" : fmt::format("temperature {}", copts.body.temperature),
         copts.body.ignore_eos ? ", ignore EOS" : "");
 
+    // The serve table: the HTTP levels, then the in-process runs of --compare-in-process (mode names them).
+    const auto make_table = [&](bool interrupted) {
+        std::vector<workload::request_run> all = runs;
+        std::vector<std::string> modes(runs.size(), "serve");
+        for (const auto & l : comparison) {
+            const auto add = [&](const std::optional<workload::request_run> & r, const char * mode) {
+                if (!r) return;
+                all.push_back(*r);
+                modes.push_back(mode);
+            };
+            add(l.lockstep, report::mode_lockstep);
+            add(l.no_sample, report::mode_no_sample);
+            add(l.cpu_sampling, report::mode_cpu);
+            add(l.backend_sampling, report::mode_backend);
+        }
+        auto t = report::requests_table("serve", all, ctx, nullptr, interrupted);
+        for (size_t i = runs.size(); i < t.rows.size() && i < modes.size(); ++i) t.set(t.rows[i], "mode", modes[i]);
+        return t;
+    };
+    // Native outputs and the store through results_writer: files written during the run say interrupted
+    // until it completes, and a second signal prints and records what was measured.
+    std::optional<results_writer> writer;
+    if (!vllm) writer.emplace(out, a.db, "serve", make_table, markdown_of);
+    const std::string model_id = !a.http.model.empty() ? a.http.model : !model_path.empty() ? model_path.filename().string() : a.model;
+    const auto vllm_text = [&](bool interrupted) { return report::vllm_json(runs, model_id, ctx.test_time, interrupted); };
+    const auto write_export = [&] {
+        if (writer) {
+            writer->update(ctx);
+        } else if (!a.export_path.empty() && out.export_format == report::format::json) {
+            auto lock = interrupt::hold_outputs();
+            fs::write_output(a.export_path, vllm_text(true), "--export");
+        } else {
+            out.export_now(make_table(true), [&] { return markdown_of(true); });  // other formats stay native
+        }
+    };
     const auto run_level = [&](const workload::request_workload & w) {
         current = &w;
         const auto before = scrape();
@@ -246,7 +477,7 @@ void run(const serve_args & a) {
         const int64_t cpu = process_cpu_ns() - cpu0;
         const double io_busy = double(http.stats().cpu_ns - io_cpu0) / double(wall) / copts.client_threads;
         const auto after = scrape();
-        r.engine = eng.describe();
+        r.engine = server ? eng.describe() + " (" + server_line + ")" : eng.describe();
         r.lengths = lengths_text;
         r.sampling = sampling;
 
@@ -298,24 +529,38 @@ void run(const serve_args & a) {
         }
         checks.push_back(std::move(c));
         runs.push_back(r);
-        table = report::requests_table("serve", runs, ctx, nullptr);
-        out.export_now(table, markdown);
+        write_export();
         current = nullptr;
         return r;
     };
 
-    const auto outcome =
-        run_levels(a.requests, a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests),
-                   run_level);
+    const auto outcome = run_levels(a.requests, levels, run_level);
     capacity_summary = outcome.capacity_summary;
     if (!capacity_summary.empty()) progress.done(capacity_summary);
-    const bool interrupted = outcome.interrupted;
+    bool interrupted = outcome.interrupted;
+    if (server) server->stop();  // before the in-process runs: they get the machine to themselves
+
+    if (a.compare && !interrupted && !runs.empty()) {
+        interrupted = compare_in_process(a, eparams, model_path, lengths, sampling_temperature(copts), runs, comparison, progress,
+                                         write_export);
+    }
     progress.clear();
-    table = report::requests_table("serve", runs, ctx, nullptr);
-    out.export_now(table, markdown);
-    out.print(table, markdown);
+    if (writer) {
+        writer->finish(ctx, interrupted);
+    } else {
+        {
+            auto lock = interrupt::hold_outputs();
+            if (!a.export_path.empty() && out.export_format == report::format::json) {
+                fs::write_output(a.export_path, vllm_text(interrupted), "--export");
+            } else {
+                out.export_now(make_table(interrupted), [&] { return markdown_of(interrupted); });
+            }
+            if (out.stdout_format == report::format::json) print_stdout(vllm_text(interrupted));
+            else print_stdout(render(out.stdout_format, make_table(interrupted), [&] { return markdown_of(interrupted); }));
+        }
+        store::record_run(a.db, "serve", ctx, {make_table(interrupted)}, interrupted);
+    }
     if (!a.requests.trace.empty()) write_trace(a.requests.trace, runs);
-    store::record_run(a.db, "serve", ctx, {table}, interrupted);
     if (interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 
@@ -327,6 +572,20 @@ void add_serve(CLI::App & root) {
         "serve", "Measure an OpenAI-compatible HTTP server (llama-server, vLLM, SGLang, ...) under load: TTFT, TPOT, "
                  "ITL, E2E, goodput, failures by cause (docs/serve.md)");
     add_http_flags(cmd, a->http);
+    add_engine_flags(cmd, a->engine);
+    cmd->add_flag("--launch-server", a->launch,
+                  "Start llama-server (beside infermeter, or --server-bin) with -m and the engine flags on 127.0.0.1 and a "
+                  "free port for the run, and stop it after");
+    cmd->add_option("--server-bin", a->server_bin, "The llama-server executable for --launch-server");
+    cmd->add_option("--server-arg", a->server_args,
+                    "Extra llama-server argument for --launch-server (repeatable; --server-arg=--flag for dashed ones)")
+        ->allow_extra_args(false);
+    cmd->add_flag("--backend-sampling", a->backend_sampling, "Launch llama-server with --backend-sampling");
+    cmd->add_flag("--compare-in-process", a->compare,
+                  "Run the same workload in-process too (lockstep, continuous without/with CPU/with backend sampling) and "
+                  "attribute the gap (needs -m)");
+    cmd->add_option("--format", a->format, "JSON field names: native or vllm (vllm bench serve's result dict)")
+        ->capture_default_str();
     cmd->add_option("-m", a->model,
                     "The served model (.gguf or synth:PRESET): its vocabulary writes prompts of exact length");
     cmd->add_option("--vocab", a->vocab, "Vocabulary file instead of -m (e.g. llama.cpp's ggml-vocab-qwen2.gguf)");

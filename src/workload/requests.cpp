@@ -484,6 +484,7 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
             const auto it = index_of.find(e.id);
             if (it == index_of.end()) continue;
             request_record & r = run.records[it->second];
+            r.endpoint = e.endpoint;
             switch (e.kind) {
                 case engine::event_kind::sent: r.t_sent_ns = e.t_ns; break;
                 case engine::event_kind::admitted: r.t_admitted_ns = e.t_ns; break;

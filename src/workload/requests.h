@@ -58,6 +58,7 @@ int default_requests(const request_workload & w);
 struct request_record {
     uint64_t id = 0;
     int user = -1;                 // closed loop: the user that sent it
+    int endpoint = 0;              // HTTP: index of the --url it went to (0 in-process)
     bool warmup = false;
     int n_prompt = 0;
     int n_predict = 0;             // asked for

@@ -3,6 +3,7 @@
 // every output it left is valid and marked interrupted, and the results store passes
 // `PRAGMA integrity_check` with every recorded run marked interrupted.
 #include "hostile_support.h"
+#include "support/fault_server.h"
 
 #include <gtest/gtest.h>
 
@@ -191,5 +192,31 @@ TEST(hostile_interrupt, seventy_two_random_interruptions_leave_valid_marked_outp
     std::fprintf(stderr, "[ figures ] interruptions: %d runs, %d exited 130 (%d with a second signal), %d left outputs\n",
                  st.runs, st.interrupted, st.twice, st.with_outputs);
     EXPECT_GE(st.interrupted, 50);
+    std::filesystem::remove_all(db_dir);
+}
+
+// serve: stopped before, during or between load levels against the fault server's steady streams.
+TEST(hostile_interrupt, serve_interrupted_leaves_valid_marked_outputs) {
+    im::test::fault_server_options o;
+    o.chunk_interval_us = 5000;
+    im::test::fault_server srv(o);
+    std::mt19937_64 rng(15);
+    loop_stats st;
+    const auto db_dir = im::test::temp_dir("interrupt-serve-db");
+    interrupt_loop("serve", 8, 2.5, rng, st, [&](const std::filesystem::path & d) {
+        return std::vector<std::string>{"serve", "--url", srv.url("ok"), "--concurrency", "2,4", "--requests", "40", "-n",
+                                        "40", "-o", "json", "--export", (d / "s.json").string(), "--db",
+                                        (db_dir / "serve.db").string()};
+    }, [&](const std::filesystem::path & d, const child_result & r) {
+        if (!r.out.empty()) expect_marked_rows(r.out, "serve stdout");
+        if (std::filesystem::exists(d / "s.json")) {
+            ++st.with_outputs;
+            expect_marked_rows(im::test::slurp_file((d / "s.json").string()), "serve --export");
+        }
+        expect_store_consistent(db_dir / "serve.db");
+    });
+    std::fprintf(stderr, "[ figures ] serve interruptions: %d runs, %d exited 130, %d left outputs\n", st.runs, st.interrupted,
+                 st.with_outputs);
+    EXPECT_EQ(st.interrupted, st.runs);
     std::filesystem::remove_all(db_dir);
 }

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <curl/curl.h>
 
 #include <chrono>
@@ -138,6 +140,8 @@ result drive(http_engine & eng, int n, int n_predict) {
     return r;
 }
 
+std::string fmt_key(const char * stat, const char * metric) { return std::string(stat) + "_" + metric + "_ms"; }
+
 }  // namespace
 
 TEST(http_llama_server, streams_from_the_real_server_on_every_endpoint) {
@@ -260,5 +264,82 @@ TEST(http_llama_server, serve_command_against_llama_server) {
     // the streamed text counted with the model's own vocabulary, for every request of each level
     EXPECT_NE(r.out.find("### Output tokens counted three ways"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("| C=4 | 8 |"), std::string::npos) << r.out;
+    srv.stop();
+}
+
+// `serve -o json --format vllm`: vLLM's result field names, their values equal to the native row of
+// the same run (--export FILE.jsonl keeps the native rows).
+TEST(http_llama_server, serve_vllm_format_matches_the_native_row) {
+    const std::string bin = im::test::bin_path("llama-server");
+    if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
+    const auto model = im::test::tiny_model();
+    const auto dir = im::test::temp_dir("serve-vllm");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"}, dir / "server.log");
+    ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
+    const auto native = dir / "native.jsonl";
+    const auto r = im::test::run_infermeter({"serve", "--url", srv.base(), "-m", model.string(), "--token-prompts",
+                                             "--concurrency", "2", "--requests", "10", "-p", "24", "-n", "10", "-o", "json",
+                                             "--format", "vllm", "--export", native.string(), "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto v = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(v.is_object()) << r.out.substr(0, 400);
+    for (const char * k : {"date", "backend", "model_id", "num_prompts", "request_rate", "max_concurrency", "duration",
+                           "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
+                           "request_goodput", "output_throughput", "total_token_throughput", "input_lens", "output_lens",
+                           "ttfts", "itls", "errors"}) {
+        EXPECT_TRUE(v.contains(k)) << k;
+    }
+    for (const char * m : {"ttft", "tpot", "itl", "e2el"}) {
+        for (const char * s : {"mean", "median", "std", "p90", "p99"}) EXPECT_TRUE(v.contains(fmt_key(s, m))) << s << " " << m;
+    }
+    const auto row = nlohmann::json::parse(im::test::read_text(native).substr(0, im::test::read_text(native).find('\n')));
+    const auto near = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b)); };
+    EXPECT_EQ(v["completed"].get<int>(), row["n_ok"].get<int>());
+    EXPECT_EQ(v["completed"].get<int>(), 10);
+    EXPECT_EQ(v["failed"].get<int>(), row["n_failed"].get<int>());
+    EXPECT_EQ(v["request_rate"], "inf");
+    EXPECT_EQ(v["max_concurrency"].get<int>(), 2);
+    EXPECT_EQ(v["total_output_tokens"].get<int>(), 10 * 10);  // ignore_eos: every request delivered -n
+    EXPECT_EQ(v["total_input_tokens"].get<int>(), 10 * 24);   // token prompts: exact lengths
+    EXPECT_TRUE(near(v["output_throughput"].get<double>(), 100.0 / v["duration"].get<double>()));
+    EXPECT_TRUE(near(v["request_throughput"].get<double>(), 10.0 / v["duration"].get<double>()));
+    EXPECT_TRUE(near(v["total_token_throughput"].get<double>(), 340.0 / v["duration"].get<double>()));
+    const std::pair<const char *, const char *> same[] = {
+        {"mean_ttft_ms", "ttft_mean_ms"}, {"median_ttft_ms", "ttft_p50_ms"}, {"p90_ttft_ms", "ttft_p90_ms"},
+        {"p99_ttft_ms", "ttft_p99_ms"},   {"mean_tpot_ms", "tpot_mean_ms"}, {"median_tpot_ms", "tpot_p50_ms"},
+        {"p99_tpot_ms", "tpot_p99_ms"},   {"mean_itl_ms", "itl_mean_ms"},   {"median_itl_ms", "itl_p50_ms"},
+        {"p99_itl_ms", "itl_p99_ms"},     {"mean_e2el_ms", "e2e_mean_ms"},  {"median_e2el_ms", "e2e_p50_ms"},
+        {"p99_e2el_ms", "e2e_p99_ms"}};
+    for (const auto & [vk, nk] : same) {
+        EXPECT_TRUE(near(v[vk].get<double>(), row[nk].get<double>())) << vk << " " << v[vk] << " vs " << nk << " " << row[nk];
+    }
+    ASSERT_EQ(v["ttfts"].size(), 10u);
+    double mean_ttft_s = 0;
+    for (const auto & t : v["ttfts"]) mean_ttft_s += t.get<double>() / 10;
+    EXPECT_TRUE(near(mean_ttft_s * 1e3, row["ttft_mean_ms"].get<double>()));  // vLLM keeps seconds in the lists
+    EXPECT_GT(v["std_ttft_ms"].get<double>(), 0);
+    srv.stop();
+}
+
+// Several --urls: latency percentiles and throughput per endpoint (the fault server's `ok` next to
+// llama-server), each request counted at the endpoint it went to.
+TEST(http_llama_server, serve_per_endpoint_breakdown) {
+    const std::string bin = im::test::bin_path("llama-server");
+    if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
+    const auto model = im::test::tiny_model();
+    const auto dir = im::test::temp_dir("serve-endpoints");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--no-webui", "-t", "2"}, dir / "server.log");
+    ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
+    im::test::fault_server fault;
+    const auto r = im::test::run_infermeter({"serve", "--url", fault.url("ok") + "," + srv.base(), "--concurrency", "2",
+                                             "--requests", "12", "-n", "8", "--metrics-url", "none", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const size_t at = r.out.find("### Latency and Throughput per Endpoint");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const std::string section = r.out.substr(at);
+    for (const std::string & u : {fault.url("ok"), srv.base()}) {
+        const size_t line = section.find("| C=2 | `" + u + "` | 6 | 0 | ");
+        EXPECT_NE(line, std::string::npos) << u << "\n" << section;
+    }
     srv.stop();
 }
