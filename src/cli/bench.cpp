@@ -32,7 +32,8 @@ struct bench_args {
     std::string n_depth = "0";
     int repetitions = 5;
     double min_time_s = 0;
-    int max_reps = 0;  // 0: not given
+    int max_reps = 0;
+    bool max_reps_given = false;
     bool no_warmup = false;
     bool allow_ctx_overflow = false;
     std::string output = "md";
@@ -64,7 +65,7 @@ workload::bench_policy policy_of(const bench_args & a) {
     p.min_reps = a.repetitions;
     p.min_time_s = a.min_time_s;
     p.max_reps = a.repetitions;
-    if (a.max_reps != 0) {
+    if (a.max_reps_given) {
         check_range(a.max_reps, "--max-reps", 1, max_repetitions);
         if (a.max_reps < a.repetitions) {
             throw_usage("--max-reps {} is below -r {}: -r is the minimum number of repetitions", a.max_reps, a.repetitions);
@@ -176,7 +177,7 @@ void add_bench(CLI::App & root) {
     cmd->add_option("--min-time", a->min_time_s,
                     "Repeat until at least S seconds of timed samples and a 95% interval within ±1% of the median "
                     "(at least -r, at most --max-reps repetitions)");
-    cmd->add_option("--max-reps", a->max_reps,
+    auto * max_reps = cmd->add_option("--max-reps", a->max_reps,
                     fmt::format("Repeat until the 95% interval is within ±1% of the median, at most N repetitions "
                                 "(>= -r; default {} with --min-time)", default_max_reps));
     cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup runs (by default: until two in a row agree within 2%, at most 10)");
@@ -185,7 +186,10 @@ void add_bench(CLI::App & root) {
     cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each test");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
-    cmd->callback([a] { run(*a); });
+    cmd->callback([a, max_reps] {
+        a->max_reps_given = max_reps->count() > 0;
+        run(*a);
+    });
 }
 
 }  // namespace im::cli
