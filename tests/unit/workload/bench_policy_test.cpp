@@ -1,6 +1,7 @@
 // The stopping rules of `bench` (DESIGN §2.2, docs/metrics.md "Warmup and repetitions") on synthetic
 // sample sequences: the real loops (warm_up, repeat) driven by scripted rates instead of llama.cpp.
 #include "core/interrupt.h"
+#include "support/run.h"
 #include "workload/bench.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 using namespace im::workload;
+namespace engine = im::engine;
 
 namespace {
 
@@ -191,4 +193,28 @@ TEST(bench_repetitions, a_stop_request_keeps_the_samples_taken) {
     im::interrupt::reset();
     EXPECT_FALSE(complete);
     EXPECT_EQ(ts.size(), 3u);
+}
+
+// run_bench on the real tiny model: SIGINT during the first warmup run ends the run before any timed
+// repetition, with no row for the test (the outputs, written by the caller, say interrupted).
+TEST(bench_warmup, run_bench_interrupted_in_warmup_returns_promptly_with_nothing_timed) {
+    const auto model = im::test::tiny_model();
+    engine::llama::engine_params params;
+    params.n_threads = 1;
+    const auto tests = expand_tests({params}, {32}, {8}, {}, {0});
+    im::interrupt::install();
+    im::interrupt::reset();
+    int warmups = 0, timed = 0, results = 0;
+    bench_callbacks cb;
+    cb.progress = [&](size_t, size_t, const bench_test &, int rep) {
+        if (rep < 0 && ++warmups == 1) std::raise(SIGINT);
+        if (rep >= 0) ++timed;
+    };
+    cb.result = [&](const bench_result &, const engine::llama::model &) { ++results; };
+    const bool complete = run_bench(model, tests, bench_policy{}, cb);
+    im::interrupt::reset();
+    EXPECT_FALSE(complete);
+    EXPECT_EQ(warmups, 1);  // the run in progress finishes; no second warmup run starts
+    EXPECT_EQ(timed, 0);
+    EXPECT_EQ(results, 0);
 }
