@@ -20,6 +20,8 @@ namespace im::cli {
 namespace {
 
 constexpr int max_repetitions = 1000;
+constexpr int default_max_reps = 100;  // with --min-time and no --max-reps
+constexpr double max_min_time_s = 86400;
 constexpr int max_tokens = 1 << 24;  // per test; the trained context is checked too
 
 struct bench_args {
@@ -29,6 +31,9 @@ struct bench_args {
     std::vector<std::string> pg;
     std::string n_depth = "0";
     int repetitions = 5;
+    double min_time_s = 0;
+    int max_reps = 0;
+    bool max_reps_given = false;
     bool no_warmup = false;
     bool allow_ctx_overflow = false;
     std::string output = "md";
@@ -47,9 +52,45 @@ void warn_noisy(const workload::bench_result & r) {
     }
 }
 
+// -r, --min-time, --max-reps → the stopping rule (docs/metrics.md): r repetitions when neither of the
+// others is given; otherwise at least r, until --min-time seconds and the precision target, at most
+// --max-reps (default 100).
+workload::bench_policy policy_of(const bench_args & a) {
+    check_range(a.repetitions, "-r", 1, max_repetitions);
+    if (!(a.min_time_s >= 0 && a.min_time_s <= max_min_time_s)) {
+        throw_usage("--min-time: {} is not a number of seconds in 0..{}", a.min_time_s, max_min_time_s);
+    }
+    workload::bench_policy p;
+    p.warmup = !a.no_warmup;
+    p.min_reps = a.repetitions;
+    p.min_time_s = a.min_time_s;
+    p.max_reps = a.repetitions;
+    if (a.max_reps_given) {
+        check_range(a.max_reps, "--max-reps", 1, max_repetitions);
+        if (a.max_reps < a.repetitions) {
+            throw_usage("--max-reps {} is below -r {}: -r is the minimum number of repetitions", a.max_reps, a.repetitions);
+        }
+        p.max_reps = a.max_reps;
+    } else if (a.min_time_s > 0) {
+        p.max_reps = std::max(a.repetitions, default_max_reps);
+    }
+    return p;
+}
+
+void warn_unsettled(const workload::bench_result & r, const workload::bench_policy & p) {
+    if (p.warmup && !r.warmup_converged && !r.partial) {
+        log::warn("{}: {} warmup runs never agreed within {}: the machine did not settle; keep it idle", r.test.name(),
+                  r.n_warmup, fmtx::percent(p.warmup_agreement));
+    }
+    if (p.adaptive() && !r.precision_met && !r.partial) {
+        log::warn("{}: the 95% interval is ±{} of the median after {} repetitions (--max-reps {}), above the ±{} target",
+                  r.test.name(), fmtx::percent(r.ci95_rel, 2), r.samples_ts.size(), p.max_reps, fmtx::percent(p.precision));
+    }
+}
+
 void run(const bench_args & a) {
     init_engine();
-    check_range(a.repetitions, "-r", 1, max_repetitions);
+    const auto policy = policy_of(a);
     const auto out = output_target::from_flags(a.output, a.export_path);
     const auto np = parse_int_list(a.n_prompt, "-p", 0, max_tokens);
     const auto ng = parse_int_list(a.n_gen, "-n", 0, max_tokens);
@@ -87,7 +128,7 @@ void run(const bench_args & a) {
     report::config_summary cfg;
     const auto markdown = [&](bool interrupted) {
         return "## Single Request Performance\n\n" + report::config_markdown(cfg) + "\n" + report::bench_markdown(results) +
-               (interrupted ? report::interrupted_note() : "");
+               report::bench_repetitions_note(results) + (interrupted ? report::interrupted_note() : "");
     };
     results_writer writer(out, a.db, "bench", [&](bool interrupted) { return report::bench_table(results, ctx, interrupted); },
                           markdown);
@@ -95,7 +136,9 @@ void run(const bench_args & a) {
     workload::bench_callbacks cb;
     cb.progress = [&](size_t i, size_t n, const workload::bench_test & t, int rep) {
         progress.update(fmt::format("bench {}/{}: {} {}", i + 1, n, t.name(),
-                                    rep < 0 ? std::string("warmup") : fmt::format("rep {}/{}", rep + 1, a.repetitions)));
+                                    rep < 0 ? fmt::format("warmup {}", -rep)
+                                    : policy.adaptive() ? fmt::format("rep {} ({}..{})", rep + 1, policy.min_reps, policy.max_reps)
+                                                        : fmt::format("rep {}/{}", rep + 1, policy.min_reps)));
     };
     cb.result = [&](const workload::bench_result & r, const engine::llama::model & m) {
         if (results.empty()) {
@@ -109,10 +152,11 @@ void run(const bench_args & a) {
                                   r.partial ? fmt::format(" (partial: {} of {} repetitions)", r.samples_ns.size(), a.repetitions)
                                             : std::string()));
         warn_noisy(r);
+        warn_unsettled(r, policy);
         writer.update(ctx);
     };
     writer.update(ctx);  // from the start: an export and the last words exist whenever the run ends
-    const bool complete = workload::run_bench(model_path, tests, a.repetitions, !a.no_warmup, cb);
+    const bool complete = workload::run_bench(model_path, tests, policy, cb);
     progress.clear();
     writer.finish(ctx, !complete);
     if (!complete) throw error(error_kind::interrupted, "interrupted: the results above are partial");
@@ -130,13 +174,22 @@ void add_bench(CLI::App & root) {
     cmd->add_option("-d,--n-depth", a->n_depth, "KV depth prefilled (untimed) before each test")->capture_default_str();
     cmd->add_option("-r,--repetitions", a->repetitions, fmt::format("Repetitions per test (1..{})", max_repetitions))
         ->capture_default_str();
-    cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup run");
+    cmd->add_option("--min-time", a->min_time_s,
+                    "Repeat until at least S seconds of timed samples and a 95% interval within ±1% of the median "
+                    "(at least -r, at most --max-reps repetitions)");
+    auto * max_reps = cmd->add_option("--max-reps", a->max_reps,
+                    fmt::format("Repeat until the 95% interval is within ±1% of the median, at most N repetitions "
+                                "(>= -r; default {} with --min-time)", default_max_reps));
+    cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup runs (by default: until two in a row agree within 2%, at most 10)");
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow -p + -n + -d beyond the model's trained context");
     cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each test");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
-    cmd->callback([a] { run(*a); });
+    cmd->callback([a, max_reps] {
+        a->max_reps_given = max_reps->count() > 0;
+        run(*a);
+    });
 }
 
 }  // namespace im::cli

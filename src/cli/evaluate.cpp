@@ -86,7 +86,7 @@ void run(const evaluate_args & a) {
                                   s.eta_s >= 0 ? fmt::format(" (ETA ~{})", fmtx::duration(s.eta_s)) : std::string()));
     };
     cb.bench_progress = [&](size_t i, size_t n, const workload::bench_test & t, int rep) {
-        progress.update(fmt::format("  bench {}/{}: {} {}", i + 1, n, t.name(), rep < 0 ? std::string("warmup") : fmt::format("rep {}", rep + 1)));
+        progress.update(fmt::format("  bench {}/{}: {} {}", i + 1, n, t.name(), rep < 0 ? fmt::format("warmup {}", -rep) : fmt::format("rep {}", rep + 1)));
     };
     cb.lockstep_progress = [&](const workload::lockstep_progress & p) {
         progress.update("  " + lockstep_progress_text(p));

@@ -297,7 +297,9 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
                 e.bench.push_back(r);
                 save();
             };
-            if (!workload::run_bench(model_path, tests, pd.bench_repetitions, true, bc)) e.interrupted = true;
+            workload::bench_policy policy;  // bench's rules: warm until settled, a fixed count of repetitions
+            policy.min_reps = policy.max_reps = pd.bench_repetitions;
+            if (!workload::run_bench(model_path, tests, policy, bc)) e.interrupted = true;
         }
     }
     if (e.ctx.test_time.empty()) {

@@ -187,6 +187,10 @@ std::vector<workload::bench_result> bench_from_json(const nlohmann::json & j) {
         r.n_ctx_allocated = static_cast<int>(int_of(t.get(i, "n_ctx_allocated")));
         r.test_time = text_of(t.get(i, "test_time"));
         if (const auto * ns = std::get_if<std::vector<int64_t>>(&t.get(i, "samples_ns"))) r.samples_ns = *ns;
+        if (const auto * n = std::get_if<int64_t>(&t.get(i, "n_warmup"))) r.n_warmup = static_cast<int>(*n);
+        if (const auto * b = std::get_if<bool>(&t.get(i, "warmup_converged"))) r.warmup_converged = *b;
+        if (const auto * b = std::get_if<bool>(&t.get(i, "precision_met"))) r.precision_met = *b;
+        r.ci95_rel = workload::ci95_relative(r.samples_ts);
         r.ts = stats::summarize(r.samples_ts);
         stats::welford ns;
         for (int64_t s : r.samples_ns) ns.add(static_cast<double>(s));
@@ -328,7 +332,7 @@ std::string to_markdown(const evaluation & e) {
     md += "## Benchmark Results\n\n" + config_markdown(e.config);
     md += fmt::format("- **Dynamic Context:** {}\n\n", e.lockstep_cfg.n_ctx > 0 ? "fixed by --ctx"
                                                                               : "auto-calculated per worker count: max(ctx-min, W × pad256(n-prompt + n-predict))");
-    md += "### Single Request Performance (llama-bench semantics)\n\n" + bench_markdown(e.bench) + "\n";
+    md += "### Single Request Performance (llama-bench semantics)\n\n" + bench_markdown(e.bench) + bench_repetitions_note(e.bench) + "\n";
     md += fmt::format("### Parallel Workload Performance ({} - {} token outputs)\n\n", e.scenario, e.n_predict);
     md += parallel_markdown(e.lockstep, e.lockstep_cfg, e.kv_bytes_per_token, false) + "\n";
 

@@ -62,6 +62,9 @@ table bench_table(const std::vector<workload::bench_result> & results, const run
                        {"avg_ts", field_type::real},          {"stddev_ts", field_type::real},
                        {"median_ts", field_type::real},       {"ci95_low_ts", field_type::real},
                        {"ci95_high_ts", field_type::real},    {"n_outliers", field_type::integer},
+                       {"n_warmup", field_type::integer},     {"warmup_converged", field_type::boolean},
+                       {"repetitions", field_type::integer},  {"ci95_rel", field_type::real},
+                       {"precision_met", field_type::boolean},
                        {"samples_ns", field_type::integer_array}, {"samples_ts", field_type::real_array},
                        {"interrupted", field_type::boolean},  {"partial", field_type::boolean}});
     for (const auto & r : results) {
@@ -82,6 +85,11 @@ table bench_table(const std::vector<workload::bench_result> & results, const run
         t.set(row, "ci95_low_ts", optional_real(r.ts.ci95_low));
         t.set(row, "ci95_high_ts", optional_real(r.ts.ci95_high));
         t.set(row, "n_outliers", static_cast<int64_t>(r.ts.n_outliers));
+        t.set(row, "n_warmup", int64_t{r.n_warmup});
+        t.set(row, "warmup_converged", r.warmup_converged);
+        t.set(row, "repetitions", static_cast<int64_t>(r.samples_ts.size()));
+        t.set(row, "ci95_rel", r.ci95_rel);
+        t.set(row, "precision_met", r.precision_met);
         t.set(row, "samples_ns", r.samples_ns);
         t.set(row, "samples_ts", r.samples_ts);
         t.set(row, "interrupted", interrupted);
@@ -210,6 +218,20 @@ std::string bench_markdown(const std::vector<workload::bench_result> & results) 
                            r.test.n_prompt > 0 ? std::to_string(r.test.n_prompt) : "-",
                            r.test.n_gen > 0 ? std::to_string(r.test.n_gen) : "-", fmtx::mean_pm(r.ts.mean, r.ts.stddev));
     }
+    return out;
+}
+
+std::string bench_repetitions_note(const std::vector<workload::bench_result> & results) {
+    if (results.empty()) return "";
+    std::string out = "\n**Repetitions:**";
+    for (const auto & r : results) {
+        out += fmt::format(" {}: {} warmup{}{}, {} repetition{}, 95% interval ±{} of the median ({});",
+                           r.test.name(), r.n_warmup, r.n_warmup == 1 ? "" : "s",
+                           r.n_warmup > 0 && !r.warmup_converged ? " (bound hit, not settled)" : "",
+                           r.samples_ts.size(), r.samples_ts.size() == 1 ? "" : "s", fmtx::percent(r.ci95_rel, 2),
+                           r.precision_met ? "target ±1% met" : "target ±1% not met");
+    }
+    out.back() = '\n';
     return out;
 }
 

@@ -42,6 +42,9 @@ std::string config_markdown(const config_summary & s);
 // "| Test | Prompt Tokens | Output Tokens | Throughput (t/s) |" with "1,187.01 ± 2.05" numbers; columns
 // for engine settings that vary across results are added in front.
 std::string bench_markdown(const std::vector<workload::bench_result> & results);
+// One line: per test, warmup runs (and whether they settled), repetitions, the 95% interval relative
+// to the median and whether the ±1% target was met (docs/metrics.md). Empty for no results.
+std::string bench_repetitions_note(const std::vector<workload::bench_result> & results);
 // Context and KV lines, the reference's table, and the efficiency block.
 std::string parallel_markdown(const workload::lockstep_result & r, const workload::lockstep_config & cfg,
                               uint64_t kv_bytes_per_token, bool with_efficiency = true);

@@ -53,6 +53,60 @@ TEST(bench_cli, bad_input) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
+// Issue 9: warmup until settled, --min-time / --max-reps, and what each test used, in every output.
+TEST(bench_cli, warmups_repetitions_and_precision_are_recorded) {
+    // Fixed count: exactly -r repetitions, at least two warmup runs (one cannot be compared), at most 10.
+    auto r = run_infermeter({"bench", "-m", "synth:tiny", "-p", "32", "-n", "8", "-r", "3", "-t", "1", "-o", "json", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 2u);
+    for (const auto & row : j) {
+        EXPECT_EQ(row["repetitions"], 3);
+        EXPECT_EQ(row["samples_ts"].size(), 3u);
+        EXPECT_GE(row["n_warmup"].get<int>(), 2);
+        EXPECT_LE(row["n_warmup"].get<int>(), 10);
+        if (row["n_warmup"].get<int>() < 10) EXPECT_TRUE(row["warmup_converged"].get<bool>());  // stopped: it settled
+        EXPECT_GE(row["ci95_rel"].get<double>(), 0.0);
+        EXPECT_EQ(row["precision_met"].get<bool>(), row["ci95_rel"].get<double>() <= 0.01);
+    }
+
+    // Adaptive: between -r and --max-reps, and past --min-time unless --max-reps stopped it.
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-p", "32", "-n", "0", "-r", "2", "--min-time", "0.05", "--max-reps",
+                        "40", "-t", "1", "-o", "json", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 1u);
+    const int reps = j[0]["repetitions"];
+    EXPECT_GE(reps, 2);
+    EXPECT_LE(reps, 40);
+    double timed_s = 0;
+    for (const auto & ns : j[0]["samples_ns"]) timed_s += ns.get<double>() / 1e9;
+    if (reps < 40) {
+        EXPECT_GE(timed_s, 0.05);
+        EXPECT_TRUE(j[0]["precision_met"].get<bool>());
+    } else {
+        EXPECT_NE(r.err.find("--max-reps 40"), std::string::npos) << r.err;  // warned: target missed
+    }
+
+    // No warmup: none recorded. Markdown: the Repetitions line.
+    r = run_infermeter({"bench", "-m", "synth:tiny", "-p", "16", "-n", "0", "-r", "1", "--no-warmup", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("**Repetitions:** pp16: 0 warmups, 1 repetition, 95% interval ±0.00% of the median "
+                         "(target ±1% not met)"), std::string::npos) << r.out;
+}
+
+TEST(bench_cli, bad_repetition_flags_are_usage_errors) {
+    for (const std::vector<std::string> & bad : std::vector<std::vector<std::string>>{
+             {"--max-reps", "0"}, {"--max-reps", "1001"}, {"-r", "5", "--max-reps", "3"}, {"--min-time", "-1"},
+             {"--min-time", "nan"}, {"--min-time", "1e9"}, {"--min-time", "abc"}, {"--max-reps", "x"}}) {
+        std::vector<std::string> args = {"bench", "-m", "synth:tiny", "-p", "16", "-n", "0", "--no-db"};
+        args.insert(args.end(), bad.begin(), bad.end());
+        const auto r = run_infermeter(args);
+        EXPECT_EQ(r.exit_code, 2) << bad[bad.size() - 2] << " " << bad.back() << ": " << r.err;
+        EXPECT_NE(r.err.find(bad[bad.size() - 2]), std::string::npos) << r.err;
+    }
+}
+
 // A real lockstep run: the computed KV must equal what llama.cpp allocated.
 TEST(parallel_cli, tiny_run_kv_agrees_and_rates_are_consistent) {
     const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "-p", "32", "-n", "16", "--workers", "1,2,4", "-o",

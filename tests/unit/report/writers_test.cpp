@@ -31,6 +31,10 @@ workload::bench_result bench_row(int np, int ng, std::vector<double> ts) {
     r.samples_ts = ts;
     for (double t : ts) r.samples_ns.push_back(static_cast<int64_t>(1e9 * (np + ng) / t));
     r.ts = stats::summarize(r.samples_ts);
+    r.n_warmup = 2;
+    r.warmup_converged = true;
+    r.ci95_rel = workload::ci95_relative(r.samples_ts);
+    r.precision_met = r.samples_ts.size() >= 2 && r.ci95_rel <= 0.01;
     r.avg_ns = 1e9 * (np + ng) / r.ts.mean;
     r.stddev_ns = 0;
     r.n_ctx_allocated = static_cast<uint32_t>(np + ng);
@@ -55,6 +59,9 @@ TEST(writers, bench_markdown_matches_reference_style) {
     EXPECT_NE(md.find("| Prompt Processing (pp) | 128 | - | 1,187.01 ± 2.02 |"), std::string::npos) << md;
     EXPECT_NE(md.find("| Token Generation (tg) | - | 4096 | 64.08 ± n/a |"), std::string::npos) << md;
     test::expect_golden("bench.md", md);
+    EXPECT_EQ(report::bench_repetitions_note(results),
+              "\n**Repetitions:** pp128: 2 warmups, 3 repetitions, 95% interval ±0.42% of the median (target ±1% met); "
+              "tg4096: 2 warmups, 1 repetition, 95% interval ±0.00% of the median (target ±1% not met)\n");
     const auto t = report::bench_table(results, fixed_context());
     test::expect_golden("bench.csv", report::to_csv(t));
     test::expect_golden("bench.json", report::to_json(t).dump(2) + "\n");
@@ -66,7 +73,8 @@ TEST(writers, bench_fields_follow_llama_bench) {
     for (const char * f : {"build_commit", "cpu_info", "gpu_info", "backends", "model_type", "model_size", "model_n_params",
                            "n_batch", "n_ubatch", "n_threads", "type_k", "type_v", "n_gpu_layers", "flash_attn",
                            "n_prompt", "n_gen", "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns",
-                           "samples_ts", "schema_version", "infermeter_version", "n_ctx_allocated"}) {
+                           "samples_ts", "schema_version", "infermeter_version", "n_ctx_allocated", "n_warmup",
+                           "warmup_converged", "repetitions", "ci95_rel", "precision_met"}) {
         bool found = false;
         for (const auto & fld : t.fields) found = found || fld.name == f;
         EXPECT_TRUE(found) << f;
