@@ -194,7 +194,7 @@ memory_plan plan_one(const engine::llama::model & dry, const lockstep_config & c
         // No memory is allocated in a dry run: a refusal is a configuration llama.cpp rejects, and a
         // real run of it would fail the same way. Never report it as fitting.
         p.refused = ex.what();
-        p.refused_kind = ex.kind();
+        p.refused_kind = engine::llama::is_address_space_refusal(ex) ? im::error_kind::runtime : im::error_kind::usage;
     }
     p.total_bytes = p.weights_bytes + p.kv_bytes + p.compute_bytes;
     p.free_bytes = device_free.second;

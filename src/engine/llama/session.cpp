@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <sys/resource.h>
 
@@ -46,6 +47,8 @@ std::string split_mode_name(llama_split_mode sm) {
 
 namespace {
 
+constexpr const char * address_space_marker = "(ulimit -v)";
+
 // Under `ulimit -v`, ggml aborts (GGML_ASSERT on a failed malloc) when the address space runs out:
 // refuse beforehand when the limit leaves less than a step needs (issue 16).
 void check_address_space(uint64_t need_bytes, const std::string & what) {
@@ -58,12 +61,16 @@ void check_address_space(uint64_t need_bytes, const std::string & what) {
     }
     const uint64_t limit = rl.rlim_cur, used = used_kb * 1024;
     if (used + need_bytes > limit) {
-        throw_runtime("{} needs about {} MiB of address space, but the limit (ulimit -v) of {} MiB leaves {} MiB; raise "
-                      "ulimit -v", what, need_bytes >> 20, limit >> 20, used < limit ? (limit - used) >> 20 : 0);
+        throw_runtime("{} needs about {} MiB of address space, but the limit {} of {} MiB leaves {} MiB; raise "
+                      "ulimit -v", what, address_space_marker, need_bytes >> 20, limit >> 20, used < limit ? (limit - used) >> 20 : 0);
     }
 }
 
 }  // namespace
+
+bool is_address_space_refusal(const im::error & e) {
+    return e.kind() == error_kind::runtime && std::string_view(e.what()).find(address_space_marker) != std::string_view::npos;
+}
 
 model::model(const std::filesystem::path & path, const engine_params & p, bool no_alloc) {
     info_ = im::model::read_info(path);  // clean errors for missing, non-GGUF and truncated files

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/error.h"
 #include "model/info.h"
 
 #include "ggml.h"
@@ -79,6 +80,10 @@ struct allocation {
     uint64_t kv_bytes = 0;        // "llama_kv_cache: size = ..." (0 when not reported)
     uint64_t compute_bytes = 0;   // sum of "compute buffer size = ..." over backends
 };
+
+// True for the refusal of the `ulimit -v` check that model and context loads run first: the
+// environment's limit (a runtime failure), unlike llama.cpp refusing a flag combination.
+bool is_address_space_refusal(const im::error & e);
 
 // A context, with its own ggml threadpool attached when asked (llama-bench's way).
 class context {
