@@ -78,7 +78,7 @@ table requests_table(const std::string & name, const std::vector<workload::reque
     for (const auto & r : runs) {
         auto & row = t.add_row();
         fill_context(t, row, c);
-        if (params) fill_engine(t, row, *params, 0);
+        if (params) fill_engine(t, row, *params, r.n_threads);
         const auto & w = r.workload;
         const auto & m = r.metrics;
         t.set(row, "mode", name);

@@ -55,6 +55,7 @@ request_run continuous_runner::run(const request_workload & w, const continuous_
     run.sampling = s_.sampling.describe();
     run.n_slots = slots;
     run.n_ctx = eng.alloc().n_ctx;
+    run.n_threads = eng.n_threads();
     return run;
 }
 

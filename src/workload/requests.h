@@ -138,6 +138,7 @@ struct request_run {
     std::string sampling;                  // "greedy, CPU sampling", "none", ... (HTTP: what was asked)
     int n_slots = 0;                       // in-process: sequence slots; HTTP: 0
     int64_t n_ctx = 0;                     // in-process: cells allocated
+    int n_threads = 0;                     // in-process: the context's CPU threads; HTTP: 0
     bool interrupted = false;
     uint64_t rss_start_bytes = 0, rss_end_bytes = 0;  // process resident memory around the run (0: not available)
     // "C=8" or "4.00 req/s" (open loop), for tables.

@@ -30,8 +30,8 @@ TEST(continuous_cli, closed_loop_real_sampling_exact_counts_and_trace) {
     const auto trace = dir / "trace.jsonl";
     const auto exp = dir / "c.md";
     const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "1,4", "--requests",
-                                   "8", "-p", "32", "-n", "16", "-o", "json", "--trace", trace.string(), "--export",
-                                   exp.string(), "--no-db"});
+                                   "8", "-p", "32", "-n", "16", "-t", "1", "-o", "json", "--trace", trace.string(),
+                                   "--export", exp.string(), "--no-db"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     ASSERT_EQ(j.size(), 2u);
@@ -39,6 +39,7 @@ TEST(continuous_cli, closed_loop_real_sampling_exact_counts_and_trace) {
     EXPECT_EQ(j[1]["concurrency"], 4);
     for (const auto & row : j) {
         EXPECT_EQ(row["mode"], "continuous");
+        EXPECT_EQ(row["n_threads"], 1) << "the context's threads, as lockstep rows say";
         EXPECT_EQ(row["n_ok"], 8);
         EXPECT_EQ(row["n_failed"], 0);
         EXPECT_EQ(row["n_output_short"], 0);

@@ -57,6 +57,7 @@ class continuous_engine : public request_engine {
     std::string describe() const override;
 
     const allocation & alloc() const { return ctx_->alloc(); }
+    int n_threads() const { return ctx_->n_threads(); }
     int64_t n_ctx_seq() const { return sched_->config().n_ctx_seq; }
     // Runs one prefill of `n_tokens` and a few decode steps on every slot, then clears the KV cache
     // (so the first measured step is not a cold one).
