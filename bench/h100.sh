@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU box (see bench/h100-pack.sh): builds infermeter and the llama.cpp anchors with CUDA
-# once per warm machine, then runs `bench/h100.sh STEP...` where STEP is build, roofline, parity,
-# evaluate or sweep. Logs go to $OUT.
+# once per warm machine, then runs `bench/h100.sh STEP...` where STEP is build, info, roofline,
+# parity, sweep, evaluate, continuous, capacity, serve, bandwidth or stability. Logs go to $OUT.
+# Device time is scarce: put the build and every step in one call (the build is lost between calls).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -67,29 +68,20 @@ for step in "$@"; do
             build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m --mode continuous --dataset /tmp/ref.jsonl --find-capacity \
                 --capacity-max-concurrency 64 -ngl 99 -fa on --no-db --export "$out/capacity.json" 2>&1 | tail -30 | tee "$out/capacity.md" ;;
         serve)
-            # Issue 15: llama-server (same build) against in-process continuous batching, 128 prompt / N output tokens,
-            # greedy, C = 1, 8, 64, with and without backend sampling; requests per level max(8, 2C).
-            build/bin/infermeter model info synth:qwen2-1.5b-q4_k_m > /dev/null  # synthesizes it on a fresh machine
-            m=$(ls "$XDG_CACHE_HOME"/infermeter/models/qwen2-1.5b*q4_k_m*.gguf | head -1)
+            # Issue 15 in one command per sampling mode: llama-server launched from the same build, then the
+            # same workload in-process (lockstep, continuous without / with CPU / with backend sampling);
+            # 128 prompt / N output tokens, greedy, C = 1, 8, 64.
             for be in "" "--backend-sampling"; do
-                build/bin/llama-server -m "$m" -ngl 99 -fa on -np 64 -c $((64 * 1024)) --metrics --port 18080 $be > /tmp/server.log 2>&1 &
-                spid=$!
-                for i in $(seq 1 240); do
-                    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:18080/health', timeout=1)" 2>/dev/null && break
-                    sleep 0.5
-                done
-                for c in 1 8 64; do
-                    r=$(( c * 2 > 8 ? c * 2 : 8 ))
-                    build/bin/infermeter serve --url http://127.0.0.1:18080 --endpoint llama -m synth:qwen2-1.5b-q4_k_m --token-prompts \
-                        --concurrency $c --requests $r -p 128 -n ${N:-512} --no-db -o md 2>&1 | tee -a "$out/serve${be:+-backend}.md"
-                done
-                kill $spid; wait $spid 2>/dev/null
-                for c in 1 8 64; do
-                    r=$(( c * 2 > 8 ? c * 2 : 8 ))
-                    build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m --mode continuous --concurrency $c --requests $r \
-                        -p 128 -n ${N:-512} -ngl 99 -fa on $be --no-db -o md 2>&1 | tee -a "$out/inproc${be:+-backend}.md"
-                done
+                build/bin/infermeter serve --launch-server --compare-in-process -m synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on $be \
+                    --concurrency 1,8,64 --requests ${REQUESTS:-128} -p 128 -n ${N:-512} --no-db -o md 2>&1 \
+                    | tee -a "$out/serve-compare${be:+-backend}.md"
             done ;;
+        bandwidth)
+            # Issue 9: the probe (roofline --reprobe) beside PyTorch's read-only sum, copy, add and triad on 1 GiB.
+            python3 bench/torch_bandwidth.py --infermeter build/bin/infermeter 2>&1 | tee "$out/bandwidth.txt" ;;
+        stability)
+            # Issue 9: relative sd within a run and cv of the means over 3 invocations, infermeter vs llama-bench.
+            MODEL=synth:qwen2-1.5b-q4_k_m bench/stability.sh -ngl 99 -fa on 2>&1 | tee "$out/stability.txt" ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
 done
