@@ -14,9 +14,10 @@ using im::test::run_infermeter;
 // DESIGN §2.3 / issue 14: with fixed lengths, every request at t = 0 and no sampling, continuous
 // batching generates at lockstep's rate at the same W. One thread each (-t 1): with two, a descheduled
 // thread stalls its partner at every barrier and single runs on the 2-core VM spread by ±15%.
-// Tolerance 6%, not the issue's 3%: at -t 1 on the 2-core VM continuous runs 3-5% below lockstep
-// (2026-12-02: 216/228, 193/199, 215/228 t/s), all of it inside llama_decode (the time between
-// steps outside it is 0.02 ms of 20.6), cause not found yet; on the H200 the ratio is 0.98-1.03.
+// Tolerance 6%, not the issue's 3%: at -t 1 on the 2-core VM single runs still spread by ~5%
+// (2026-12-02, idle: one set of pairs had continuous 3-5% below lockstep, 216/228, 193/199, 215/228;
+// a later set had the best of each within 1.1%, 212.8/215.1), and the time between steps outside
+// llama_decode is 0.02 ms of 20.6; on the H200 the ratio is 0.98-1.03.
 // Rounds alternate (A B A B ...) and the best
 // of each side is compared, so a neighbour's burst on a shared CPU cannot decide the outcome; after
 // five rounds it goes on (up to nine) only while the best figures still disagree. Every round's
