@@ -28,9 +28,10 @@ class launched_server {
     std::string command_line() const;   // the argv, shell-quoted
     // SIGTERM, then SIGKILL after 10 s. Idempotent.
     void stop();
+    // The last 4 KB of the server's log.
+    std::string log_tail() const;
 
   private:
-    std::string log_tail() const;
     std::vector<std::string> argv_;
     std::string log_path_;
     int port_ = 0;

@@ -1,5 +1,7 @@
 // The HTTP client against the real llama-server (built from the same llama.cpp) serving synth:tiny
 // on 127.0.0.1 with 4 slots and --metrics. The server is stopped even when an assertion fails.
+#include "cli/server_launch.h"
+#include "core/error.h"
 #include "engine/http/client.h"
 #include "engine/http/metrics.h"
 #include "support/fault_server.h"
@@ -9,101 +11,42 @@
 
 #include <nlohmann/json.hpp>
 
-#include <curl/curl.h>
-
-#include <chrono>
-#include <csignal>
-#include <fcntl.h>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
+#include <optional>
 
 using namespace im::engine;
 using namespace im::engine::http;
 
 namespace {
 
-long http_get_status(const std::string & url) {
-    CURL * h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, +[](char *, size_t s, size_t n, void *) { return s * n; });
-    long status = 0;
-    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    return status;
-}
-
-// llama-server as a child process; the destructor stops it (SIGTERM, then SIGKILL after 10 s).
+// llama-server from the same build, through the launcher `serve --launch-server` uses (its own
+// process group, stopped by the destructor: SIGTERM, then SIGKILL after 10 s).
 class llama_server {
   public:
-    llama_server(const std::vector<std::string> & args, const std::filesystem::path & log) : log_(log) {
-        port_ = im::test::fault_server::unused_port();
-        const std::string bin = im::test::bin_path("llama-server");
-        std::vector<std::string> argv{bin, "--host", "127.0.0.1", "--port", std::to_string(port_)};
-        argv.insert(argv.end(), args.begin(), args.end());
-        pid_ = fork();
-        if (pid_ == 0) {
-            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            dup2(fd, 1);
-            dup2(fd, 2);
-            std::vector<char *> cargv;
-            for (auto & a : argv) cargv.push_back(a.data());
-            cargv.push_back(nullptr);
-            execv(bin.c_str(), cargv.data());
-            _exit(127);
-        }
-    }
-    ~llama_server() { stop(); }
+    explicit llama_server(std::vector<std::string> args) : args_(std::move(args)) {}
 
-    // Waits for /health to answer 200; false after `limit_s` or if the process died.
+    // Starts it and waits for /health to answer 200; false (the reason in log_text) after `limit_s`
+    // or if the process died.
     bool wait_ready(double limit_s) {
-        const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
-        while (std::chrono::steady_clock::now() < until) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return false;
-            }
-            if (http_get_status(base() + "/health") == 200) return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        try {
+            server_.emplace(im::cli::launch_options{im::test::bin_path("llama-server"), args_, limit_s});
+            return true;
+        } catch (const im::error & e) {
+            why_ = e.what();
+            return false;
         }
-        return false;
     }
-
     void stop() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGTERM);
-        for (int i = 0; i < 100; ++i) {
-            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        pid_ = -1;
+        if (server_) server_->stop();
     }
-
-    std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    std::string log_text() const {
-        std::ifstream f(log_);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        const std::string s = ss.str();
-        return s.size() > 4000 ? s.substr(s.size() - 4000) : s;
-    }
+    std::string base() const { return server_ ? server_->url() : ""; }
+    std::string log_text() const { return server_ ? server_->log_tail() : why_; }
 
   private:
-    std::filesystem::path log_;
-    int port_ = 0;
-    pid_t pid_ = -1;
+    std::vector<std::string> args_;
+    std::optional<im::cli::launched_server> server_;
+    std::string why_;
 };
 
 struct result {
@@ -149,8 +92,7 @@ TEST(http_llama_server, streams_from_the_real_server_on_every_endpoint) {
     if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
     const auto model = im::test::tiny_model();
     const auto dir = im::test::temp_dir("http-llama-server");
-    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"},
-                     dir / "server.log");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"});
     ASSERT_TRUE(srv.wait_ready(120)) << "llama-server did not become ready:\n" << srv.log_text();
 
     const auto before = scrape_metrics(srv.base() + "/metrics");
@@ -214,7 +156,7 @@ TEST(http_llama_server, request_longer_than_a_slot_is_an_http_error) {
     if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
     const auto model = im::test::tiny_model();
     const auto dir = im::test::temp_dir("http-llama-server-small");
-    llama_server srv({"-m", model.string(), "-np", "2", "-c", "256", "--no-webui", "-t", "2"}, dir / "server.log");
+    llama_server srv({"-m", model.string(), "-np", "2", "-c", "256", "--no-webui", "-t", "2"});
     ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
     client_options o;
     o.urls = {srv.base()};
@@ -249,8 +191,7 @@ TEST(http_llama_server, serve_command_against_llama_server) {
     if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
     const auto model = im::test::tiny_model();
     const auto dir = im::test::temp_dir("serve-llama-server");
-    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"},
-                     dir / "server.log");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"});
     ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
     // exact prompt lengths from the model's vocabulary, sent as token ids to /completion
     const auto r = im::test::run_infermeter({"serve", "--url", srv.base(), "--endpoint", "llama", "-m", model.string(),
@@ -274,7 +215,7 @@ TEST(http_llama_server, serve_vllm_format_matches_the_native_row) {
     if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
     const auto model = im::test::tiny_model();
     const auto dir = im::test::temp_dir("serve-vllm");
-    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"}, dir / "server.log");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--metrics", "--no-webui", "-t", "2"});
     ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
     const auto native = dir / "native.jsonl";
     const auto r = im::test::run_infermeter({"serve", "--url", srv.base(), "-m", model.string(), "--token-prompts",
@@ -328,7 +269,7 @@ TEST(http_llama_server, serve_per_endpoint_breakdown) {
     if (!std::filesystem::exists(bin)) GTEST_SKIP() << bin << " was not built";
     const auto model = im::test::tiny_model();
     const auto dir = im::test::temp_dir("serve-endpoints");
-    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--no-webui", "-t", "2"}, dir / "server.log");
+    llama_server srv({"-m", model.string(), "-np", "4", "-c", "4096", "--no-webui", "-t", "2"});
     ASSERT_TRUE(srv.wait_ready(120)) << srv.log_text();
     im::test::fault_server fault;
     const auto r = im::test::run_infermeter({"serve", "--url", fault.url("ok") + "," + srv.base(), "--concurrency", "2",
