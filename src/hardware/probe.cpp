@@ -311,14 +311,21 @@ ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_thre
     int n_ops = ops_per_batch;
     if (n_ops <= 0) n_ops = static_cast<int>(std::clamp((8.0 * (1ull << 30)) / tensor_bytes, 4.0, 32.0));
 
-    // One session per kind: each graph is the only work its backend sees while it is timed.
-    auto measure = [&](const char * kind, double bytes_per_op, auto && build) {
+    // One session per kind: each graph is the only work its backend sees while it is timed. A graph
+    // is n_ops nodes of `op(ctx, x, y, previous node)`; the first node is checked for support.
+    auto measure = [&](const char * kind, double bytes_per_op, auto && op) {
         backend_session s(device_name, n_threads);
         ggml_context * ctx = s.ctx();
         ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
         ggml_tensor * y = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, rows);
         ggml_cgraph * graph = ggml_new_graph_custom(ctx, 128, false);
-        ggml_tensor * first = build(ctx, graph, x, y);
+        ggml_tensor * first = nullptr;
+        ggml_tensor * prev = x;
+        for (int i = 0; i < n_ops; ++i) {
+            prev = op(ctx, x, y, prev);
+            ggml_build_forward_expand(graph, prev);
+            if (!first) first = prev;
+        }
         if (!s.supports(first)) {
             log::info("probe: {} cannot run {} on f32; that bandwidth kind is left out", ggml_backend_dev_name(s.dev()), kind);
             return 0.0;
@@ -332,51 +339,26 @@ ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_thre
     };
     ggml_bandwidth_result r;
     // Read-only: independent reductions of the same tensor, each its own node and output.
-    auto build_sum = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor *) {
-        ggml_tensor * first = nullptr;
-        for (int i = 0; i < n_ops; ++i) {
-            ggml_tensor * t = ggml_sum(ctx, x);
-            ggml_set_output(t);
-            ggml_build_forward_expand(g, t);
-            if (!first) first = t;
-        }
-        return first;
+    auto sum = [](ggml_context * ctx, ggml_tensor * x, ggml_tensor *, ggml_tensor *) {
+        ggml_tensor * t = ggml_sum(ctx, x);
+        ggml_set_output(t);
+        return t;
     };
-    auto build_sum_rows = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor *) {
-        ggml_tensor * first = nullptr;
-        for (int i = 0; i < n_ops; ++i) {
-            ggml_tensor * t = ggml_sum_rows(ctx, x);
-            ggml_set_output(t);
-            ggml_build_forward_expand(g, t);
-            if (!first) first = t;
-        }
-        return first;
+    auto sum_rows = [](ggml_context * ctx, ggml_tensor * x, ggml_tensor *, ggml_tensor *) {
+        ggml_tensor * t = ggml_sum_rows(ctx, x);
+        ggml_set_output(t);
+        return t;
     };
-    auto build_copy = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor * y) {
-        ggml_tensor * first = nullptr;
-        for (int i = 0; i < n_ops; ++i) {
-            ggml_tensor * t = ggml_cpy(ctx, x, y);
-            ggml_build_forward_expand(g, t);
-            if (!first) first = t;
-        }
-        return first;
-    };
-    auto build_add = [&](ggml_context * ctx, ggml_cgraph * g, ggml_tensor * x, ggml_tensor * y) {
-        ggml_tensor * t = x;
-        ggml_tensor * first = nullptr;
-        for (int i = 0; i < n_ops; ++i) {
-            t = ggml_add_inplace(ctx, t, y);  // x += y: zeros stay zeros, the traffic is what counts
-            ggml_build_forward_expand(g, t);
-            if (!first) first = t;
-        }
-        return first;
+    auto copy = [](ggml_context * ctx, ggml_tensor * x, ggml_tensor * y, ggml_tensor *) { return ggml_cpy(ctx, x, y); };
+    // x += y, chained: zeros stay zeros, the traffic is what counts.
+    auto add = [](ggml_context * ctx, ggml_tensor *, ggml_tensor * y, ggml_tensor * prev) {
+        return ggml_add_inplace(ctx, prev, y);
     };
     // ggml_sum is one CUB device reduction on CUDA but a single-threaded loop on the CPU backend;
     // ggml_sum_rows spreads over rows everywhere. The better of the two is the read figure.
-    r.read_bytes_per_s = std::max(measure("ggml_sum", tensor_bytes, build_sum),
-                                  measure("ggml_sum_rows", tensor_bytes, build_sum_rows));
-    r.copy_bytes_per_s = measure("ggml_cpy", 2.0 * tensor_bytes, build_copy);
-    r.add_bytes_per_s = measure("ggml_add", 3.0 * tensor_bytes, build_add);
+    r.read_bytes_per_s = std::max(measure("ggml_sum", tensor_bytes, sum), measure("ggml_sum_rows", tensor_bytes, sum_rows));
+    r.copy_bytes_per_s = measure("ggml_cpy", 2.0 * tensor_bytes, copy);
+    r.add_bytes_per_s = measure("ggml_add", 3.0 * tensor_bytes, add);
     return r;
 }
 
