@@ -20,6 +20,7 @@
 #include "model/info.h"
 #include "model/ref.h"
 #include "report/requests.h"
+#include "report/measurements.h"
 #include "report/serve.h"
 #include "workload/continuous.h"
 #include "workload/lockstep.h"
@@ -417,13 +418,13 @@ void run(const serve_args & a) {
     const std::string server_line = server ? "launched: " + server->command_line() : "";
     const auto markdown_of = [&](bool interrupted) {
         std::string md = fmt::format("## Serving Under Load ({})\n\n", eng.describe());
-        if (interrupted) md += "**Interrupted:** the results below are partial.\n\n";
         if (server) md += "**Server:** launched for this run: " + esc::md_code(server->command_line()) + "\n\n";
         md += report::requests_markdown(runs, base.objectives);
         md += checks_markdown(checks);
         md += report::per_endpoint_markdown(runs, hf.urls);
         md += report::serve_comparison_markdown(comparison);
         if (!capacity_summary.empty()) md += "\n**Capacity:** " + capacity_summary + "\n";
+        if (interrupted) md += report::interrupted_note();  // the same note as every other command's
         return md;
     };
     const std::string sampling = fmt::format(

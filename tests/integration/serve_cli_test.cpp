@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <utility>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 using im::test::fault_server;
 using im::test::run_infermeter;
@@ -55,4 +59,26 @@ TEST(serve_cli, usage_errors) {
     r = run_infermeter({"serve", "--url", "http://127.0.0.1:1", "--token-prompts", "--no-db"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("-m MODEL or --vocab"), std::string::npos) << r.err;
+}
+
+// Issue 16 defect 1 for serve: --export and --trace onto character devices of the test's own (a
+// mknod'd copy of /dev/null in a temp folder) are written through, in both JSON flavours; the nodes
+// stay devices.
+TEST(serve_cli, export_and_trace_write_through_a_device_node) {
+    fault_server srv;
+    const auto dir = im::test::temp_dir("serve-node");
+    const auto trace = dir / "null", native = dir / "null.json", vllm = dir / "vllm.json";
+    if (::mknod(trace.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) GTEST_SKIP() << "mknod needs root";
+    for (const auto & p : {native, vllm}) ASSERT_EQ(::mknod(p.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+    for (const auto & [path, format] : {std::pair{native, "native"}, std::pair{vllm, "vllm"}}) {
+        const auto r = run_infermeter({"serve", "--url", srv.url("ok"), "--concurrency", "2", "--requests", "4", "-n", "4",
+                                       "--trace", trace.string(), "--export", path.string(), "--format", format, "--no-db"});
+        ASSERT_EQ(r.exit_code, 0) << format << ": " << r.err;
+    }
+    for (const auto & p : {trace, native, vllm}) {
+        struct stat st {};
+        ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+        EXPECT_TRUE(S_ISCHR(st.st_mode)) << p << " was replaced by a regular file";
+    }
+    std::filesystem::remove_all(dir);
 }
