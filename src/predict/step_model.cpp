@@ -1,0 +1,506 @@
+#include "predict/step_model.h"
+
+#include "core/error.h"
+#include "core/stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+namespace im::predict {
+
+namespace {
+
+using vec3 = std::array<double, 3>;
+
+// One row of a design: regressors x (unused entries 0) and the measured time y > 0.
+struct design_row {
+    vec3 x{};
+    double y = 0;
+};
+
+struct ls_result {
+    vec3 beta{};
+    cov3 cov{};
+    int n_params = 0;
+    int dof = 0;
+    double sd_rel = 0, sd_s = 0, max_rel = 0;
+};
+
+// A pivot of the unit-diagonal normal matrix is 1 - R² of its column on the columns before it: below this
+// the column is a combination of the others and its coefficient is fixed at 0.
+constexpr double k_min_pivot = 1e-10;
+
+// Minimises Σ ((y - x·β) / y)² over the coefficients `wanted` marks (the others stay 0). Normal equations of
+// the rows divided by y, columns scaled to unit norm (Aᵢᵢ = 1), Cholesky in column order; a column whose
+// pivot falls below k_min_pivot is dropped and the fit repeated, so a later coefficient is fixed before an
+// earlier one. One step of iterative refinement recovers the accuracy the squared condition number costs
+// (Björck, "Numerical Methods for Least Squares Problems", 1996, §2.9).
+ls_result fit_relative(std::span<const design_row> rows, std::array<bool, 3> wanted) {
+    std::vector<int> cols;
+    for (int j = 0; j < 3; ++j) {
+        if (wanted[j]) {
+            cols.push_back(j);
+        }
+    }
+    for (;;) {
+        IM_CHECK(!cols.empty(), "no coefficient left to fit");
+        const size_t k = cols.size();
+        vec3 scale{};
+        int zero_col = -1;
+        for (size_t m = 0; m < k; ++m) {
+            double ss = 0;
+            for (const auto & r : rows) {
+                const double z = r.x[cols[m]] / r.y;
+                ss += z * z;
+            }
+            scale[m] = std::sqrt(ss);
+            if (!(scale[m] > 0)) {
+                zero_col = static_cast<int>(m);
+                break;
+            }
+        }
+        if (zero_col >= 0) {
+            cols.erase(cols.begin() + zero_col);
+            continue;
+        }
+        const auto z_of = [&](const design_row & r, size_t m) { return r.x[cols[m]] / (r.y * scale[m]); };
+        double a[3][3] = {};
+        vec3 rhs{};
+        for (const auto & r : rows) {
+            for (size_t m = 0; m < k; ++m) {
+                const double zm = z_of(r, m);
+                rhs[m] += zm;  // the weighted target y / y = 1
+                for (size_t n = 0; n < k; ++n) {
+                    a[m][n] += zm * z_of(r, n);
+                }
+            }
+        }
+        double l[3][3] = {};
+        int bad = -1;
+        for (size_t m = 0; m < k && bad < 0; ++m) {
+            for (size_t n = 0; n <= m; ++n) {
+                double s = a[m][n];
+                for (size_t q = 0; q < n; ++q) {
+                    s -= l[m][q] * l[n][q];
+                }
+                if (n == m) {
+                    if (!(s > k_min_pivot)) {
+                        bad = static_cast<int>(m);
+                        break;
+                    }
+                    l[m][m] = std::sqrt(s);
+                } else {
+                    l[m][n] = s / l[n][n];
+                }
+            }
+        }
+        if (bad >= 0) {
+            cols.erase(cols.begin() + bad);
+            continue;
+        }
+        // A⁻¹ = L⁻ᵀ L⁻¹
+        double li[3][3] = {};
+        for (size_t m = 0; m < k; ++m) {
+            li[m][m] = 1.0 / l[m][m];
+            for (size_t n = 0; n < m; ++n) {
+                double s = 0;
+                for (size_t q = n; q < m; ++q) {
+                    s -= l[m][q] * li[q][n];
+                }
+                li[m][n] = s / l[m][m];
+            }
+        }
+        double ainv[3][3] = {};
+        for (size_t m = 0; m < k; ++m) {
+            for (size_t n = 0; n < k; ++n) {
+                double s = 0;
+                for (size_t q = std::max(m, n); q < k; ++q) {
+                    s += li[q][m] * li[q][n];
+                }
+                ainv[m][n] = s;
+            }
+        }
+        const auto solve = [&](const vec3 & v) {
+            vec3 out{};
+            for (size_t m = 0; m < k; ++m) {
+                for (size_t n = 0; n < k; ++n) {
+                    out[m] += ainv[m][n] * v[n];
+                }
+            }
+            return out;
+        };
+        vec3 bs = solve(rhs);
+        vec3 refine_rhs{};
+        for (const auto & r : rows) {
+            double resid = 1.0;
+            for (size_t n = 0; n < k; ++n) {
+                resid -= z_of(r, n) * bs[n];
+            }
+            for (size_t m = 0; m < k; ++m) {
+                refine_rhs[m] += z_of(r, m) * resid;
+            }
+        }
+        const vec3 delta = solve(refine_rhs);
+        for (size_t m = 0; m < k; ++m) {
+            bs[m] += delta[m];
+        }
+
+        ls_result out;
+        for (size_t m = 0; m < k; ++m) {
+            out.beta[cols[m]] = bs[m] / scale[m];
+        }
+        double rss_rel = 0, rss_s = 0;
+        for (const auto & r : rows) {
+            const double fit = r.x[0] * out.beta[0] + r.x[1] * out.beta[1] + r.x[2] * out.beta[2];
+            const double rel = (r.y - fit) / r.y;
+            rss_rel += rel * rel;
+            rss_s += (r.y - fit) * (r.y - fit);
+            out.max_rel = std::max(out.max_rel, std::fabs(rel));
+        }
+        out.n_params = static_cast<int>(k);
+        out.dof = static_cast<int>(rows.size()) - out.n_params;
+        if (out.dof > 0) {
+            out.sd_rel = std::sqrt(rss_rel / out.dof);
+            out.sd_s = std::sqrt(rss_s / out.dof);
+        }
+        const double s2 = out.sd_rel * out.sd_rel;
+        for (size_t m = 0; m < k; ++m) {
+            for (size_t n = 0; n < k; ++n) {
+                out.cov[cols[m]][cols[n]] = s2 * ainv[m][n] / (scale[m] * scale[n]);
+            }
+        }
+        return out;
+    }
+}
+
+double quad_form(const cov3 & c, const vec3 & x) {
+    double s = 0;
+    for (size_t m = 0; m < 3; ++m) {
+        for (size_t n = 0; n < 3; ++n) {
+            s += x[m] * c[m][n] * x[n];
+        }
+    }
+    return std::max(s, 0.0);
+}
+
+double dot(const vec3 & x, const vec3 & b) { return x[0] * b[0] + x[1] * b[1] + x[2] * b[2]; }
+
+// A prediction before it becomes an interval: sd is the prediction's standard deviation.
+struct estimate {
+    double value = 0;
+    double sd = 0;
+    int dof = 0;
+    bool extrapolated = false;
+};
+
+double half_width(const estimate & e) { return stats::t_critical_95(static_cast<size_t>(std::max(e.dof, 0))) * e.sd; }
+
+interval time_interval(const estimate & e) {
+    const double h = half_width(e);
+    return {e.value, std::max(0.0, e.value - h), e.value + h, e.dof, e.extrapolated};
+}
+
+// tokens / time, bounds from the time's bounds.
+interval rate_interval(double tokens, const interval & t) {
+    if (tokens == 0) {
+        return {0, 0, 0, t.dof, t.extrapolated};
+    }
+    const double inf = std::numeric_limits<double>::infinity();
+    return {t.value > 0 ? tokens / t.value : inf, t.hi > 0 ? tokens / t.hi : 0, t.lo > 0 ? tokens / t.lo : inf,
+            t.dof, t.extrapolated};
+}
+
+vec3 coef(const regime & r) { return {r.a, r.b, r.c}; }
+
+double step_value(const regime & r, double w, double d) { return r.a + r.b * w + r.c * w * d; }
+
+// The regime holding W, else the nearest in log W (the lower on a tie), flagged.
+std::pair<const regime *, bool> locate(const step_fit & f, int workers) {
+    IM_CHECK(!f.regimes.empty(), "a step_fit without regimes (fit_steps never returns one)");
+    IM_CHECK(workers >= 1, fmt::format("workers = {}", workers));
+    const regime * best = nullptr;
+    double best_dist = std::numeric_limits<double>::infinity();
+    for (const auto & r : f.regimes) {
+        double dist = 0;
+        if (workers < r.w_min) {
+            dist = std::log(static_cast<double>(r.w_min) / workers);
+        } else if (workers > r.w_max) {
+            dist = std::log(static_cast<double>(workers) / r.w_max);
+        }
+        if (dist < best_dist) {
+            best = &r;
+            best_dist = dist;
+        }
+    }
+    return {best, best_dist > 0};
+}
+
+// Depths within the probed range, with room for rounding.
+bool depth_outside(const regime & r, double lo, double hi) {
+    const double slack = 1e-9 * std::max(1.0, r.depth_max);
+    return lo < r.depth_min - slack || hi > r.depth_max + slack;
+}
+
+void check_step_sample(const step_sample & s, size_t i) {
+    if (s.workers < 1 || !std::isfinite(s.depth) || s.depth < 0 || !std::isfinite(s.seconds) || !(s.seconds > 0)) {
+        throw_runtime("step probe {} (W = {}, depth = {}, {} s) is not a usable timing: W must be >= 1, the depth "
+                      ">= 0 and the time finite and > 0",
+                      i, s.workers, s.depth, s.seconds);
+    }
+}
+
+// One regime's fit over the samples whose W is in [w_lo, w_hi].
+regime fit_regime(std::span<const step_sample> samples, int w_lo, int w_hi) {
+    std::vector<design_row> rows;
+    std::vector<const step_sample *> in;
+    for (const auto & s : samples) {
+        if (s.workers >= w_lo && s.workers <= w_hi) {
+            in.push_back(&s);
+            const double w = s.workers;
+            rows.push_back({{1.0, w, w * s.depth}, s.seconds});
+        }
+    }
+    // c is identified by depth varying within one W; across W it would be confounded with b.
+    bool two_depths = false;
+    for (const auto * s : in) {
+        for (const auto * o : in) {
+            if (o->workers == s->workers && o->depth != s->depth) {
+                two_depths = true;
+            }
+        }
+    }
+    const ls_result ls = fit_relative(rows, {true, w_hi > w_lo, two_depths});
+    regime r;
+    r.w_min = w_lo;
+    r.w_max = w_hi;
+    r.depth_min = std::numeric_limits<double>::infinity();
+    r.depth_max = 0;
+    for (const auto * s : in) {
+        r.depth_min = std::min(r.depth_min, s->depth);
+        r.depth_max = std::max(r.depth_max, s->depth);
+    }
+    r.a = ls.beta[0];
+    r.b = ls.beta[1];
+    r.c = ls.beta[2];
+    r.resid_sd_s = ls.sd_s;
+    r.resid_sd_rel = ls.sd_rel;
+    r.max_rel_residual = ls.max_rel;
+    r.n_samples = static_cast<int>(rows.size());
+    r.n_params = ls.n_params;
+    r.dof = ls.dof;
+    r.cov = ls.cov;
+    return r;
+}
+
+estimate step_estimate(const step_fit & f, int workers, double depth) {
+    const auto [r, outside] = locate(f, workers);
+    const double w = workers;
+    const vec3 x{1.0, w, w * depth};
+    estimate e;
+    e.value = dot(x, coef(*r));
+    const double noise = r->resid_sd_rel * e.value;
+    e.sd = std::sqrt(quad_form(r->cov, x) + noise * noise);
+    e.dof = r->dof;
+    e.extrapolated = outside || depth_outside(*r, depth, depth);
+    return e;
+}
+
+estimate tg_estimate(const step_fit & f, int workers, int n_prompt, int n_predict) {
+    IM_CHECK(n_prompt >= 0 && n_predict >= 0, fmt::format("n_prompt = {}, n_predict = {}", n_prompt, n_predict));
+    const auto [r, outside] = locate(f, workers);
+    estimate e;
+    e.dof = r->dof;
+    if (n_predict == 0) {
+        return e;
+    }
+    const double w = workers, n = n_predict, p = n_prompt;
+    const double tri = n * (n - 1) / 2;  // Σᵢ i, i = 0..n-1
+    const vec3 x{n, n * w, w * (n * p + tri)};
+    e.value = dot(x, coef(*r));
+    // Σᵢ tᵢ² for tᵢ = u + k·i: n·u² + 2·u·k·Σi + k²·Σi²
+    const double u = step_value(*r, w, p), k = r->c * w;
+    const double sum_sq = n * u * u + 2 * u * k * tri + k * k * (n - 1) * n * (2 * n - 1) / 6;
+    e.sd = std::sqrt(quad_form(r->cov, x) + r->resid_sd_rel * r->resid_sd_rel * std::max(sum_sq, 0.0));
+    e.extrapolated = outside || depth_outside(*r, p, p + n - 1);
+    return e;
+}
+
+estimate pp_estimate(const prefill_fit & f, int64_t tokens) {
+    IM_CHECK(tokens >= 0, fmt::format("tokens = {}", tokens));
+    IM_CHECK(f.n_samples > 0, "a prefill_fit without samples (fit_prefill never returns one)");
+    estimate e;
+    e.dof = f.dof;
+    if (tokens == 0) {
+        return e;
+    }
+    const double n = static_cast<double>(tokens);
+    const vec3 x{1.0, n, n * n};
+    e.value = dot(x, {f.e, f.f, f.g});
+    const double noise = f.resid_sd_rel * e.value;
+    e.sd = std::sqrt(quad_form(f.cov, x) + noise * noise);
+    e.extrapolated = tokens < f.tokens_min || tokens > f.tokens_max;
+    return e;
+}
+
+}  // namespace
+
+step_fit fit_steps(std::span<const step_sample> samples, double tolerance) {
+    IM_CHECK(tolerance > 0, fmt::format("tolerance = {}", tolerance));
+    if (samples.empty()) {
+        throw_runtime("no decode-step probes to fit: the --fast step probes produced no timings (run without --fast "
+                      "to measure every row)");
+    }
+    std::vector<int> ws;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        check_step_sample(samples[i], i);
+        ws.push_back(samples[i].workers);
+    }
+    std::sort(ws.begin(), ws.end());
+    ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
+
+    step_fit out;
+    size_t start = 0;
+    regime current = fit_regime(samples, ws[0], ws[0]);
+    for (size_t k = 1; k < ws.size(); ++k) {
+        regime grown = fit_regime(samples, ws[start], ws[k]);
+        if (grown.max_rel_residual <= tolerance) {
+            current = grown;
+            continue;
+        }
+        out.regimes.push_back(current);
+        out.regime_starts.push_back(ws[k]);
+        start = k;
+        current = fit_regime(samples, ws[k], ws[k]);
+    }
+    out.regimes.push_back(current);
+    for (const auto & r : out.regimes) {
+        out.max_rel_residual = std::max(out.max_rel_residual, r.max_rel_residual);
+    }
+    return out;
+}
+
+interval predict_step_s(const step_fit & f, int workers, double depth) {
+    return time_interval(step_estimate(f, workers, depth));
+}
+
+interval predict_tg_s(const step_fit & f, int workers, int n_prompt, int n_predict) {
+    return time_interval(tg_estimate(f, workers, n_prompt, n_predict));
+}
+
+double attention_s(const step_fit & f, int workers, double depth) {
+    return locate(f, workers).first->c * workers * depth;
+}
+
+prefill_fit fit_prefill(std::span<const prefill_sample> samples) {
+    if (samples.empty()) {
+        throw_runtime("no prefill probes to fit: the --fast prefill probes produced no timings (run without --fast "
+                      "to measure every row)");
+    }
+    std::vector<design_row> rows;
+    std::vector<int64_t> ns;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const auto & s = samples[i];
+        if (s.tokens < 1 || !std::isfinite(s.seconds) || !(s.seconds > 0)) {
+            throw_runtime("prefill probe {} ({} tokens, {} s) is not a usable timing: tokens must be >= 1 and the "
+                          "time finite and > 0",
+                          i, s.tokens, s.seconds);
+        }
+        const double n = static_cast<double>(s.tokens);
+        rows.push_back({{1.0, n, n * n}, s.seconds});
+        ns.push_back(s.tokens);
+    }
+    std::sort(ns.begin(), ns.end());
+    const int64_t n_min = ns.front(), n_max = ns.back();
+    ns.erase(std::unique(ns.begin(), ns.end()), ns.end());
+
+    // One N cannot separate e from f: keep the prompt rate, T = f·N.
+    ls_result ls = fit_relative(rows, {ns.size() > 1, true, false});
+    bool quadratic = false;
+    if (ns.size() >= 3 && rows.size() >= 4) {
+        const ls_result q = fit_relative(rows, {true, true, true});
+        const double g = q.beta[2];
+        const double nm = static_cast<double>(n_max);
+        const double t_max = q.beta[0] + q.beta[1] * nm + g * nm * nm;
+        const double se_g = std::sqrt(std::max(q.cov[2][2], 0.0));
+        if (q.n_params == 3 && q.dof > 0 && g > 0 && g > stats::t_critical_95(static_cast<size_t>(q.dof)) * se_g &&
+            g * nm * nm > 1e-6 * t_max) {
+            ls = q;
+            quadratic = true;
+        }
+    }
+    prefill_fit f;
+    f.e = ls.beta[0];
+    f.f = ls.beta[1];
+    f.g = ls.beta[2];
+    f.quadratic = quadratic;
+    f.tokens_min = n_min;
+    f.tokens_max = n_max;
+    f.resid_sd_s = ls.sd_s;
+    f.resid_sd_rel = ls.sd_rel;
+    f.max_rel_residual = ls.max_rel;
+    f.n_samples = static_cast<int>(rows.size());
+    f.n_params = ls.n_params;
+    f.dof = ls.dof;
+    f.cov = ls.cov;
+    return f;
+}
+
+interval predict_pp_s(const prefill_fit & f, int64_t tokens) { return time_interval(pp_estimate(f, tokens)); }
+
+row_prediction predict_row(const step_fit & s, const prefill_fit & p, int workers, int n_prompt, int n_predict) {
+    IM_CHECK(workers >= 1 && n_prompt >= 0 && n_predict >= 0,
+             fmt::format("workers = {}, n_prompt = {}, n_predict = {}", workers, n_prompt, n_predict));
+    const double w = workers;
+    const estimate pp = pp_estimate(p, static_cast<int64_t>(workers) * n_prompt);
+    const estimate tg = tg_estimate(s, workers, n_prompt, n_predict);
+    const double h_pp = half_width(pp), h_tg = half_width(tg);
+    const double value = pp.value + tg.value, h = std::sqrt(h_pp * h_pp + h_tg * h_tg);
+    const interval total{value, std::max(0.0, value - h), value + h, std::min(pp.dof, tg.dof),
+                         pp.extrapolated || tg.extrapolated};
+
+    row_prediction r;
+    r.workers = workers;
+    r.n_prompt = n_prompt;
+    r.n_predict = n_predict;
+    r.t_pp_s = time_interval(pp);
+    r.t_tg_s = time_interval(tg);
+    r.prompt_tps = rate_interval(w * n_prompt, r.t_pp_s);
+    r.gen_tps = rate_interval(w * n_predict, r.t_tg_s);
+    r.overall_tps = rate_interval(w * (n_prompt + n_predict), total);
+    r.extrapolated = total.extrapolated;
+    return r;
+}
+
+step_parts decompose(double step_s, double weight_flops, double matmul_rate_flops_per_s, double attention_s,
+                     double sampling_s) {
+    IM_CHECK(step_s >= 0 && weight_flops >= 0 && matmul_rate_flops_per_s > 0 && attention_s >= 0 && sampling_s >= 0,
+             fmt::format("step_s = {}, weight_flops = {}, rate = {}, attention_s = {}, sampling_s = {}", step_s,
+                         weight_flops, matmul_rate_flops_per_s, attention_s, sampling_s));
+    step_parts p;
+    p.step_s = step_s;
+    p.matmul_s = weight_flops / matmul_rate_flops_per_s;
+    p.attention_s = attention_s;
+    p.sampling_s = sampling_s;
+    const double rest = step_s - (p.matmul_s + attention_s + sampling_s);
+    p.overcommitted = rest < 0;
+    p.remainder_s = std::max(rest, 0.0);
+    return p;
+}
+
+std::vector<regime_change> regime_changes(const step_fit & f, double depth) {
+    std::vector<regime_change> out;
+    for (size_t k = 1; k < f.regimes.size(); ++k) {
+        const int w = f.regimes[k].w_min;
+        regime_change c;
+        c.workers = w;
+        c.per_seq_trend_s = step_value(f.regimes[k - 1], w, depth) / w;
+        c.per_seq_s = step_value(f.regimes[k], w, depth) / w;
+        c.jump_rel = c.per_seq_trend_s > 0 ? c.per_seq_s / c.per_seq_trend_s - 1 : 0;
+        out.push_back(c);
+    }
+    return out;
+}
+
+}  // namespace im::predict

@@ -1,0 +1,139 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+// The fitted cost model behind `--fast` (docs/fast-mode.md): every lockstep row predicted, with a 95%
+// interval, from short probes of one decode step at a few batch sizes and KV depths and of a few prefills.
+// All fits are weighted least squares with weights 1/t² (they minimise relative residuals: timing noise
+// grows with the time, and one step time spans 1 ms to 1 s over a sweep), solved by the normal equations
+// on at most three parameters with scaled columns and a rank check. Pure functions; thread-safe.
+namespace im::predict {
+
+// Parameter covariance of three coefficients, row-major; a coefficient the fit fixed has a zero row and column.
+using cov3 = std::array<std::array<double, 3>, 3>;
+
+// One probed decode step: `workers` sequences decoded together, each at KV depth `depth` (cells already
+// in its cache); `seconds` the median of a few timed steps, > 0.
+struct step_sample {
+    int workers = 0;
+    double depth = 0;
+    double seconds = 0;
+};
+
+// t(W, d) = a + b·W + c·W·d on W in [w_min, w_max]. a: fixed per-step cost (launch, sync, weights
+// streamed once per step on a bandwidth-bound device), b: per-sequence cost, c: per-sequence per-KV-cell
+// cost. A regime with a single W fits t = a' + c·W·d (b = 0, a' includes b·W); one where no W was probed
+// at two depths fixes c = 0; a fixed coefficient is 0 with zero covariance.
+struct regime {
+    int w_min = 0, w_max = 0;
+    double depth_min = 0, depth_max = 0;  // probed KV depths; outside them a prediction is flagged
+    double a = 0, b = 0, c = 0;           // s, s per sequence, s per sequence per KV cell
+    double resid_sd_s = 0;                // residual sd in seconds (dof-corrected; 0 when dof = 0), for the report
+    double resid_sd_rel = 0;              // residual sd of (t - fit) / t (dof-corrected); what the intervals use
+    double max_rel_residual = 0;          // max |t - fit| / t over the regime's samples
+    int n_samples = 0;
+    int n_params = 0;  // free coefficients, 1..3
+    int dof = 0;       // n_samples - n_params; 0: no spread estimate, intervals collapse to the value
+    cov3 cov{};        // of (a, b, c): resid_sd_rel² (XᵀVX)⁻¹, V = diag(1/t²)
+};
+
+struct step_fit {
+    std::vector<regime> regimes;     // ascending and disjoint in W
+    std::vector<int> regime_starts;  // w_min of every regime after the first: where a kernel switch starts one
+    double max_rel_residual = 0;     // over all regimes
+};
+
+// Splits the distinct W (ascending) into contiguous regimes: a regime grows while one a+bW+cWd fit keeps
+// every sample's relative residual |t - fit| / t within `tolerance` (> 0); a W that breaks it starts a new
+// regime (a single W's own fit is kept whatever its residual). Degenerate designs (one W, one depth, as
+// many samples as coefficients) fix coefficients instead of producing NaN. Throws a runtime error when
+// `samples` is empty or holds W < 1, depth < 0 or a time that is not finite and > 0.
+step_fit fit_steps(std::span<const step_sample> samples, double tolerance = 0.05);
+
+// A predicted quantity with its 95% prediction interval. `lo` of a time is clamped at 0; a rate whose
+// time interval reaches 0 has hi = +infinity.
+struct interval {
+    double value = 0, lo = 0, hi = 0;
+    int dof = 0;                // residual degrees of freedom behind the interval (the smaller of two fits)
+    bool extrapolated = false;  // W outside every regime, or depth / tokens outside the probed range
+};
+
+// Predicted time of one step of `workers` (>= 1) sequences at KV depth `depth`: value ± t95(dof)·sqrt(xᵀCx
+// + (resid_sd_rel·value)²), x = (1, W, W·d) (Student t: stats::t_critical_95). W outside every regime: the
+// nearest regime in log W (the lower one on a tie), flagged.
+interval predict_step_s(const step_fit & f, int workers, double depth);
+
+// Predicted T_TG of `n_predict` lockstep steps from depth `n_prompt` (step i at depth n_prompt + i):
+// n·(a+bW) + cW·(n·p + n(n-1)/2); variance xᵀCx for x = (n, nW, W(np + n(n-1)/2)) plus the step noise
+// resid_sd_rel²·Σᵢ tᵢ² (n·σ² with σ relative to each step's time). 0 when n_predict = 0.
+interval predict_tg_s(const step_fit & f, int workers, int n_prompt, int n_predict);
+
+// c·W·d of the regime predict_step_s uses for `workers`: the attention/KV part of one step, in seconds.
+double attention_s(const step_fit & f, int workers, double depth);
+
+// One prefill call of `tokens` = W·p tokens (all sequences' prompts together) and its time, > 0.
+struct prefill_sample {
+    int64_t tokens = 0;
+    double seconds = 0;
+};
+
+// T(N) = e + f·N (+ g·N² when the data demand it: attention over the prompt). With a single distinct N,
+// T = f·N (e = 0: constant prompt t/s). g is kept only when >= 4 samples at >= 3 distinct N give g > 0,
+// significant at 95% (t-test) and > 1e-6 of T(tokens_max).
+struct prefill_fit {
+    double e = 0, f = 0, g = 0;  // s, s per token, s per token²
+    bool quadratic = false;
+    int64_t tokens_min = 0, tokens_max = 0;
+    double resid_sd_s = 0, resid_sd_rel = 0, max_rel_residual = 0;  // as in `regime`
+    int n_samples = 0, n_params = 0, dof = 0;
+    cov3 cov{};  // of (e, f, g)
+};
+
+// Throws a runtime error when `samples` is empty or holds tokens < 1 or a time that is not finite and > 0.
+prefill_fit fit_prefill(std::span<const prefill_sample> samples);
+
+// Predicted T(tokens) with its 95% prediction interval (as predict_step_s); 0 when tokens = 0.
+interval predict_pp_s(const prefill_fit & f, int64_t tokens);
+
+// One lockstep row: t_pp_s = T(W·p), t_tg_s = predict_tg_s; prompt t/s = W·p / T_PP, generation t/s =
+// W·n / T_TG, overall t/s = W·(p+n) / (T_PP + T_TG) (docs/metrics.md). A rate's bounds are the tokens over
+// the time's bounds; the overall time's half-width is sqrt(h_pp² + h_tg²) (independent fits). A rate with
+// no tokens is 0. `extrapolated` when either time is.
+struct row_prediction {
+    int workers = 0;
+    int n_prompt = 0, n_predict = 0;
+    interval t_pp_s, t_tg_s, prompt_tps, gen_tps, overall_tps;
+    bool extrapolated = false;
+};
+
+row_prediction predict_row(const step_fit & s, const prefill_fit & p, int workers, int n_prompt, int n_predict);
+
+// A step time split for the report: matmul_s = weight_flops / matmul_rate_flops_per_s (the matmul rate
+// probed at the model's shapes with N = W columns), attention_s (c·W·d of the step's regime), sampling_s
+// (given; 0 in lockstep) and remainder_s = step_s minus the three (launch, synchronization, scheduling).
+// When the parts exceed the step, remainder_s = 0 and `overcommitted`. Inputs >= 0, rate > 0 (checked).
+struct step_parts {
+    double step_s = 0, matmul_s = 0, attention_s = 0, sampling_s = 0, remainder_s = 0;
+    bool overcommitted = false;
+};
+
+step_parts decompose(double step_s, double weight_flops, double matmul_rate_flops_per_s, double attention_s,
+                     double sampling_s);
+
+// Where a new regime starts, at KV depth `depth`: the per-sequence step cost t/W the previous regime's fit
+// extrapolates to (the trend) against the one the new regime fits. jump_rel = per_seq_s / per_seq_trend_s - 1;
+// > 0 is a jump against the trend (the new kernel costs more per sequence than the old one would have).
+struct regime_change {
+    int workers = 0;
+    double per_seq_trend_s = 0;
+    double per_seq_s = 0;
+    double jump_rel = 0;
+};
+
+// One entry per regime_starts element, in order.
+std::vector<regime_change> regime_changes(const step_fit & f, double depth);
+
+}  // namespace im::predict

@@ -1,0 +1,351 @@
+#include "core/error.h"
+#include "predict/step_model.h"
+#include "workload/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace im::predict;
+
+namespace {
+
+struct truth {
+    double a, b, c;
+    double at(int w, double d) const { return a + b * w + c * w * d; }
+};
+
+const std::vector<int> k_workers{1, 2, 4, 8, 16, 32, 64};
+// p, p + n/2, p + n - 1 for the reference's p = 128, n = 4096
+const std::vector<double> k_depths{128, 2176, 4223};
+
+std::vector<step_sample> samples_of(const truth & t, const std::vector<int> & workers = k_workers,
+                                    const std::vector<double> & depths = k_depths) {
+    std::vector<step_sample> out;
+    for (int w : workers) {
+        for (double d : depths) {
+            out.push_back({w, d, t.at(w, d)});
+        }
+    }
+    return out;
+}
+
+void expect_rel(double got, double want, double rel) {
+    EXPECT_NEAR(got, want, rel * std::fabs(want)) << "want " << want;
+}
+
+bool finite(const interval & i) { return std::isfinite(i.value) && std::isfinite(i.lo) && std::isfinite(i.hi); }
+
+}  // namespace
+
+TEST(step_model_fit, recovers_coefficients_from_noiseless_samples) {
+    const truth t{2e-3, 1e-4, 1e-6};
+    const auto f = fit_steps(samples_of(t));
+    ASSERT_EQ(f.regimes.size(), 1u);
+    EXPECT_TRUE(f.regime_starts.empty());
+    const auto & r = f.regimes[0];
+    expect_rel(r.a, t.a, 1e-9);
+    expect_rel(r.b, t.b, 1e-9);
+    expect_rel(r.c, t.c, 1e-9);
+    EXPECT_EQ(r.w_min, 1);
+    EXPECT_EQ(r.w_max, 64);
+    EXPECT_EQ(r.n_samples, 21);
+    EXPECT_EQ(r.n_params, 3);
+    EXPECT_EQ(r.dof, 18);
+    EXPECT_LT(f.max_rel_residual, 1e-9);
+}
+
+TEST(step_model_fit, tg_equals_the_sum_of_step_times) {
+    const truth t{2e-3, 1e-4, 1e-6};
+    const auto f = fit_steps(samples_of(t));
+    for (int w : {1, 8, 64}) {
+        const int p = 128, n = 4096;
+        double sum_true = 0, sum_pred = 0;
+        for (int i = 0; i < n; ++i) {
+            sum_true += t.at(w, p + i);
+            sum_pred += predict_step_s(f, w, p + i).value;
+        }
+        const auto tg = predict_tg_s(f, w, p, n);
+        expect_rel(tg.value, sum_true, 1e-9);
+        expect_rel(tg.value, sum_pred, 1e-9);
+        EXPECT_FALSE(tg.extrapolated);
+    }
+    EXPECT_EQ(predict_tg_s(f, 8, 128, 0).value, 0.0);
+    // beyond the probed depths: flagged
+    EXPECT_TRUE(predict_tg_s(f, 8, 128, 8192).extrapolated);
+    EXPECT_TRUE(predict_step_s(f, 8, 9000).extrapolated);
+}
+
+TEST(step_model_fit, kernel_switch_starts_a_second_regime) {
+    const truth small{2e-3, 1e-4, 1e-6};    // W <= 4
+    const truth large{4e-3, 3e-4, 0.6e-6};  // W >= 8: another kernel
+    auto samples = samples_of(small, {1, 2, 4});
+    const auto more = samples_of(large, {8, 16, 32, 64});
+    samples.insert(samples.end(), more.begin(), more.end());
+
+    const auto f = fit_steps(samples);
+    ASSERT_EQ(f.regimes.size(), 2u);
+    EXPECT_EQ(f.regime_starts, std::vector<int>{8});
+    EXPECT_EQ(f.regimes[0].w_min, 1);
+    EXPECT_EQ(f.regimes[0].w_max, 4);
+    EXPECT_EQ(f.regimes[1].w_min, 8);
+    EXPECT_EQ(f.regimes[1].w_max, 64);
+    expect_rel(f.regimes[0].a, small.a, 1e-9);
+    expect_rel(f.regimes[0].b, small.b, 1e-9);
+    expect_rel(f.regimes[0].c, small.c, 1e-9);
+    expect_rel(f.regimes[1].a, large.a, 1e-9);
+    expect_rel(f.regimes[1].b, large.b, 1e-9);
+    expect_rel(f.regimes[1].c, large.c, 1e-9);
+
+    // each W uses its own regime; W between or beyond the regimes: the nearest in log W, flagged
+    expect_rel(predict_step_s(f, 4, 2176).value, small.at(4, 2176), 1e-9);
+    expect_rel(predict_step_s(f, 16, 2176).value, large.at(16, 2176), 1e-9);
+    EXPECT_FALSE(predict_step_s(f, 4, 2176).extrapolated);
+    const auto w6 = predict_step_s(f, 6, 2176);  // log(8/6) < log(6/4)
+    EXPECT_TRUE(w6.extrapolated);
+    expect_rel(w6.value, large.at(6, 2176), 1e-9);
+    EXPECT_TRUE(predict_step_s(f, 128, 2176).extrapolated);
+    expect_rel(attention_s(f, 16, 2176), large.c * 16 * 2176, 1e-9);
+
+    // t/W at W = 8 against the small kernel's trend
+    const auto changes = regime_changes(f, 128);
+    ASSERT_EQ(changes.size(), 1u);
+    EXPECT_EQ(changes[0].workers, 8);
+    expect_rel(changes[0].per_seq_trend_s, small.at(8, 128) / 8, 1e-9);
+    expect_rel(changes[0].per_seq_s, large.at(8, 128) / 8, 1e-9);
+    expect_rel(changes[0].jump_rel, large.at(8, 128) / small.at(8, 128) - 1, 1e-9);
+    EXPECT_GT(changes[0].jump_rel, 0.5);
+}
+
+TEST(step_model_fit, interval_covers_noisy_truth) {
+    // 2% gaussian noise on every probe (each a median of k steps in practice); 200 seeded trials
+    const truth t{2e-3, 1e-4, 1e-6};
+    const int w = 8, p = 128, n = 4096;
+    double sum_true = 0;
+    for (int i = 0; i < n; ++i) {
+        sum_true += t.at(w, p + i);
+    }
+    int covered = 0;
+    double widest = 0;
+    for (unsigned seed = 0; seed < 200; ++seed) {
+        std::mt19937 rng(seed);
+        std::normal_distribution<double> noise(0.0, 0.02);
+        auto samples = samples_of(t);
+        for (auto & s : samples) {
+            s.seconds *= 1 + noise(rng);
+        }
+        const auto tg = predict_tg_s(fit_steps(samples), w, p, n);
+        ASSERT_TRUE(finite(tg));
+        covered += tg.lo <= sum_true && sum_true <= tg.hi;
+        widest = std::max(widest, (tg.hi - tg.lo) / 2 / tg.value);
+    }
+    EXPECT_GE(covered, 180);
+    EXPECT_LT(widest, 0.10);
+}
+
+TEST(step_model_degenerate, one_worker_count) {
+    const truth t{2e-3, 1e-4, 1e-6};
+    const auto f = fit_steps(samples_of(t, {4}));
+    ASSERT_EQ(f.regimes.size(), 1u);
+    const auto & r = f.regimes[0];
+    EXPECT_EQ(r.b, 0.0);  // a' = a + 4b
+    expect_rel(r.a, t.a + 4 * t.b, 1e-9);
+    expect_rel(r.c, t.c, 1e-9);
+    EXPECT_EQ(r.n_params, 2);
+    EXPECT_EQ(r.dof, 1);
+    const auto s = predict_step_s(f, 4, 1000);
+    EXPECT_TRUE(finite(s));
+    expect_rel(s.value, t.at(4, 1000), 1e-9);
+    EXPECT_TRUE(predict_step_s(f, 8, 1000).extrapolated);
+}
+
+TEST(step_model_degenerate, one_depth) {
+    const truth t{2e-3, 1e-4, 1e-6};
+    const auto f = fit_steps(samples_of(t, k_workers, {512}));
+    ASSERT_EQ(f.regimes.size(), 1u);
+    const auto & r = f.regimes[0];
+    EXPECT_EQ(r.c, 0.0);  // b' = b + 512c
+    expect_rel(r.a, t.a, 1e-9);
+    expect_rel(r.b, t.b + 512 * t.c, 1e-9);
+    EXPECT_EQ(r.n_params, 2);
+    EXPECT_TRUE(finite(predict_tg_s(f, 8, 512, 1)));
+    EXPECT_TRUE(predict_tg_s(f, 8, 512, 2).extrapolated);  // depth 513 was not probed
+}
+
+TEST(step_model_degenerate, one_depth_per_worker_count_fixes_c) {
+    // W at different depths, but never one W at two: c would be confounded with b
+    const std::vector<step_sample> samples{{1, 128, 3e-3}, {2, 2176, 5e-3}, {4, 4223, 9e-3}, {8, 128, 4e-3}};
+    const auto f = fit_steps(samples, 10.0);
+    ASSERT_EQ(f.regimes.size(), 1u);
+    EXPECT_EQ(f.regimes[0].c, 0.0);
+    EXPECT_EQ(f.regimes[0].n_params, 2);
+}
+
+TEST(step_model_degenerate, two_samples_fit_exactly_without_spread) {
+    for (const auto & samples : {std::vector<step_sample>{{1, 128, 2e-3}, {2, 128, 3e-3}},
+                                 std::vector<step_sample>{{1, 128, 2e-3}, {1, 4096, 6e-3}},
+                                 std::vector<step_sample>{{1, 128, 2e-3}, {2, 4096, 6e-3}}}) {
+        const auto f = fit_steps(samples);
+        ASSERT_EQ(f.regimes.size(), 1u);
+        EXPECT_EQ(f.regimes[0].dof, 0);
+        EXPECT_EQ(f.regimes[0].resid_sd_rel, 0.0);
+        for (const auto & s : samples) {
+            const auto i = predict_step_s(f, s.workers, s.depth);
+            ASSERT_TRUE(finite(i));
+            expect_rel(i.value, s.seconds, 1e-12);
+            EXPECT_EQ(i.lo, i.value);  // no spread estimate: the interval collapses
+            EXPECT_EQ(i.hi, i.value);
+        }
+        EXPECT_TRUE(finite(predict_tg_s(f, 2, 128, 100)));
+    }
+    const std::vector<step_sample> one{{4, 128, 5e-3}};
+    const auto f = fit_steps(one);
+    EXPECT_EQ(f.regimes[0].n_params, 1);
+    EXPECT_DOUBLE_EQ(predict_step_s(f, 4, 128).value, 5e-3);
+}
+
+TEST(step_model_degenerate, empty_or_invalid_input_throws_runtime) {
+    try {
+        fit_steps({});
+        FAIL() << "no throw";
+    } catch (const im::error & e) {
+        EXPECT_EQ(e.kind(), im::error_kind::runtime);
+        EXPECT_NE(std::string(e.what()).find("--fast"), std::string::npos) << e.what();
+    }
+    const std::vector<step_sample> zero_time{{1, 128, 0.0}};
+    EXPECT_THROW(fit_steps(zero_time), im::error);
+    const std::vector<step_sample> no_workers{{0, 128, 1e-3}};
+    EXPECT_THROW(fit_steps(no_workers), im::error);
+    try {
+        fit_prefill({});
+        FAIL() << "no throw";
+    } catch (const im::error & e) {
+        EXPECT_EQ(e.kind(), im::error_kind::runtime);
+    }
+}
+
+TEST(step_model_prefill, linear_recovery) {
+    const double e = 0.01, f = 2e-4;
+    std::vector<prefill_sample> samples;
+    for (int64_t n : {128, 256, 512, 1024}) {
+        samples.push_back({n, e + f * static_cast<double>(n)});
+    }
+    const auto fit = fit_prefill(samples);
+    EXPECT_FALSE(fit.quadratic);
+    EXPECT_EQ(fit.g, 0.0);
+    expect_rel(fit.e, e, 1e-9);
+    expect_rel(fit.f, f, 1e-9);
+    EXPECT_EQ(fit.tokens_min, 128);
+    EXPECT_EQ(fit.tokens_max, 1024);
+    const auto in = predict_pp_s(fit, 768);
+    expect_rel(in.value, e + f * 768, 1e-9);
+    EXPECT_FALSE(in.extrapolated);
+    EXPECT_TRUE(predict_pp_s(fit, 2048).extrapolated);
+    EXPECT_EQ(predict_pp_s(fit, 0).value, 0.0);
+}
+
+TEST(step_model_prefill, quadratic_when_attention_shows) {
+    const double e = 0.01, f = 2e-4, g = 5e-9;  // g·N² is 1/4 of T at 8192 tokens
+    std::vector<prefill_sample> samples;
+    for (int64_t n : {128, 512, 1024, 4096, 8192}) {
+        const double x = static_cast<double>(n);
+        samples.push_back({n, e + f * x + g * x * x});
+    }
+    const auto fit = fit_prefill(samples);
+    EXPECT_TRUE(fit.quadratic);
+    expect_rel(fit.e, e, 1e-7);
+    expect_rel(fit.f, f, 1e-7);
+    expect_rel(fit.g, g, 1e-7);
+}
+
+TEST(step_model_prefill, one_token_count_keeps_the_prompt_rate) {
+    const std::vector<prefill_sample> samples{{1024, 0.5}, {1024, 0.5}};
+    const auto fit = fit_prefill(samples);
+    EXPECT_EQ(fit.e, 0.0);
+    expect_rel(fit.f, 0.5 / 1024, 1e-12);
+    const auto p = predict_pp_s(fit, 2048);
+    expect_rel(p.value, 1.0, 1e-12);
+    EXPECT_TRUE(p.extrapolated);
+}
+
+TEST(step_model_row, reference_one_worker_row) {
+    // reference-evaluation.md: W = 1, p = 128, n = 4096: 1,211.25 / 85.62 / 88.10 t/s
+    const int p = 128, n = 4096;
+    const double t_pp = p / 1211.25, t_tg = n / 85.62;
+    // steps t = a + c·d whose mean over depths 128..4223 (2175.5) is t_tg / n
+    const double c = 1e-6, a = t_tg / n - c * 2175.5;
+    const auto steps = fit_steps(samples_of({a, 0, c}, {1}));
+    const std::vector<prefill_sample> pp{{128, t_pp}, {256, 2 * t_pp}};
+    const auto row = predict_row(steps, fit_prefill(pp), 1, p, n);
+    expect_rel(row.t_pp_s.value, t_pp, 1e-9);
+    expect_rel(row.t_tg_s.value, t_tg, 1e-9);
+    EXPECT_NEAR(row.prompt_tps.value, 1211.25, 1e-6);
+    EXPECT_NEAR(row.gen_tps.value, 85.62, 1e-6);
+    EXPECT_NEAR(row.overall_tps.value, 88.10, 0.005);
+    EXPECT_FALSE(row.extrapolated);
+}
+
+TEST(step_model_row, columns_follow_the_lockstep_formulas) {
+    // noisy probes so that every interval has width
+    const truth t{2e-3, 1e-4, 1e-6};
+    std::mt19937 rng(7);
+    std::normal_distribution<double> noise(0.0, 0.01);
+    auto samples = samples_of(t);
+    for (auto & s : samples) {
+        s.seconds *= 1 + noise(rng);
+    }
+    std::vector<prefill_sample> pp;
+    for (int64_t n : {128, 512, 2048, 8192}) {
+        pp.push_back({n, (0.02 + 7e-4 * static_cast<double>(n)) * (1 + noise(rng))});
+    }
+    const auto steps = fit_steps(samples);
+    const auto prefill = fit_prefill(pp);
+    const int w = 8, p = 128, n = 4096;
+    const auto row = predict_row(steps, prefill, w, p, n);
+    EXPECT_EQ(row.workers, w);
+    const auto rates = im::workload::lockstep_rates_of(w, p, n, row.t_pp_s.value, row.t_tg_s.value);
+    expect_rel(row.prompt_tps.value, rates.prompt_tps, 1e-12);
+    expect_rel(row.gen_tps.value, rates.gen_tps, 1e-12);
+    expect_rel(row.overall_tps.value, rates.overall_tps, 1e-12);
+    expect_rel(row.t_pp_s.value, predict_pp_s(prefill, int64_t{w} * p).value, 1e-12);
+    expect_rel(row.t_tg_s.value, predict_tg_s(steps, w, p, n).value, 1e-12);
+
+    ASSERT_LT(row.t_pp_s.lo, row.t_pp_s.hi);
+    ASSERT_LT(row.t_tg_s.lo, row.t_tg_s.hi);
+    expect_rel(row.prompt_tps.lo, w * p / row.t_pp_s.hi, 1e-12);
+    expect_rel(row.prompt_tps.hi, w * p / row.t_pp_s.lo, 1e-12);
+    expect_rel(row.gen_tps.lo, w * n / row.t_tg_s.hi, 1e-12);
+    expect_rel(row.gen_tps.hi, w * n / row.t_tg_s.lo, 1e-12);
+    const double h_pp = row.t_pp_s.hi - row.t_pp_s.value, h_tg = row.t_tg_s.hi - row.t_tg_s.value;
+    const double total = row.t_pp_s.value + row.t_tg_s.value, h = std::sqrt(h_pp * h_pp + h_tg * h_tg);
+    expect_rel(row.overall_tps.lo, w * (p + n) / (total + h), 1e-12);
+    expect_rel(row.overall_tps.hi, w * (p + n) / (total - h), 1e-12);
+    EXPECT_EQ(row.overall_tps.dof, std::min(row.t_pp_s.dof, row.t_tg_s.dof));
+
+    // W = 64 needs 8192 prefill tokens: probed; W = 128 is beyond both fits
+    EXPECT_FALSE(predict_row(steps, prefill, 64, p, n).extrapolated);
+    EXPECT_TRUE(predict_row(steps, prefill, 128, p, n).extrapolated);
+}
+
+TEST(step_model_decompose, parts_and_remainder) {
+    // 3 GFLOP at 1 TFLOP/s = 3 ms of matmul, 2 ms of attention in a 10 ms step
+    const auto p = decompose(10e-3, 3e9, 1e12, 2e-3, 0.0);
+    EXPECT_DOUBLE_EQ(p.step_s, 10e-3);
+    EXPECT_DOUBLE_EQ(p.matmul_s, 3e-3);
+    EXPECT_DOUBLE_EQ(p.attention_s, 2e-3);
+    EXPECT_DOUBLE_EQ(p.sampling_s, 0.0);
+    EXPECT_NEAR(p.remainder_s, 5e-3, 1e-15);
+    EXPECT_FALSE(p.overcommitted);
+
+    const auto s = decompose(10e-3, 3e9, 1e12, 2e-3, 1e-3);
+    EXPECT_NEAR(s.remainder_s, 4e-3, 1e-15);
+
+    const auto over = decompose(4e-3, 3e9, 1e12, 2e-3, 0.0);
+    EXPECT_TRUE(over.overcommitted);
+    EXPECT_EQ(over.remainder_s, 0.0);
+    EXPECT_DOUBLE_EQ(over.matmul_s, 3e-3);
+
+    EXPECT_THROW(decompose(1e-3, 1e9, 0.0, 0.0, 0.0), im::error);  // a rate of 0 is a caller's bug
+}
