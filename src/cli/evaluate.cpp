@@ -124,12 +124,12 @@ void add_evaluate(CLI::App & root) {
     cmd->add_option("--output-field", a->output_field, "Generic datasets: the output field");
     cmd->add_option("--round", a->round, "n-predict granularity: pow2 (smallest power of two covering the "
                                          "scenario's target), 128 or exact")->capture_default_str();
-    cmd->add_option("--profile", a->profile, "quick (conservative n-predict capped at 256, W 1,2,4, r=3), standard "
+    cmd->add_option("--profile", a->profile, "quick (conservative n-predict capped at 128, W 1,2,4, r=3), standard "
                                              "(recommended, W 1,2,4,8), comprehensive (99% coverage, W up to 64)")->capture_default_str();
     cmd->add_option("-w,--workers", a->workers, "Worker counts to sweep (default: the profile's); the sweep then doubles W while it gains >= 5%");
     cmd->add_option("--max-workers", a->max_workers, "Upper bound of the sweep extension, at most llama.cpp's " +
                                                          std::to_string(llama_max_parallel_sequences()) +
-                                                         " parallel sequences (default: 8 quick, 32 standard, 64 comprehensive)");
+                                                         " parallel sequences (default: 4 quick, 32 standard, 64 comprehensive)");
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Override the recommended prompt length");
     cmd->add_option("-n,--n-predict", a->n_predict, "Override the recommended output length");
     cmd->add_option("--slo-ttft", a->slo_ttft_ms, "Interactive SLO: time to first token, ms");

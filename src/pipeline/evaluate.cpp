@@ -129,20 +129,22 @@ std::vector<std::string> configuration_differences(const nlohmann::json & saved,
 
 namespace {
 
-// Profile defaults (docs/cli.md): which dataset scenario sets n-predict, the sweep, repetitions.
+// Profile defaults (docs/metrics.md, "Profiles"): which dataset scenario sets n-predict, the sweep, repetitions.
+// quick is sized for a first look on a 2-core CPU (about 4 minutes there): 128 tokens out, W up to 4.
 struct profile_defaults {
     const char * scenario;
     int n_predict_cap;             // 0: none
     std::vector<int> workers;
     int max_workers;
     int bench_repetitions;
+    int bench_max_warmup;          // warmup runs until two agree within 2%, at most this many
 };
 
 profile_defaults defaults_of(profile p) {
     switch (p) {
-        case profile::quick:         return {"conservative", 256, {1, 2, 4}, 8, 3};
-        case profile::comprehensive: return {"comprehensive", 0, {1, 2, 4, 8}, 64, 5};
-        default:                     return {"recommended", 0, {1, 2, 4, 8}, 32, 5};
+        case profile::quick:         return {"conservative", 128, {1, 2, 4}, 4, 3, 3};
+        case profile::comprehensive: return {"comprehensive", 0, {1, 2, 4, 8}, 64, 5, 10};
+        default:                     return {"recommended", 0, {1, 2, 4, 8}, 32, 5, 10};
     }
 }
 
@@ -299,6 +301,7 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
             };
             workload::bench_policy policy;  // bench's rules: warm until settled, a fixed count of repetitions
             policy.min_reps = policy.max_reps = pd.bench_repetitions;
+            policy.max_warmup = pd.bench_max_warmup;
             if (!workload::run_bench(model_path, tests, policy, bc)) e.interrupted = true;
         }
     }
@@ -353,11 +356,12 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
         so.ctx_min = opts.ctx_min;
         so.kv_unified = opts.kv_unified;
         so.objectives = opts.slo;
-        // Sized per profile (docs/metrics.md): the quick profile keeps the stage under a minute on a laptop CPU.
+        // Sized per profile (docs/metrics.md, "Profiles"): quick keeps the stage near a minute on a 2-core CPU.
         switch (opts.prof) {
             case profile::quick:
-                so.output_cap = 64, so.requests_per_user = 2, so.min_requests = 4, so.capacity = false;
-                so.n_predict = std::min(e.n_predict, 64);
+                so.output_cap = 32, so.requests_per_user = 1, so.min_requests = 2, so.capacity = false;
+                so.every_level = false, so.backend_sampling = false;
+                so.n_predict = std::min(e.n_predict, 32);
                 break;
             case profile::comprehensive:
                 so.output_cap = e.n_predict, so.requests_per_user = 4, so.min_requests = 16, so.capacity = true;
@@ -371,7 +375,7 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
                 break;
         }
         stage(n_stages - 2, "serving", fmt::format("continuous batching with real sampling at {} concurrent requests{}",
-                                                    fmt::join(so.workers, ","), so.capacity ? ", then the capacity search" : ""));
+                                                    fmt::join(serving_levels(so), ","), so.capacity ? ", then the capacity search" : ""));
         serving_callbacks sc;
         sc.progress = cb.request_progress;
         sc.warn = cb.warn;

@@ -25,8 +25,10 @@ struct serving_options {
     int output_cap = 0;                // dataset outputs longer than this are capped (0: none)
     int requests_per_user = 2;         // requests per level = max(min_requests, this × C)
     int min_requests = 4;
+    bool every_level = true;            // a level at each W; false: the smallest and the largest only
     bool capacity = false;
     int capacity_max_probes = 8;
+    bool backend_sampling = true;       // the comparison's third run; false: recorded as not measured
     int64_t ctx_min = 0;
     bool kv_unified = false;
     workload::slo objectives;
@@ -37,6 +39,9 @@ struct serving_callbacks {
     std::function<void(const report::serving_result &)> saved;  // after each run (to save partial reports)
     std::function<void(const std::string &)> warn;
 };
+
+// The concurrency levels the stage measures: the distinct W ascending (every_level false: the first and last).
+std::vector<int> serving_levels(const serving_options & o);
 
 // Runs the stage; on SIGINT returns what was measured (the last run marked interrupted).
 report::serving_result run_serving(const serving_options & o, const serving_callbacks & cb);

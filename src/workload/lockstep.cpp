@@ -6,6 +6,7 @@
 #include "core/interrupt.h"
 #include "core/process.h"
 #include "engine/backend.h"
+#include "workload/batch.h"
 #include "workload/metrics.h"
 #include "workload/plan.h"
 
@@ -32,48 +33,6 @@ uint64_t host_available_bytes() {
 
 int64_t n_ctx_for(const lockstep_config & c, int workers) {
     return c.n_ctx > 0 ? c.n_ctx : auto_n_ctx(workers, c.n_prompt, c.n_predict, c.ctx_min);
-}
-
-// One batch for the whole sweep step: W prompts, or W single tokens.
-struct batch_holder {
-    llama_batch batch;
-    explicit batch_holder(int n) : batch(llama_batch_init(n, 0, 1)) {}
-    ~batch_holder() { llama_batch_free(batch); }
-};
-
-void fill_prompts(llama_batch & b, int workers, int n_prompt, int32_t n_vocab) {
-    int idx = 0;
-    for (int j = 0; j < workers; ++j) {
-        for (int i = 0; i < n_prompt; ++i, ++idx) {
-            b.token[idx] = std::rand() % n_vocab;
-            b.pos[idx] = i;
-            b.n_seq_id[idx] = 1;
-            b.seq_id[idx][0] = j;
-            b.logits[idx] = i == n_prompt - 1;
-        }
-    }
-    b.n_tokens = idx;
-}
-
-void fill_step(llama_batch & b, int workers, int pos, int32_t n_vocab) {
-    for (int j = 0; j < workers; ++j) {
-        b.token[j] = std::rand() % n_vocab;
-        b.pos[j] = pos;
-        b.n_seq_id[j] = 1;
-        b.seq_id[j][0] = j;
-        b.logits[j] = 1;
-    }
-    b.n_tokens = workers;
-}
-
-// Decodes the batch in n_batch chunks without synchronizing in between (batched-bench's decode_helper).
-bool decode_chunks(llama_context * ctx, const llama_batch & b, int n_batch) {
-    for (int32_t i = 0; i < b.n_tokens; i += n_batch) {
-        const int32_t n = std::min(n_batch, b.n_tokens - i);
-        llama_batch view = {n, b.token + i, nullptr, b.pos + i, b.n_seq_id + i, b.seq_id + i, b.logits + i};
-        if (llama_decode(ctx, view) != 0) return false;
-    }
-    return true;
 }
 
 }  // namespace
@@ -276,7 +235,7 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
     row.n_threads = ctx.n_threads();
     row.test_time = clock::rfc3339_now();
     llama_context * lctx = ctx.get();
-    batch_holder holder(std::max(w * c.n_prompt, std::max(w, 16)));
+    batch::holder holder(std::max(w * c.n_prompt, std::max(w, 16)));
     llama_batch & batch = holder.batch;
     const auto fail = [&](const char * phase) {
         const std::string why = engine::last_llama_errors();
@@ -287,24 +246,24 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
         // One prefill and one decode step of exactly the measured shapes. batched-bench warms up with
         // 16 tokens only, which leaves the first prefill of each shape cold (on CUDA its W=1 prompt
         // rate reads ~3x low); the memory is cleared before the timed repetitions.
-        fill_prompts(batch, w, c.n_prompt, n_vocab);
-        if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("warmup");
-        fill_step(batch, w, c.n_prompt, n_vocab);
+        batch::fill_prompts(batch, w, c.n_prompt, n_vocab);
+        if (!batch::decode_chunks(lctx, batch, c.params.n_batch)) fail("warmup");
+        batch::fill_step(batch, w, c.n_prompt, n_vocab);
         if (llama_decode(lctx, batch) != 0) fail("warmup");
         llama_synchronize(lctx);
     }
     for (int rep = 0; rep < c.repetitions; ++rep) {
         ctx.clear();
-        fill_prompts(batch, w, c.n_prompt, n_vocab);
+        batch::fill_prompts(batch, w, c.n_prompt, n_vocab);
         if (cb.progress) cb.progress({w, "prefill", 0, 1, 0, rep});
         const int64_t t_pp0 = clock::now_ns();
-        if (!decode_chunks(lctx, batch, c.params.n_batch)) fail("prefill");
+        if (!batch::decode_chunks(lctx, batch, c.params.n_batch)) fail("prefill");
         llama_synchronize(lctx);
         const int64_t t_pp1 = clock::now_ns();
 
         int64_t last_report = t_pp1;
         for (int step = 0; step < c.n_predict; ++step) {
-            fill_step(batch, w, c.n_prompt + step, n_vocab);
+            batch::fill_step(batch, w, c.n_prompt + step, n_vocab);
             if (llama_decode(lctx, batch) != 0) fail("decode");
             llama_synchronize(lctx);
             if (interrupt::requested()) {
