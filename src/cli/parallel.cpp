@@ -11,7 +11,9 @@
 #include "model/quant.h"
 #include "model/ref.h"
 #include "report/measurements.h"
+#include "workload/fast.h"
 #include "workload/lockstep.h"
+#include "workload/metrics.h"
 #include "workload/plan.h"
 
 #include <fmt/format.h>
@@ -34,6 +36,8 @@ struct parallel_args {
     bool no_warmup = false;
     bool plan_only = false;
     bool allow_ctx_overflow = false;
+    bool fast = false;
+    int verify = 0;
     std::string mode = "lockstep";
     std::string output = "md";
     std::string export_path;
@@ -62,6 +66,83 @@ workload::lockstep_config config_of(const parallel_args & a, const std::filesyst
     c.warmup = !a.no_warmup;
     c.allow_ctx_overflow = a.allow_ctx_overflow;
     return c;
+}
+
+// --fast: the sweep predicted from step probes; --verify W also measures W fully and compares.
+void run_fast(const parallel_args & a, workload::lockstep_config c, const output_target & out, uint64_t kvpt) {
+    if (c.repetitions != 1) throw_usage("--fast predicts one sweep: -r does not apply");
+    if (a.verify > 0 && std::find(c.workers.begin(), c.workers.end(), a.verify) == c.workers.end()) {
+        throw_usage("--verify {}: not one of the swept worker counts ({})", a.verify, fmt::join(c.workers, ","));
+    }
+    workload::fast_result f;
+    workload::lockstep_row measured;
+    bool have_measured = false;
+    report::run_context ctx = report::make_run_context(nullptr, globals().command_line);
+    const auto result = [&](bool interrupted) {
+        workload::lockstep_result r = f.sweep;
+        if (have_measured) r.rows.push_back(measured);
+        r.interrupted = r.interrupted || interrupted;
+        return r;
+    };
+    const auto markdown = [&](bool interrupted) {
+        std::string md = fmt::format("## Parallel Workload Performance ({} prompt / {} output tokens, lockstep, predicted)\n\n",
+                                     c.n_prompt, c.n_predict) +
+                         report::parallel_markdown(result(interrupted), c, kvpt);
+        if (!f.probes.steps.empty()) md += "\n" + workload::fast_markdown(f);
+        if (have_measured) {
+            for (const auto & r : f.sweep.rows) {
+                if (r.workers == measured.workers && r.predicted) md += workload::verify_markdown(r, measured);
+            }
+        }
+        return md;
+    };
+    results_writer writer(out, a.db, "parallel", [&](bool interrupted) { return report::parallel_table(result(interrupted), c, ctx); },
+                          markdown);
+    writer.update(ctx);
+    progress_line progress;
+    workload::step_probe_callbacks pcb;
+    pcb.progress = [&](const std::string & line) { progress.update("probe " + line); };
+    f = workload::run_fast(c, pcb);
+    progress.clear();
+    {
+        engine::llama::model m(c.model_path, c.params, /*no_alloc=*/true);
+        ctx = report::make_run_context(&m, globals().command_line);
+    }
+    writer.update(ctx);
+    if (a.verify > 0 && !f.sweep.interrupted) {
+        auto vc = c;
+        vc.workers = {a.verify};
+        workload::lockstep_callbacks cb;
+        cb.progress = [&](const workload::lockstep_progress & p) { progress.update(lockstep_progress_text(p)); };
+        cb.warn = [&](const std::string & msg) {
+            progress.clear();
+            log::warn("{}", msg);
+        };
+        auto r = workload::run_lockstep(vc, cb);
+        progress.clear();
+        if (!r.rows.empty() && r.rows.front().skipped.empty()) {
+            measured = r.rows.front();
+            have_measured = true;
+            for (const auto & p : f.sweep.rows) {  // speedup against the predicted baseline, as the other rows
+                if (p.workers == f.sweep.base_workers && p.predicted) {
+                    const auto sc = workload::scaling_of(measured.overall_tps.mean, measured.workers, p.overall_tps.mean,
+                                                         f.sweep.base_workers);
+                    measured.speedup = sc.speedup;
+                    measured.efficiency = sc.efficiency;
+                }
+            }
+            for (const auto & p : f.sweep.rows) {
+                if (p.workers == measured.workers && p.predicted) {
+                    log::info("--verify W={}: overall predicted {} t/s, measured {} t/s ({:+.1f}%)", measured.workers,
+                              fmtx::thousands(p.overall_tps.mean), fmtx::thousands(measured.overall_tps.mean),
+                              workload::prediction_error_pct(p, measured));
+                }
+            }
+        }
+        f.sweep.interrupted = f.sweep.interrupted || r.interrupted;
+    }
+    writer.finish(ctx, f.sweep.interrupted);
+    if (f.sweep.interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 
 void run(const parallel_args & a) {
@@ -117,6 +198,11 @@ void run(const parallel_args & a) {
             }
         }
         workload::check_plan(p);  // a configuration llama.cpp rejects is a usage error, after the table
+        return;
+    }
+
+    if (a.fast || a.verify > 0) {
+        run_fast(a, c, out, kvpt);
         return;
     }
 
@@ -189,6 +275,9 @@ void add_parallel(CLI::App & root) {
     cmd->add_flag("--no-warmup", a->no_warmup, "Skip the warmup decode");
     cmd->add_flag("--plan", a->plan_only, "Print per-W context, KV and memory needs (llama.cpp dry run) without running");
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow p+n beyond the model's trained context");
+    cmd->add_flag("--fast", a->fast, "Predict the sweep from short decode-step and prefill probes (rows marked ~, with 95% "
+                                     "prediction intervals; docs/fast-mode.md)");
+    cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and print predicted against measured");
     cmd->add_option("--mode", a->mode,
                     "lockstep (batched-bench semantics: W sequences start and end together, no sampling) or continuous "
                     "(continuous batching with real sampling, arrivals, latency percentiles)")->capture_default_str();

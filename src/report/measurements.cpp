@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace im::report {
@@ -118,7 +119,11 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
                        {"rss_bytes", field_type::integer},       {"device_used_bytes", field_type::integer},
                        {"samples_t_pp_s", field_type::real_array}, {"samples_t_tg_s", field_type::real_array},
                        {"skipped", field_type::text},            {"interrupted", field_type::boolean},
-                       {"partial", field_type::boolean}});
+                       {"partial", field_type::boolean},         {"predicted", field_type::boolean},
+                       {"prefill_measured", field_type::boolean},
+                       {"prompt_tps_lo", field_type::real},      {"prompt_tps_hi", field_type::real},
+                       {"gen_tps_lo", field_type::real},         {"gen_tps_hi", field_type::real},
+                       {"overall_tps_lo", field_type::real},     {"overall_tps_hi", field_type::real}});
     for (const auto & w : r.rows) {
         auto & row = t.add_row();
         run_context rc = c;
@@ -158,6 +163,18 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         t.set(row, "device_used_bytes", static_cast<int64_t>(w.device_used_bytes));
         t.set(row, "samples_t_pp_s", w.t_pp_s);
         t.set(row, "samples_t_tg_s", w.t_tg_s);
+        t.set(row, "predicted", w.predicted);
+        if (w.predicted) {
+            // 95% prediction intervals (--fast); an unbounded upper end is left empty.
+            const auto bound = [](double v) { return optional_real(std::isfinite(v) ? std::optional<double>(v) : std::nullopt); };
+            t.set(row, "prefill_measured", w.prefill_measured);
+            t.set(row, "prompt_tps_lo", bound(w.prediction.prompt_tps.lo));
+            t.set(row, "prompt_tps_hi", bound(w.prediction.prompt_tps.hi));
+            t.set(row, "gen_tps_lo", bound(w.prediction.gen_tps.lo));
+            t.set(row, "gen_tps_hi", bound(w.prediction.gen_tps.hi));
+            t.set(row, "overall_tps_lo", bound(w.prediction.overall_tps.lo));
+            t.set(row, "overall_tps_hi", bound(w.prediction.overall_tps.hi));
+        }
     }
     mark_empty_interrupted(t, c, r.interrupted);
     return t;
@@ -239,8 +256,10 @@ std::string efficiency_block(const workload::lockstep_result & r) {
     std::string out = "```\nEfficiency = Speedup / Number of Workers";
     if (r.base_workers > 1) out += fmt::format(" (relative to {} workers)", r.base_workers);
     out += "\n\n";
+    // A --fast sweep's rows are the predicted ones; a row measured by --verify has its own section.
+    const bool any_predicted = std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.predicted; });
     for (const auto & w : r.rows) {
-        if (!w.skipped.empty()) continue;
+        if (!w.skipped.empty() || (any_predicted && !w.predicted)) continue;
         const std::string label = fmt::format("{} worker{}:", w.workers, w.workers == 1 ? "" : "s");
         if (w.workers == r.base_workers) {
             out += fmt::format("{:<11}{:>4} efficiency (baseline)\n", label, "100%");
@@ -274,16 +293,35 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
     const auto num = [reps](const stats::summary & s) {
         return reps ? fmtx::mean_pm(s.mean, s.stddev) : fmtx::thousands(s.mean);
     };
+    // A predicted rate (--fast): ~value, with its 95% prediction interval for the overall column.
+    const auto predicted = [](const predict::interval & i, bool with_interval) {
+        std::string s = "~" + fmtx::thousands(i.value);
+        if (with_interval && i.hi > i.lo) {
+            s += fmt::format(" ({}-{})", fmtx::thousands(i.lo), std::isfinite(i.hi) ? fmtx::thousands(i.hi) : "inf");
+        }
+        return s;
+    };
+    const bool any_predicted = std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.predicted; });
     for (const auto & w : r.rows) {
         if (!w.skipped.empty()) {
             out += fmt::format("| {} | {} | {} | {} | not run: does not fit in memory | | | |\n", w.workers, w.n_prompt, w.n_predict,
                                fmtx::thousands(static_cast<int64_t>(w.total_kv)));
             continue;
         }
+        if (w.predicted) {
+            out += fmt::format("| {}~ | {} | {} | {} | {} | {} | {} | ~{:.2f}x |\n", w.workers, w.n_prompt, w.n_predict,
+                               fmtx::thousands(static_cast<int64_t>(w.total_kv)), predicted(w.prediction.prompt_tps, false),
+                               predicted(w.prediction.gen_tps, false), predicted(w.prediction.overall_tps, true), w.speedup);
+            continue;
+        }
         out += fmt::format("| {}{}{} | {} | {} | {} | {} | {} | {} | {:.2f}x |\n", w.workers, w.extended ? "*" : "",
-                           w.partial ? " (partial)" : "", w.n_prompt, w.n_predict,
+                           w.partial ? " (partial)" : any_predicted ? " (measured)" : "", w.n_prompt, w.n_predict,
                            fmtx::thousands(static_cast<int64_t>(w.total_kv)), num(w.prompt_tps), num(w.gen_tps),
                            num(w.overall_tps), w.speedup);
+    }
+    if (any_predicted) {
+        out += "\n~ predicted from step probes (`--fast`, docs/fast-mode.md), not measured; the overall column gives the 95% "
+               "prediction interval.\n";
     }
     if (with_efficiency) out += "\n" + efficiency_block(r);
     if (std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.extended; })) {

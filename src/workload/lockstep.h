@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/stats.h"
 #include "engine/llama/session.h"
+#include "predict/step_model.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -78,6 +79,11 @@ struct lockstep_row {
     // Interrupted while measuring this W: the repetitions that finished, or (none finished) the first
     // one's completed decode steps, with n_predict set to their number; never reused by --resume.
     bool partial = false;
+    // --fast (docs/fast-mode.md): every figure predicted from step probes, with 95% prediction intervals;
+    // prefill_measured when T_PP itself was timed by a prefill probe.
+    bool predicted = false;
+    bool prefill_measured = false;
+    predict::row_prediction prediction;
 
     // Appends one repetition's T_PP and T_TG and its rates (DESIGN §2.3).
     void add_repetition(double t_pp, double t_tg);

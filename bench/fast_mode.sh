@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# --fast against the full lockstep sweep on the same model (issue 10's check): the sweep measured
+# (parallel, one repetition), then predicted (parallel --fast); per W the predicted and measured overall
+# t/s, the error and whether the measurement lies inside the 95% prediction interval, then the wall
+# times. Ends with `max_error_pct <value>` and `time_ratio <fast/full>` (targets: 5 and 0.15).
+# Usage: bench/fast_mode.sh MODEL [engine flags...]   env: W="1,2,4,8" P=128 N=512 OUT=dir
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN:-$root/build/bin/infermeter}
+model=${1:?usage: bench/fast_mode.sh MODEL [engine flags]}
+shift
+W=${W:-1,2,4,8}; P=${P:-128}; N=${N:-512}
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+t0=$(date +%s.%N)
+"$bin" parallel -m "$model" -w "$W" -p "$P" -n "$N" -o json --no-db "$@" > "$out/full.json"
+t1=$(date +%s.%N)
+"$bin" parallel -m "$model" -w "$W" -p "$P" -n "$N" --fast -o json --no-db "$@" > "$out/fast.json"
+t2=$(date +%s.%N)
+python3 - "$out/full.json" "$out/fast.json" "$t0" "$t1" "$t2" <<'PY'
+import json, sys
+full = {r["workers"]: r for r in json.load(open(sys.argv[1])) if not r.get("skipped")}
+fast = {r["workers"]: r for r in json.load(open(sys.argv[2])) if r.get("predicted")}
+t0, t1, t2 = map(float, sys.argv[3:6])
+print(f"{'W':<4} {'measured':>10} {'predicted':>10} {'interval':>21} {'error':>8} {'inside':>7} {'gen meas':>9} {'gen pred':>9}")
+worst = 0.0
+for w in sorted(full):
+    m, p = full[w], fast.get(w)
+    if p is None:
+        print(f"{w:<4} {m['overall_tps']:10.2f}  (not predicted)")
+        continue
+    err = 100 * (p["overall_tps"] / m["overall_tps"] - 1)
+    lo, hi = p.get("overall_tps_lo"), p.get("overall_tps_hi")
+    inside = lo is not None and hi is not None and lo <= m["overall_tps"] <= hi
+    worst = max(worst, abs(err))
+    iv = f"{lo:.2f}-{hi:.2f}" if lo is not None and hi is not None else "-"
+    print(f"{w:<4} {m['overall_tps']:10.2f} {p['overall_tps']:10.2f} {iv:>21} {err:+7.1f}% {'yes' if inside else 'NO':>7} "
+          f"{m['gen_tps']:9.2f} {p['gen_tps']:9.2f}")
+print(f"wall: full {t1 - t0:.1f} s, fast {t2 - t1:.1f} s (model loads included)")
+print(f"max_error_pct {worst:.2f}")
+print(f"time_ratio {(t2 - t1) / (t1 - t0):.3f}")
+PY
+echo "logs in $out" >&2

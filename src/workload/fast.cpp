@@ -1,0 +1,143 @@
+#include "workload/fast.h"
+
+#include "core/format.h"
+#include "core/interrupt.h"
+#include "workload/metrics.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace im::workload {
+
+fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb) {
+    fast_result f;
+    f.sweep.plan = plan(c);
+    check_plan(f.sweep.plan);
+    step_probe_config pc;
+    pc.model_path = c.model_path;
+    pc.params = c.params;
+    pc.n_prompt = c.n_prompt;
+    pc.n_predict = c.n_predict;
+    pc.ctx_min = c.ctx_min;
+    pc.kv_unified = c.kv_unified;
+    for (const auto & p : f.sweep.plan) {
+        if (p.fits) pc.workers.push_back(p.workers);
+    }
+    if (pc.workers.empty()) throw_runtime("--fast: no worker count fits in memory ({} workers need {} MiB)",
+                                          f.sweep.plan.front().workers,
+                                          fmtx::thousands(static_cast<double>(f.sweep.plan.front().total_bytes) / fmtx::mib, 0));
+    f.probes = run_step_probes(pc, cb);
+    f.sweep.interrupted = f.probes.interrupted;
+    if (f.probes.steps.empty() || f.probes.prefills.empty()) return f;
+    f.tolerance = fit_tolerance(f.probes);
+    f.steps = predict::fit_steps(f.probes.steps, f.tolerance);
+    f.prefill = predict::fit_prefill(f.probes.prefills);
+    f.changes = predict::regime_changes(f.steps, c.n_prompt + c.n_predict / 2.0);
+
+    double base_overall = 0;
+    for (const auto & p : f.sweep.plan) {
+        lockstep_row row;
+        row.workers = p.workers;
+        row.n_prompt = c.n_prompt;
+        row.n_predict = c.n_predict;
+        row.kv_bytes = p.kv_bytes;
+        row.total_kv = static_cast<long>(p.workers) * (c.n_prompt + c.n_predict);
+        if (!p.fits) {
+            row.skipped = fmt::format("{} workers need {} MiB but {} has {} MiB free", p.workers,
+                                      fmtx::thousands(static_cast<double>(p.total_bytes) / fmtx::mib, 0), p.device,
+                                      fmtx::thousands(static_cast<double>(p.free_bytes) / fmtx::mib, 0));
+            f.sweep.rows.push_back(row);
+            continue;
+        }
+        row.n_ctx = p.n_ctx;
+        row.n_ctx_seq = p.n_ctx_seq;
+        row.kv_bytes_allocated = p.kv_bytes_reported;
+        row.n_threads = f.probes.n_threads;
+        row.predicted = true;
+        row.prefill_measured = std::find(f.probes.prefill_workers.begin(), f.probes.prefill_workers.end(), p.workers) !=
+                               f.probes.prefill_workers.end();
+        row.prediction = predict::predict_row(f.steps, f.prefill, p.workers, c.n_prompt, c.n_predict);
+        // No samples: the summaries carry the predicted values (n = 0, repetitions 0 in every writer).
+        row.t_pp_mean_s = row.prediction.t_pp_s.value;
+        row.t_tg_mean_s = row.prediction.t_tg_s.value;
+        for (auto [sum, rate] : {std::pair{&row.prompt_tps, &row.prediction.prompt_tps}, {&row.gen_tps, &row.prediction.gen_tps},
+                                 {&row.overall_tps, &row.prediction.overall_tps}}) {
+            sum->mean = sum->median = sum->min = sum->max = rate->value;
+        }
+        if (f.sweep.base_workers == 0) {
+            f.sweep.base_workers = p.workers;
+            base_overall = row.overall_tps.mean;
+        }
+        const auto sc = scaling_of(row.overall_tps.mean, p.workers, base_overall, f.sweep.base_workers);
+        row.speedup = sc.speedup;
+        row.efficiency = sc.efficiency;
+        f.sweep.rows.push_back(row);
+    }
+    return f;
+}
+
+namespace {
+
+std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }
+
+}  // namespace
+
+std::string fast_markdown(const fast_result & f) {
+    std::string out = fmt::format(
+        "Predicted by `--fast` (docs/fast-mode.md) from {} decode-step probes (W = {}; KV depths {}) and {} prefill "
+        "probes (W = {}) in {} s; rows marked ~ are predictions, their 95% prediction interval in parentheses.\n\n",
+        f.probes.steps.size(), fmt::join([&] {
+            std::vector<int> w;
+            for (const auto & s : f.probes.steps) w.push_back(s.workers);
+            std::sort(w.begin(), w.end());
+            w.erase(std::unique(w.begin(), w.end()), w.end());
+            return w;
+        }(), ","), fmt::join(f.probes.depths, ", "), f.probes.prefills.size(), fmt::join(f.probes.prefill_workers, ","),
+        fmtx::thousands(f.probes.seconds, 1));
+    out += "| Regime (W) | a: per step (ms) | b: per sequence (ms) | c: per sequence per KV cell (ns) | residual sd | max residual | samples |\n";
+    out += "|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto & r : f.steps.regimes) {
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n",
+                           r.w_min == r.w_max ? std::to_string(r.w_min) : fmt::format("{}-{}", r.w_min, r.w_max), ms(r.a),
+                           ms(r.b), fmtx::thousands(r.c * 1e9, 3), fmtx::percent(r.resid_sd_rel, 1),
+                           fmtx::percent(r.max_rel_residual, 1), r.n_samples);
+    }
+    out += fmt::format("\nStep time t(W, d) = a + b·W + c·W·d per regime (weighted least squares; regimes split where one "
+                       "fit leaves a residual above {}). Prefill T(N) = {} ms + {} ms per token{} over N = W·p tokens.\n",
+                       fmtx::percent(f.tolerance, 0), ms(f.prefill.e), fmtx::thousands(f.prefill.f * 1e3, 4),
+                       f.prefill.quadratic ? fmt::format(" + {} ns per token²", fmtx::thousands(f.prefill.g * 1e9, 4)) : "");
+    for (const auto & ch : f.changes) {
+        out += fmt::format("\nRegime change at W = {}: a step costs {} ms per sequence there, against {} ms the previous "
+                           "regime's trend predicts ({}{}): a different kernel or schedule from this batch size on.\n",
+                           ch.workers, ms(ch.per_seq_s), ms(ch.per_seq_trend_s), ch.jump_rel >= 0 ? "+" : "",
+                           fmtx::percent(ch.jump_rel, 1));
+    }
+    const bool extrapolated = std::any_of(f.sweep.rows.begin(), f.sweep.rows.end(),
+                                          [](const auto & r) { return r.predicted && r.prediction.extrapolated; });
+    if (extrapolated) out += "\nSome rows are extrapolated beyond the probed W, depths or prompt tokens: read them as estimates.\n";
+    if (f.sweep.interrupted) out += "\nInterrupted during the probes: only what was probed is predicted.\n";
+    return out;
+}
+
+double prediction_error_pct(const lockstep_row & predicted, const lockstep_row & measured) {
+    return measured.overall_tps.mean > 0 ? 100.0 * (predicted.overall_tps.mean / measured.overall_tps.mean - 1.0) : 0.0;
+}
+
+std::string verify_markdown(const lockstep_row & predicted, const lockstep_row & measured) {
+    std::string out = fmt::format("\n### Verification: W = {} predicted and measured\n\n", measured.workers);
+    out += "| Rate | Predicted (95% interval) | Measured | Error | Inside the interval |\n|---|---:|---:|---:|---|\n";
+    const auto line = [&](const char * name, const predict::interval & p, double m) {
+        const double err = m > 0 ? 100.0 * (p.value / m - 1.0) : 0.0;
+        out += fmt::format("| {} | {} ({}-{}) | {} | {:+.1f}% | {} |\n", name, fmtx::thousands(p.value, 2),
+                           fmtx::thousands(p.lo, 2), std::isfinite(p.hi) ? fmtx::thousands(p.hi, 2) : std::string("inf"),
+                           fmtx::thousands(m, 2), err, m >= p.lo && m <= p.hi ? "yes" : "**no**");
+    };
+    line("Prompt t/s", predicted.prediction.prompt_tps, measured.prompt_tps.mean);
+    line("Generation t/s", predicted.prediction.gen_tps, measured.gen_tps.mean);
+    line("Overall t/s", predicted.prediction.overall_tps, measured.overall_tps.mean);
+    return out;
+}
+
+}  // namespace im::workload

@@ -1,0 +1,37 @@
+#pragma once
+
+#include "predict/step_model.h"
+#include "workload/lockstep.h"
+#include "workload/step_probe.h"
+
+#include <string>
+#include <vector>
+
+// `--fast` (issue 10, docs/fast-mode.md): the lockstep sweep predicted from step probes, every row
+// marked predicted with its 95% prediction interval, in a fraction of the sweep's time.
+namespace im::workload {
+
+struct fast_result {
+    lockstep_result sweep;   // one predicted row per requested W (skipped when it does not fit), in order
+    step_probe_result probes;
+    predict::step_fit steps;
+    predict::prefill_fit prefill;
+    double tolerance = 0.05;  // the regime-split tolerance used
+    std::vector<predict::regime_change> changes;  // at the sweep's middle depth
+};
+
+// Probes and predicts every W of c.workers (no extension: W beyond the sweep are not predicted).
+// Throws like run_lockstep; on SIGINT returns the rows predicted from what was probed (interrupted set).
+fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb = {});
+
+// Markdown: how the prediction was made (probes, wall time, regimes and their residuals, regime changes).
+std::string fast_markdown(const fast_result & f);
+
+// --verify: predicted against measured for one W; "W=4: overall predicted 24.1 t/s (22.0-26.5), measured
+// 24.8 t/s: error -2.8%, inside the interval" and the same for prompt and generation t/s.
+std::string verify_markdown(const lockstep_row & predicted, const lockstep_row & measured);
+
+// (predicted - measured) / measured of the overall t/s, in percent.
+double prediction_error_pct(const lockstep_row & predicted, const lockstep_row & measured);
+
+}  // namespace im::workload

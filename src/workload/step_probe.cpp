@@ -1,0 +1,171 @@
+#include "workload/step_probe.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "engine/backend.h"
+#include "workload/batch.h"
+#include "workload/plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace im::workload {
+
+namespace {
+
+// Per (W, depth): one untimed step (the cache copy and the shape settle), then the timed ones.
+struct step_plan {
+    int untimed = 1;
+    int timed = 7;
+};
+
+step_plan plan_steps(int timed_steps) { return {1, std::max(1, timed_steps)}; }
+
+double seconds_since(int64_t t0_ns) { return static_cast<double>(clock::now_ns() - t0_ns) / 1e9; }
+
+double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+double fit_tolerance(const step_probe_result & r) {
+    if (r.step_spread_rel.empty()) return 0.05;
+    // Four times the typical spread of one point's timed steps: noise alone must not split a regime.
+    return std::max(0.05, 4.0 * median_of(r.step_spread_rel) / 2.0);
+}
+
+std::vector<int> probe_depths(int n_prompt, int n_predict) {
+    // The sweep's first, middle and last decode positions.
+    std::vector<int> d{n_prompt, n_prompt + (n_predict - 1) / 2, n_prompt + n_predict - 1};
+    d.erase(std::unique(d.begin(), d.end()), d.end());
+    return d;
+}
+
+step_probe_result run_step_probes(const step_probe_config & c, const step_probe_callbacks & cb) {
+    const int64_t t0 = clock::now_ns();
+    step_probe_result res;
+    if (c.workers.empty()) throw_usage("--fast: no worker counts to probe");
+    std::vector<int> ws = c.workers;
+    std::sort(ws.begin(), ws.end());
+    ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
+    const int w_max = ws.back();
+    const auto sp = plan_steps(c.timed_steps);
+    res.depths = probe_depths(c.n_prompt, c.n_predict);
+    // Each point's timed steps are centred on its depth: the cache is filled to `fill` cells first.
+    const int lead = sp.untimed + (sp.timed - 1) / 2;
+    const auto fill_of = [&](int depth) { return std::max(1, depth - lead); };
+    const auto say = [&](const std::string & s) {
+        if (cb.progress) cb.progress(s);
+    };
+
+    engine::llama::model model(c.model_path, c.params);
+    const bool offloaded = c.params.n_gpu_layers != 0 && !engine::gpu_info().empty();
+    // The context the sweep's largest W runs on (same cells per sequence, same layout, same threads).
+    // (plus the few cells the last point's steps reach past the sweep's last position)
+    const auto n_ctx = auto_n_ctx(w_max, c.n_prompt, c.n_predict + sp.untimed + sp.timed, c.ctx_min);
+    engine::llama::context_request req{static_cast<uint32_t>(n_ctx), static_cast<uint32_t>(w_max), c.kv_unified, !offloaded};
+    engine::llama::context ctx(model, c.params, req);
+    res.n_ctx = ctx.alloc().n_ctx;
+    res.n_threads = ctx.n_threads();
+    llama_context * lctx = ctx.get();
+    llama_memory_t mem = llama_get_memory(lctx);
+    const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
+    const int max_tokens = std::max({w_max * c.n_prompt, res.depths.back() + 1, w_max, 16});
+    batch::holder holder(max_tokens);
+    llama_batch & b = holder.batch;
+    const auto fail = [&](const std::string & what) {
+        const std::string why = engine::last_llama_errors();
+        throw_runtime("--fast: llama_decode failed during {}{}", what, why.empty() ? "" : ": " + why);
+    };
+    const auto prefill = [&](int workers, int n_tokens, int pos0) {
+        batch::fill_prompts(b, workers, n_tokens, n_vocab, pos0);
+        const int64_t t = clock::now_ns();
+        if (!batch::decode_chunks(lctx, b, c.params.n_batch)) fail(fmt::format("a prefill of {} x {} tokens", workers, n_tokens));
+        llama_synchronize(lctx);
+        return seconds_since(t);
+    };
+    const auto stop = [&] {
+        if (!interrupt::requested()) return false;
+        res.interrupted = true;
+        res.seconds = seconds_since(t0);
+        return true;
+    };
+
+    // Warm the prefill shape once, as the sweep warms each W (the first decode of a shape is cold).
+    prefill(1, c.n_prompt, 0);
+    llama_memory_clear(mem, true);
+
+    // 1. Decode steps: for each depth, sequence 0 is filled to it and copied to the others as W grows.
+    int depth_now = 0;
+    std::vector<uint8_t> state;
+    for (const int target : res.depths) {
+        if (stop()) return res;
+        const int d = fill_of(target);
+        if (d <= depth_now) continue;  // a short sweep: two targets share a fill
+        for (int j = 1; j < w_max; ++j) llama_memory_seq_rm(mem, j, -1, -1);
+        const double t_fill = prefill(1, d - depth_now, depth_now);
+        if (depth_now == 0) res.prefills.push_back({d, t_fill});  // a W=1 prefill from an empty cache
+        depth_now = d;
+        state.resize(llama_state_seq_get_size(lctx, 0));
+        if (llama_state_seq_get_data(lctx, state.data(), state.size(), 0) != state.size()) {
+            throw_runtime("--fast: cannot read the KV cache of sequence 0 at depth {}", d);
+        }
+        int have = 1;
+        for (const int w : ws) {
+            if (stop()) return res;
+            for (; have < w; ++have) {
+                if (llama_state_seq_set_data(lctx, state.data(), state.size(), have) == 0) {
+                    throw_runtime("--fast: cannot copy the KV cache to sequence {} at depth {} (context of {} cells)", have,
+                                  d, res.n_ctx);
+                }
+            }
+            std::vector<double> times;
+            for (int s = 0; s < sp.untimed + sp.timed; ++s) {
+                batch::fill_step(b, w, d + s, n_vocab);
+                const int64_t t = clock::now_ns();
+                if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, d + s));
+                llama_synchronize(lctx);
+                if (s >= sp.untimed) times.push_back(seconds_since(t));
+            }
+            llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
+            // The depth of a step is the position it decodes; the timed ones are d+untimed .. d+untimed+timed-1.
+            const double depth = d + sp.untimed + (sp.timed - 1) / 2.0;
+            const double med = median_of(times);
+            res.steps.push_back({w, depth, med});
+            res.step_spread_rel.push_back((*std::max_element(times.begin(), times.end()) -
+                                           *std::min_element(times.begin(), times.end())) / med);
+            say(fmt::format("step W={} depth {:.0f}: {:.3f} ms", w, depth, res.steps.back().seconds * 1e3));
+        }
+    }
+
+    // 2. Prefills of W x n_prompt tokens, W ascending, while they cost a small share of the full sweep.
+    const auto fit = predict::fit_steps(res.steps, fit_tolerance(res));
+    double full_s = 0;
+    for (const int w : ws) full_s += predict::predict_tg_s(fit, w, c.n_prompt, c.n_predict).value;
+    // (the first fill was a W=1 prefill of about n_prompt tokens: it counts, but W=1 is timed exactly too)
+    double spent_s = res.prefills.empty() ? 0 : res.prefills.front().seconds;
+    int64_t spent_tokens = res.prefills.empty() ? 0 : res.prefills.front().tokens;
+    for (const int w : ws) {
+        // The next prefill costs about its tokens at the rate seen so far; the first two W always run.
+        const double next_s = spent_tokens > 0 ? spent_s / static_cast<double>(spent_tokens) * w * c.n_prompt : 0.0;
+        if (res.prefill_workers.size() >= 2 && spent_s + next_s > c.prefill_budget_share * full_s) break;
+        if (stop()) return res;
+        llama_memory_clear(mem, true);
+        const double t = prefill(w, c.n_prompt, 0);
+        res.prefills.push_back({static_cast<int64_t>(w) * c.n_prompt, t});
+        res.prefill_workers.push_back(w);
+        spent_s += t;
+        spent_tokens += static_cast<int64_t>(w) * c.n_prompt;
+        say(fmt::format("prefill W={} ({} tokens): {:.3f} s", w, w * c.n_prompt, t));
+    }
+    res.seconds = seconds_since(t0);
+    return res;
+}
+
+}  // namespace im::workload

@@ -1,0 +1,59 @@
+#pragma once
+
+#include "engine/llama/session.h"
+#include "predict/step_model.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+// Step probes (issue 10, docs/fast-mode.md): the time of a lockstep decode step t(W, d) at the sweep's
+// worker counts and a few KV depths, and prefill times T(W·p), measured in a fraction of a full sweep.
+// The KV cache of the probed depth is filled once, untimed, as llama-bench's -d does: sequence 0 is
+// prefilled to depth d and its cache state copied to the other sequences (llama_state_seq_get/set_data:
+// separate cells per sequence in both KV layouts, as a real sweep has).
+namespace im::workload {
+
+struct step_probe_config {
+    std::filesystem::path model_path;
+    engine::llama::engine_params params;
+    std::vector<int> workers;        // the sweep's W (any order, distinct)
+    int n_prompt = 128, n_predict = 128;
+    int64_t ctx_min = 0;
+    bool kv_unified = false;
+    int timed_steps = 7;             // per (W, depth): one untimed step, then these, the median kept
+    // Prefill probes: W ascending while their total time stays below this share of the predicted full
+    // sweep's time (always the two smallest W when the sweep has two).
+    double prefill_budget_share = 0.04;
+};
+
+struct step_probe_result {
+    std::vector<predict::step_sample> steps;
+    std::vector<double> step_spread_rel;  // per step sample: (max - min) / median of its timed steps
+    std::vector<predict::prefill_sample> prefills;
+    std::vector<int> prefill_workers;  // W whose prefill was timed (the rest are predicted)
+    std::vector<int> depths;           // KV depths probed
+    int64_t n_ctx = 0;
+    int n_threads = 0;
+    double seconds = 0;                // wall time of the probes, model load included
+    bool interrupted = false;
+};
+
+struct step_probe_callbacks {
+    std::function<void(const std::string &)> progress;  // one line per probe point
+};
+
+// Runs the probes on one context sized for the largest W. Throws im::error when llama.cpp fails.
+step_probe_result run_step_probes(const step_probe_config & c, const step_probe_callbacks & cb = {});
+
+// The tolerance regimes are split at (predict::fit_steps): 4x the half-range of a point's timed steps
+// (median over points), at least 5%.
+double fit_tolerance(const step_probe_result & r);
+
+// The depths probed for a sweep of n_predict steps from n_prompt: its first, middle and last decode
+// position (each point's timed steps are centred on it).
+std::vector<int> probe_depths(int n_prompt, int n_predict);
+
+}  // namespace im::workload
