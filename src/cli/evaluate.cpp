@@ -39,6 +39,8 @@ struct evaluate_args {
     bool reprobe = false;
     std::string out = "infermeter-report";
     bool resume = false;
+    bool fast = false;
+    int verify = 0;
     store::store_flags db;
     engine_flags engine;
 };
@@ -77,6 +79,9 @@ void run(const evaluate_args & a) {
     o.reprobe = a.reprobe;
     o.out_dir = a.out;
     o.resume = a.resume;
+    if (a.verify > 0 && !a.fast) throw_usage("--verify {} compares a --fast prediction with a measurement: add --fast", a.verify);
+    o.fast = a.fast;
+    o.verify = a.verify;
     o.command_line = globals().command_line;
 
     progress_line progress;
@@ -88,6 +93,7 @@ void run(const evaluate_args & a) {
     cb.bench_progress = [&](size_t i, size_t n, const workload::bench_test & t, int rep) {
         progress.update(fmt::format("  bench {}/{}: {} {}", i + 1, n, t.name(), rep < 0 ? fmt::format("warmup {}", -rep) : fmt::format("rep {}", rep + 1)));
     };
+    cb.probe_progress = [&](const std::string & line) { progress.update("  probe " + line); };
     cb.lockstep_progress = [&](const workload::lockstep_progress & p) {
         progress.update("  " + lockstep_progress_text(p));
     };
@@ -146,6 +152,9 @@ void add_evaluate(CLI::App & root) {
     cmd->add_flag("--resume", a->resume, "Continue an interrupted run in --out: measured stages are not repeated; "
                                          "refused unless model file, engine flags, lengths, workers, KV layout and "
                                          "--ctx-min all match");
+    cmd->add_flag("--fast", a->fast, "Predict the lockstep sweep from decode-step and prefill probes instead of running it "
+                                     "(rows marked ~ with 95% intervals; docs/fast-mode.md)");
+    cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and report predicted against measured");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
     cmd->callback([a, cmd] {

@@ -83,7 +83,7 @@ nlohmann::ordered_json run_configuration(const evaluate_options & opts, const nl
                                          int n_prompt, int n_predict, const std::vector<int> & workers,
                                          int max_workers, int bench_repetitions) {
     const auto & p = opts.params;
-    return {{"model", model_id},
+    nlohmann::ordered_json c = {{"model", model_id},
             {"engine",
              {{"n_threads", p.n_threads > 0 ? p.n_threads : engine::llama::default_threads()},
               {"n_gpu_layers", p.n_gpu_layers},
@@ -103,6 +103,8 @@ nlohmann::ordered_json run_configuration(const evaluate_options & opts, const nl
             {"kv_unified", opts.kv_unified},
             {"ctx_min", opts.ctx_min},
             {"bench_repetitions", bench_repetitions}};
+    if (opts.fast) c["fast"] = true;  // predicted rows never mix with measured ones on --resume
+    return c;
 }
 
 std::vector<std::string> configuration_differences(const nlohmann::json & saved, const nlohmann::json & now) {
@@ -256,6 +258,12 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     c.allow_ctx_overflow = true;
     workload::validate(c, info);
     workload::check_plan(workload::plan(c));
+    if (opts.verify > 0) {
+        const auto reach = workload::reachable_workers(c);
+        if (std::find(reach.begin(), reach.end(), opts.verify) == reach.end()) {
+            throw_usage("--verify {}: not a worker count this sweep can reach ({})", opts.verify, fmt::join(reach, ","));
+        }
+    }
 
     // --resume reuses rows only from a run of exactly this configuration.
     e.configuration = run_configuration(opts, model_identity(model_path), e.n_prompt, e.n_predict, c.workers,
@@ -325,8 +333,14 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
             eta = 0;
             for (int w : c.workers) eta += w * static_cast<double>(e.n_predict) / (tg->ts.mean * std::sqrt(w));
         }
-        stage(3, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, doubling while it gains",
-                                         fmt::join(c.workers, ","), c.n_prompt, c.n_predict), eta);
+        if (opts.fast) {
+            stage(3, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, predicted from step probes "
+                                             "(--fast){}", fmt::join(c.workers, ","), c.n_prompt, c.n_predict,
+                                             opts.verify > 0 ? fmt::format(", then W={} measured", opts.verify) : ""));
+        } else {
+            stage(3, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, doubling while it gains",
+                                             fmt::join(c.workers, ","), c.n_prompt, c.n_predict), eta);
+        }
         workload::lockstep_callbacks lc;
         lc.progress = cb.lockstep_progress;
         lc.warn = cb.warn;
@@ -335,7 +349,26 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
             e.lockstep.base_workers = e.lockstep.base_workers ? e.lockstep.base_workers : row.workers;
             save();
         };
-        auto result = workload::run_lockstep(c, lc);
+        workload::lockstep_result result;
+        if (opts.fast) {
+            workload::step_probe_callbacks pcb;
+            pcb.progress = cb.probe_progress;
+            e.fast = workload::run_fast(c, pcb);
+            result = e.fast->sweep;
+            if (opts.verify > 0 && !result.interrupted) {
+                auto vc = c;
+                vc.workers = {opts.verify};
+                vc.extend = false;
+                vc.done.clear();
+                auto vlc = lc;
+                vlc.row = nullptr;  // the measured row is the verification, not a row of the (predicted) sweep
+                const auto v = workload::run_lockstep(vc, vlc);
+                if (!v.rows.empty() && v.rows.front().skipped.empty()) e.verified = v.rows.front();
+                result.interrupted = result.interrupted || v.interrupted;
+            }
+        } else {
+            result = workload::run_lockstep(c, lc);
+        }
         e.lockstep = result;
         if (result.interrupted) e.interrupted = true;
         else e.stages_done.push_back("parallel");

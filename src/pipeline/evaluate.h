@@ -40,6 +40,8 @@ struct evaluate_options {
     bool reprobe = false;
     std::filesystem::path out_dir;
     bool resume = false;
+    bool fast = false;                   // --fast: the parallel stage predicted from step probes (docs/fast-mode.md)
+    int verify = 0;                      // --verify W: with --fast, also measure W fully and compare
     std::string command_line;
 };
 
@@ -54,6 +56,7 @@ struct stage_event {
 struct evaluate_callbacks {
     std::function<void(const stage_event &)> stage;
     std::function<void(const workload::lockstep_progress &)> lockstep_progress;
+    std::function<void(const std::string &)> probe_progress;  // --fast: one line per step or prefill probe
     std::function<void(size_t, size_t, const workload::bench_test &, int)> bench_progress;
     std::function<void(const std::string &)> warn;
     std::function<void(const workload::request_workload &, const workload::request_progress &)> request_progress;

@@ -2,6 +2,7 @@
 
 #include "core/escape.h"
 #include "core/format.h"
+#include "hardware/specs.h"
 #include "report/kinds.h"
 #include "model/quant.h"
 #include "workload/metrics.h"
@@ -135,6 +136,32 @@ json to_json(const evaluation & e) {
                      {"base_workers", e.lockstep.base_workers},
                      {"extension_stop", e.lockstep.extension_stop},
                      {"plan", plan_json(e.lockstep.plan)}};
+    if (e.fast) {
+        // How the rows were predicted (docs/fast-mode.md); the predicted rows are in tables.parallel.
+        json regimes = json::array();
+        for (const auto & r : e.fast->steps.regimes) {
+            regimes.push_back({{"w_min", r.w_min}, {"w_max", r.w_max}, {"a_s", r.a}, {"b_s", r.b}, {"c_s", r.c},
+                               {"resid_sd_rel", r.resid_sd_rel}, {"max_rel_residual", r.max_rel_residual},
+                               {"n_samples", r.n_samples}});
+        }
+        json steps = json::array();
+        for (const auto & st : e.fast->probes.steps) steps.push_back({{"workers", st.workers}, {"depth", st.depth}, {"seconds", st.seconds}});
+        json prefills = json::array();
+        for (const auto & pf : e.fast->probes.prefills) prefills.push_back({{"tokens", pf.tokens}, {"seconds", pf.seconds}});
+        json fj = {{"probe_seconds", e.fast->probes.seconds}, {"tolerance", e.fast->tolerance}, {"regimes", regimes},
+                   {"regime_starts", e.fast->steps.regime_starts}, {"prefill", {{"e_s", e.fast->prefill.e}, {"f_s", e.fast->prefill.f},
+                   {"g_s", e.fast->prefill.g}}}, {"step_probes", steps}, {"prefill_probes", prefills}};
+        if (e.verified) {
+            fj["verified"] = {{"workers", e.verified->workers}, {"prompt_tps", e.verified->prompt_tps.mean},
+                              {"gen_tps", e.verified->gen_tps.mean}, {"overall_tps", e.verified->overall_tps.mean}};
+            for (const auto & r : e.lockstep.rows) {
+                if (r.predicted && r.workers == e.verified->workers) {
+                    fj["verified"]["error_pct"] = workload::prediction_error_pct(r, *e.verified);
+                }
+            }
+        }
+        j["parallel"]["fast"] = fj;
+    }
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
     j["recommendations"] = {{"interactive", choice_json(e.rec.interactive)},
@@ -311,6 +338,65 @@ std::string ascii_efficiency_chart(const workload::lockstep_result & r) {
     return out + "```\n";
 }
 
+std::vector<step_breakdown> step_breakdowns(const evaluation & e) {
+    std::vector<step_breakdown> out;
+    if (!e.fast || e.fast->steps.regimes.empty() || !e.roofline) return out;
+    const auto & ceil = e.roofline->ceil;
+    const auto & cost = e.roofline->cost;
+    const double depth = e.n_prompt + (e.n_predict - 1) / 2.0;  // the sweep's mean decode position
+    const double peak = hardware::matmul_ceiling_for(ceil, cost.weight_type);
+    std::vector<const workload::lockstep_row *> rows;
+    for (const auto * r : measured_rows(e.lockstep)) rows.push_back(r);
+    if (e.verified) rows.push_back(&*e.verified);
+    for (const auto * r : rows) {
+        if (r->n_predict <= 0 || r->t_tg_mean_s <= 0) continue;
+        step_breakdown b;
+        b.workers = r->workers;
+        b.measured = !r->predicted;
+        const double step_s = r->t_tg_mean_s / r->n_predict;
+        b.matmul_rate = hardware::matmul_model_rate(ceil, r->workers);
+        const double weight_flops = 2.0 * static_cast<double>(cost.matmul_params) * r->workers;
+        b.parts = predict::decompose(step_s, b.matmul_rate > 0 ? weight_flops : 0.0, b.matmul_rate > 0 ? b.matmul_rate : 1.0,
+                                     std::max(0.0, predict::attention_s(e.fast->steps, r->workers, depth)), 0.0);
+        const double bytes = hardware::decode_step_bytes(cost, r->workers, depth);
+        b.bandwidth_share = ceil.mem_bw_bytes_per_s > 0 ? bytes / step_s / ceil.mem_bw_bytes_per_s : 0.0;
+        const double matmul_share = b.parts.matmul_s / step_s;
+        if (b.bandwidth_share >= 0.6) {
+            b.limiter = fmt::format("bandwidth ({} of {})", fmtx::percent(b.bandwidth_share), hardware::format_bytes_per_s(ceil.mem_bw_bytes_per_s));
+        } else if (b.matmul_rate > 0 && matmul_share >= 0.5 && peak > 0 && b.matmul_rate >= 0.6 * peak) {
+            b.limiter = "compute (weight matmuls near the matmul ceiling)";
+        } else if (b.matmul_rate > 0 && matmul_share >= 0.5) {
+            b.limiter = fmt::format("kernel efficiency at this batch (the N = {} matmul runs at {} of the large-matmul rate)",
+                                    r->workers, fmtx::percent(peak > 0 ? b.matmul_rate / peak : 0.0));
+        } else if (b.parts.attention_s / step_s >= 0.5) {
+            b.limiter = "attention over the KV cache";
+        } else {
+            b.limiter = "fixed per-step overhead (launch, synchronization, scheduling)";
+        }
+        out.push_back(b);
+    }
+    return out;
+}
+
+std::string step_breakdown_markdown(const evaluation & e) {
+    const auto rows = step_breakdowns(e);
+    if (rows.empty()) return "";
+    std::string md = fmt::format("### Where a Decode Step Goes (at depth {:.0f})\n\n", e.n_prompt + (e.n_predict - 1) / 2.0);
+    md += "| W | Step (ms) | Weight matmuls (ms) | Attention/KV (ms) | Sampling (ms) | Remainder (ms) | Limiter |\n";
+    md += "|---|---:|---:|---:|---:|---:|---|\n";
+    const auto ms = [](double s) { return fmtx::thousands(s * 1e3, 2); };
+    for (const auto & b : rows) {
+        md += fmt::format("| {}{} | {} | {} | {} | {} | {}{} | {} |\n", b.workers, b.measured ? " (measured)" : "~",
+                          ms(b.parts.step_s), b.matmul_rate > 0 ? ms(b.parts.matmul_s) : std::string("-"),
+                          ms(b.parts.attention_s), ms(b.parts.sampling_s), ms(b.parts.remainder_s),
+                          b.parts.overcommitted ? " (parts exceed the step)" : "", b.limiter);
+    }
+    md += "\nWeight matmuls: 2 × matmul parameters × W FLOPs at the matmul rate probed at the model's own shapes with "
+          "N = W columns; attention/KV: the c·W·d term of the fitted step model; sampling: 0 in lockstep; remainder: "
+          "the rest (docs/fast-mode.md).\n";
+    return md;
+}
+
 std::string to_markdown(const evaluation & e) {
     std::string md = "# Performance Evaluation\n\n";
     md += fmt::format("{} ({}) on {}, {} backend; profile `{}`; measured by infermeter {} (llama.cpp {}) on {}.\n\n",
@@ -335,6 +421,14 @@ std::string to_markdown(const evaluation & e) {
     md += "### Single Request Performance (llama-bench semantics)\n\n" + bench_markdown(e.bench) + bench_repetitions_note(e.bench) + "\n";
     md += fmt::format("### Parallel Workload Performance ({} - {} token outputs)\n\n", e.scenario, e.n_predict);
     md += parallel_markdown(e.lockstep, e.lockstep_cfg, e.kv_bytes_per_token, false) + "\n";
+    if (e.fast && !e.fast->probes.steps.empty()) {
+        md += workload::fast_markdown(*e.fast) + "\n";
+        if (e.verified) {
+            for (const auto & r : e.lockstep.rows) {
+                if (r.predicted && r.workers == e.verified->workers) md += workload::verify_markdown(r, *e.verified) + "\n";
+            }
+        }
+    }
 
     const auto insights = key_insights(e);
     if (!insights.empty()) {
@@ -343,9 +437,16 @@ std::string to_markdown(const evaluation & e) {
     }
     md += "### Parallel Scaling Analysis\n\n" + efficiency_block(e.lockstep) + "\n" + ascii_efficiency_chart(e.lockstep) + "\n";
     if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
+    md += step_breakdown_markdown(e);
     if (e.serving) md += serving_markdown(*e.serving) + "\n";
 
     md += "### Performance Recommendations\n\n";
+    if (e.fast) {
+        md += "These recommendations rest on **predicted** lockstep rows (`--fast`, docs/fast-mode.md), not on a measured "
+              "sweep";
+        md += e.verified ? fmt::format("; W = {} was measured to check them (above).\n\n", e.verified->workers)
+                         : "; `--verify W` measures one worker count to check them.\n\n";
+    }
     const auto & rec = e.rec;
     const auto choice_lines = [&](const worker_choice & c) {
         return fmt::format("   - Throughput: {} t/s overall, {} t/s generation ({} t/s per stream)\n"

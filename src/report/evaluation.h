@@ -7,6 +7,7 @@
 #include "report/run_context.h"
 #include "report/serving.h"
 #include "workload/bench.h"
+#include "workload/fast.h"
 #include "workload/lockstep.h"
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,9 @@ struct evaluation {
     std::vector<workload::bench_result> bench;
     workload::lockstep_config lockstep_cfg;
     workload::lockstep_result lockstep;
+    // --fast: how the lockstep rows were predicted; --verify: the one W measured beside its prediction.
+    std::optional<workload::fast_result> fast;
+    std::optional<workload::lockstep_row> verified;
     std::optional<hardware::roofline_report> roofline;
     // Continuous batching with real sampling (the serving stage); absent with --no-serving.
     std::optional<serving_result> serving;
@@ -77,6 +81,19 @@ std::vector<const workload::lockstep_row *> measured_rows(const workload::lockst
 std::string knee_sentence(const recommendations & rec, double knee_min_marginal, int first_workers, int last_workers);
 // Sentences of "Key Performance Insights", generated from the rows and e.rec.
 std::vector<std::string> key_insights(const evaluation & e);
+// One decode step of a lockstep row split into weight matmuls, attention/KV, sampling and the rest
+// (predict::decompose; needs the --fast fit and the roofline's model-shape matmul rates), and the
+// limiter those parts name.
+struct step_breakdown {
+    int workers = 0;
+    bool measured = false;      // the --verify row; the others are predicted
+    double matmul_rate = 0;     // FLOP/s at the model's shapes with N = W (0: not probed)
+    double bandwidth_share = 0; // bytes of the step per second over the bandwidth ceiling
+    predict::step_parts parts;
+    std::string limiter;
+};
+std::vector<step_breakdown> step_breakdowns(const evaluation & e);
+std::string step_breakdown_markdown(const evaluation & e);
 // An ASCII bar chart of efficiency per W.
 std::string ascii_efficiency_chart(const workload::lockstep_result & r);
 

@@ -171,21 +171,44 @@ std::string to_html(const evaluation & e) {
                 rows.push_back({std::to_string(r.workers), "does not fit in memory", "", "", "", "", "", "", ""});
                 continue;
             }
-            rows.push_back({std::to_string(r.workers) + (r.extended ? "*" : "") + (r.partial ? " (partial)" : ""),
+            const std::string mark = r.predicted ? "~" : "";
+            std::string overall = mark + fmtx::thousands(r.overall_tps.mean);
+            if (r.predicted && r.prediction.overall_tps.hi > r.prediction.overall_tps.lo) {
+                overall += fmt::format(" ({}-{})", fmtx::thousands(r.prediction.overall_tps.lo),
+                                       std::isfinite(r.prediction.overall_tps.hi) ? fmtx::thousands(r.prediction.overall_tps.hi) : "inf");
+            }
+            rows.push_back({std::to_string(r.workers) + mark + (r.extended ? "*" : "") + (r.partial ? " (partial)" : ""),
                             std::to_string(r.n_prompt),
                             std::to_string(r.n_predict), fmtx::thousands(static_cast<int64_t>(r.total_kv)), mib(r.kv_bytes),
-                            fmtx::thousands(r.prompt_tps.mean), fmtx::thousands(r.gen_tps.mean),
-                            fmtx::thousands(r.overall_tps.mean), fmt::format("{:.2f}x ({})", r.speedup, fmtx::percent(r.efficiency))});
+                            mark + fmtx::thousands(r.prompt_tps.mean), mark + fmtx::thousands(r.gen_tps.mean),
+                            overall, fmt::format("{:.2f}x ({})", r.speedup, fmtx::percent(r.efficiency))});
         }
         h += table_html({"Workers", "Prompt tokens", "Output tokens", "Total KV", "KV cache", "Prompt t/s", "Generation t/s",
                          "Overall t/s", "Speedup (efficiency)"}, rows);
+        if (e.fast) {
+            h += "<p>~ predicted from step probes (--fast, docs/fast-mode.md), not measured; 95% prediction interval in "
+                 "parentheses. The recommendations below rest on these predictions.</p>";
+        }
         if (!e.lockstep.extension_stop.empty()) {
-            h += "<p>* measured by the sweep extension; it stopped because " + escape(e.lockstep.extension_stop) + ".</p>";
+            h += std::string("<p>* ") + (e.fast ? "predicted" : "measured") + " by the sweep extension; it stopped because " + escape(e.lockstep.extension_stop) + ".</p>";
         }
     }
     h += scaling_charts(e);
 
     if (e.serving) h += serving_html(*e.serving);
+    if (const auto parts = step_breakdowns(e); !parts.empty()) {
+        std::vector<svg::stacked_bar> bars;
+        for (const auto & b : parts) {
+            bars.push_back({fmt::format("W={}{}", b.workers, b.measured ? " (measured)" : ""),
+                            {b.parts.matmul_s * 1e3, b.parts.attention_s * 1e3, b.parts.sampling_s * 1e3, b.parts.remainder_s * 1e3}});
+        }
+        h += "<h2>Where a decode step goes</h2><div class=\"charts\">" +
+             svg::stacked_bar_chart("Decode step by part (ms)", "ms",
+                                    {{"weight matmuls", "#2463eb"}, {"attention/KV", "#0f9d58"}, {"sampling", "#d97706"},
+                                     {"remainder", "#9ca3af"}}, bars) + "</div><ul class=\"sentences\">";
+        for (const auto & b : parts) h += "<li>" + escape(fmt::format("W={}: {}", b.workers, b.limiter)) + "</li>";
+        h += "</ul>";
+    }
     if (e.roofline) {
         h += "<h2>Interpretation: roofline</h2><div class=\"charts\">" + roofline_chart(*e.roofline) + "</div><ul class=\"sentences\">";
         for (const auto & s : e.roofline->summary) h += "<li>" + escape(s) + "</li>";

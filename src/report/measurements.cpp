@@ -309,7 +309,7 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
             continue;
         }
         if (w.predicted) {
-            out += fmt::format("| {}~ | {} | {} | {} | {} | {} | {} | ~{:.2f}x |\n", w.workers, w.n_prompt, w.n_predict,
+            out += fmt::format("| {}~{} | {} | {} | {} | {} | {} | {} | ~{:.2f}x |\n", w.workers, w.extended ? "*" : "", w.n_prompt, w.n_predict,
                                fmtx::thousands(static_cast<int64_t>(w.total_kv)), predicted(w.prediction.prompt_tps, false),
                                predicted(w.prediction.gen_tps, false), predicted(w.prediction.overall_tps, true), w.speedup);
             continue;
@@ -325,7 +325,7 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
     }
     if (with_efficiency) out += "\n" + efficiency_block(r);
     if (std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.extended; })) {
-        out += "\n\\* measured by the sweep extension (W doubled until the gain stopped";
+        out += fmt::format("\n\\* {} by the sweep extension (W doubled until the gain stopped", any_predicted ? "predicted" : "measured");
         out += r.extension_stop.empty() ? ")\n" : ": " + r.extension_stop + ")\n";
     }
     if (r.interrupted) out += interrupted_note();

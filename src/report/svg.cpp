@@ -159,4 +159,43 @@ std::string bar_chart(const std::string & title, const std::string & y_label, co
     return out + "</svg>";
 }
 
+std::string stacked_bar_chart(const std::string & title, const std::string & y_label,
+                              const std::vector<std::pair<std::string, std::string>> & segments,
+                              const std::vector<stacked_bar> & bars, int width, int height) {
+    std::string out = open_svg(title, width, height);
+    if (bars.empty()) {
+        return out + fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" class=\"tick\">no data</text></svg>",
+                                 width / 2, height / 2);
+    }
+    double top = 0;
+    for (const auto & b : bars) {
+        double sum = 0;
+        for (double v : b.values) sum += std::max(0.0, v);
+        top = std::max(top, sum);
+    }
+    const auto yt = nice_ticks(0, top * 1.05);
+    const frame f{width, height, 0, static_cast<double>(bars.size()), 0, std::max(top * 1.05, yt.back())};
+    out += axes(f, axis{"", false, false, true}, axis{y_label, false, false, true}, {}, yt);
+    const double bw = (f.px(1) - f.px(0)) * 0.7;
+    for (size_t i = 0; i < bars.size(); ++i) {
+        const double x = f.px(static_cast<double>(i)) + (f.px(1) - f.px(0)) * 0.15;
+        double base = 0;
+        for (size_t k = 0; k < segments.size() && k < bars[i].values.size(); ++k) {
+            const double v = std::max(0.0, bars[i].values[k]);
+            out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{} {}: {}</title></rect>",
+                               x, f.py(base + v), bw, f.py(base) - f.py(base + v), segments[k].second,
+                               escape(bars[i].label), escape(segments[k].first), tick_label(v));
+            base += v;
+        }
+        out += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" class=\"tick\">{}</text>", x + bw / 2,
+                           f.py(0) + 16, escape(bars[i].label));
+    }
+    for (size_t k = 0; k < segments.size(); ++k) {
+        const double lx = 60 + static_cast<double>(k) * (width - 80) / static_cast<double>(segments.size());
+        out += fmt::format("<rect x=\"{:.1f}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1f}\" y=\"39\" "
+                           "class=\"tick\">{}</text>", lx, segments[k].second, lx + 14, escape(segments[k].first));
+    }
+    return out + "</svg>";
+}
+
 }  // namespace im::report::svg

@@ -33,6 +33,16 @@ struct bar {
 std::string bar_chart(const std::string & title, const std::string & y_label, const std::vector<bar> & bars,
                       const std::string & color, int width = 560, int height = 320);
 
+// Bars made of stacked segments (one colour per segment name, a legend above): e.g. a decode step
+// split into its parts per W. Every bar has one value per segment name, >= 0.
+struct stacked_bar {
+    std::string label;
+    std::vector<double> values;
+};
+std::string stacked_bar_chart(const std::string & title, const std::string & y_label,
+                              const std::vector<std::pair<std::string, std::string>> & segments,  // name, colour
+                              const std::vector<stacked_bar> & bars, int width = 560, int height = 320);
+
 // Escapes &, <, >, " and ' for text and attribute values.
 std::string escape(const std::string & s);
 

@@ -37,19 +37,20 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
     f.changes = predict::regime_changes(f.steps, c.n_prompt + c.n_predict / 2.0);
 
     double base_overall = 0;
-    for (const auto & p : f.sweep.plan) {
+    const auto predict_one = [&](const memory_plan & p, bool extended) {
         lockstep_row row;
         row.workers = p.workers;
         row.n_prompt = c.n_prompt;
         row.n_predict = c.n_predict;
         row.kv_bytes = p.kv_bytes;
         row.total_kv = static_cast<long>(p.workers) * (c.n_prompt + c.n_predict);
+        row.extended = extended;
         if (!p.fits) {
             row.skipped = fmt::format("{} workers need {} MiB but {} has {} MiB free", p.workers,
                                       fmtx::thousands(static_cast<double>(p.total_bytes) / fmtx::mib, 0), p.device,
                                       fmtx::thousands(static_cast<double>(p.free_bytes) / fmtx::mib, 0));
             f.sweep.rows.push_back(row);
-            continue;
+            return;
         }
         row.n_ctx = p.n_ctx;
         row.n_ctx_seq = p.n_ctx_seq;
@@ -74,6 +75,35 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
         row.speedup = sc.speedup;
         row.efficiency = sc.efficiency;
         f.sweep.rows.push_back(row);
+    };
+    const auto plan_of = [&](int w) {
+        return std::find_if(f.sweep.plan.begin(), f.sweep.plan.end(), [&](const memory_plan & p) { return p.workers == w; });
+    };
+    for (const int w : c.workers) predict_one(*plan_of(w), false);
+    // The sweep extension's rule (DESIGN §3) applied to the predicted rows: double W while it gains.
+    while (c.extend && f.sweep.rows.size() >= 2) {
+        const auto & last = f.sweep.rows.back();
+        const auto & before = f.sweep.rows[f.sweep.rows.size() - 2];
+        if (!last.skipped.empty()) break;
+        const double gain = before.overall_tps.mean > 0 ? last.overall_tps.mean / before.overall_tps.mean - 1.0 : 1.0;
+        const int next = last.workers * 2;
+        if (gain < c.extend_min_gain) {
+            f.sweep.extension_stop = fmt::format("{} to {} workers add {} overall throughput (< {}), predicted",
+                                                 before.workers, last.workers, fmtx::percent(gain, 1),
+                                                 fmtx::percent(c.extend_min_gain));
+            break;
+        }
+        if (next > c.max_workers) {
+            f.sweep.extension_stop = fmt::format("the next step, {} workers, is above --max-workers {}", next, c.max_workers);
+            break;
+        }
+        const auto p = plan_of(next);
+        if (p == f.sweep.plan.end()) break;
+        predict_one(*p, true);
+        if (!f.sweep.rows.back().skipped.empty()) {
+            f.sweep.extension_stop = fmt::format("{} workers do not fit in memory", next);
+            break;
+        }
     }
     return f;
 }

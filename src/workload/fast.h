@@ -12,7 +12,7 @@
 namespace im::workload {
 
 struct fast_result {
-    lockstep_result sweep;   // one predicted row per requested W (skipped when it does not fit), in order
+    lockstep_result sweep;   // one predicted row per requested W (skipped when it does not fit), in order, then the extension
     step_probe_result probes;
     predict::step_fit steps;
     predict::prefill_fit prefill;
@@ -20,7 +20,8 @@ struct fast_result {
     std::vector<predict::regime_change> changes;  // at the sweep's middle depth
 };
 
-// Probes and predicts every W of c.workers (no extension: W beyond the sweep are not predicted).
+// Probes and predicts every W of c.workers and, with c.extend, the doubling chain up to c.max_workers
+// (probed too), keeping the extension rows the gain rule admits (marked extended).
 // Throws like run_lockstep; on SIGINT returns the rows predicted from what was probed (interrupted set).
 fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb = {});
 

@@ -213,3 +213,28 @@ TEST(evaluate_cli, bad_input) {
     r = run_infermeter({"evaluate", "-m", "synth:tiny", "--knee", "2", "--out", dir.string(), "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
 }
+
+// evaluate --fast: the parallel stage predicted from step probes, the report says the recommendations
+// rest on predictions, shows how they were made and where a decode step goes; --verify measures one W.
+TEST(evaluate_cli, fast_predicts_the_sweep_and_verify_checks_one_worker_count) {
+    const auto dir = im::test::temp_dir("evaluate-fast");
+    auto args = small_evaluate(dir / "out", dir / "results.db");
+    for (const char * a : {"--fast", "--verify", "2", "--no-serving"}) args.push_back(a);
+    const auto r = run_infermeter(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto md = slurp(dir / "out" / "report.md");
+    for (const char * s : {"| 1~ |", "| 2~ |", "These recommendations rest on **predicted** lockstep rows",
+                           "### Verification: W = 2 predicted and measured", "| Regime (W) |",
+                           "### Where a Decode Step Goes", "| 2 (measured) |"}) {
+        EXPECT_NE(md.find(s), std::string::npos) << s;
+    }
+    const auto j = nlohmann::json::parse(slurp(dir / "out" / "report.json"));
+    ASSERT_TRUE(j["parallel"].contains("fast")) << j["parallel"].dump();
+    const auto & f = j["parallel"]["fast"];
+    EXPECT_GE(f["regimes"].size(), 1u);
+    EXPECT_EQ(f["step_probes"].size(), 2u * 3u);  // W = 1, 2 at three depths
+    EXPECT_EQ(f["verified"]["workers"], 2);
+    EXPECT_TRUE(f["verified"].contains("error_pct"));
+    for (const auto & row : j["tables"]["parallel"]) EXPECT_TRUE(row["predicted"].get<bool>()) << row.dump();
+    EXPECT_EQ(j["configuration"]["fast"], true);
+}
