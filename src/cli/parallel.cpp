@@ -13,7 +13,6 @@
 #include "report/measurements.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
-#include "workload/metrics.h"
 #include "workload/plan.h"
 
 #include <fmt/format.h>
@@ -89,10 +88,8 @@ void run_fast(const parallel_args & a, workload::lockstep_config c, const output
                                      c.n_prompt, c.n_predict) +
                          report::parallel_markdown(result(interrupted), c, kvpt);
         if (!f.probes.steps.empty()) md += "\n" + workload::fast_markdown(f);
-        if (have_measured) {
-            for (const auto & r : f.sweep.rows) {
-                if (r.workers == measured.workers && r.predicted) md += workload::verify_markdown(r, measured);
-            }
+        if (const auto * p = have_measured ? workload::predicted_row(f, measured.workers) : nullptr) {
+            md += workload::verify_markdown(*p, measured);
         }
         return md;
     };
@@ -110,36 +107,23 @@ void run_fast(const parallel_args & a, workload::lockstep_config c, const output
     }
     writer.update(ctx);
     if (a.verify > 0 && !f.sweep.interrupted) {
-        auto vc = c;
-        vc.workers = {a.verify};
         workload::lockstep_callbacks cb;
         cb.progress = [&](const workload::lockstep_progress & p) { progress.update(lockstep_progress_text(p)); };
         cb.warn = [&](const std::string & msg) {
             progress.clear();
             log::warn("{}", msg);
         };
-        auto r = workload::run_lockstep(vc, cb);
+        const auto m = workload::verify_one(c, f, a.verify, cb);
         progress.clear();
-        if (!r.rows.empty() && r.rows.front().skipped.empty()) {
-            measured = r.rows.front();
+        if (m) {
+            measured = *m;
             have_measured = true;
-            for (const auto & p : f.sweep.rows) {  // speedup against the predicted baseline, as the other rows
-                if (p.workers == f.sweep.base_workers && p.predicted) {
-                    const auto sc = workload::scaling_of(measured.overall_tps.mean, measured.workers, p.overall_tps.mean,
-                                                         f.sweep.base_workers);
-                    measured.speedup = sc.speedup;
-                    measured.efficiency = sc.efficiency;
-                }
-            }
-            for (const auto & p : f.sweep.rows) {
-                if (p.workers == measured.workers && p.predicted) {
-                    log::info("--verify W={}: overall predicted {} t/s, measured {} t/s ({:+.1f}%)", measured.workers,
-                              fmtx::thousands(p.overall_tps.mean), fmtx::thousands(measured.overall_tps.mean),
-                              workload::prediction_error_pct(p, measured));
-                }
+            if (const auto * p = workload::predicted_row(f, a.verify)) {
+                log::info("--verify W={}: overall predicted {} t/s, measured {} t/s ({:+.1f}%)", a.verify,
+                          fmtx::thousands(p->overall_tps.mean), fmtx::thousands(measured.overall_tps.mean),
+                          workload::prediction_error_pct(*p, measured));
             }
         }
-        f.sweep.interrupted = f.sweep.interrupted || r.interrupted;
     }
     writer.finish(ctx, f.sweep.interrupted);
     if (f.sweep.interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");

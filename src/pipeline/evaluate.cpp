@@ -356,15 +356,8 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
             e.fast = workload::run_fast(c, pcb);
             result = e.fast->sweep;
             if (opts.verify > 0 && !result.interrupted) {
-                auto vc = c;
-                vc.workers = {opts.verify};
-                vc.extend = false;
-                vc.done.clear();
-                auto vlc = lc;
-                vlc.row = nullptr;  // the measured row is the verification, not a row of the (predicted) sweep
-                const auto v = workload::run_lockstep(vc, vlc);
-                if (!v.rows.empty() && v.rows.front().skipped.empty()) e.verified = v.rows.front();
-                result.interrupted = result.interrupted || v.interrupted;
+                e.verified = workload::verify_one(c, *e.fast, opts.verify, lc);
+                result.interrupted = e.fast->sweep.interrupted;
             }
         } else {
             result = workload::run_lockstep(c, lc);

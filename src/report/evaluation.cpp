@@ -154,10 +154,8 @@ json to_json(const evaluation & e) {
         if (e.verified) {
             fj["verified"] = {{"workers", e.verified->workers}, {"prompt_tps", e.verified->prompt_tps.mean},
                               {"gen_tps", e.verified->gen_tps.mean}, {"overall_tps", e.verified->overall_tps.mean}};
-            for (const auto & r : e.lockstep.rows) {
-                if (r.predicted && r.workers == e.verified->workers) {
-                    fj["verified"]["error_pct"] = workload::prediction_error_pct(r, *e.verified);
-                }
+            if (const auto * p = workload::predicted_row(*e.fast, e.verified->workers)) {
+                fj["verified"]["error_pct"] = workload::prediction_error_pct(*p, *e.verified);
             }
         }
         j["parallel"]["fast"] = fj;
@@ -423,10 +421,8 @@ std::string to_markdown(const evaluation & e) {
     md += parallel_markdown(e.lockstep, e.lockstep_cfg, e.kv_bytes_per_token, false) + "\n";
     if (e.fast && !e.fast->probes.steps.empty()) {
         md += workload::fast_markdown(*e.fast) + "\n";
-        if (e.verified) {
-            for (const auto & r : e.lockstep.rows) {
-                if (r.predicted && r.workers == e.verified->workers) md += workload::verify_markdown(r, *e.verified) + "\n";
-            }
+        if (const auto * p = e.verified ? workload::predicted_row(*e.fast, e.verified->workers) : nullptr) {
+            md += workload::verify_markdown(*p, *e.verified) + "\n";
         }
     }
 

@@ -108,6 +108,32 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
     return f;
 }
 
+const lockstep_row * predicted_row(const fast_result & f, int workers) {
+    for (const auto & r : f.sweep.rows) {
+        if (r.predicted && r.workers == workers) return &r;
+    }
+    return nullptr;
+}
+
+std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & f, int workers, lockstep_callbacks cb) {
+    auto vc = c;
+    vc.workers = {workers};
+    vc.extend = false;
+    vc.done.clear();
+    vc.repetitions = 1;
+    cb.row = nullptr;
+    const auto r = run_lockstep(vc, cb);
+    f.sweep.interrupted = f.sweep.interrupted || r.interrupted;
+    if (r.interrupted || r.rows.empty() || !r.rows.front().skipped.empty()) return std::nullopt;
+    lockstep_row measured = r.rows.front();
+    if (const auto * base = predicted_row(f, f.sweep.base_workers)) {  // as the predicted rows' speedup
+        const auto sc = scaling_of(measured.overall_tps.mean, workers, base->overall_tps.mean, f.sweep.base_workers);
+        measured.speedup = sc.speedup;
+        measured.efficiency = sc.efficiency;
+    }
+    return measured;
+}
+
 namespace {
 
 std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }

@@ -4,6 +4,7 @@
 #include "workload/lockstep.h"
 #include "workload/step_probe.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,14 @@ struct fast_result {
 // (probed too), keeping the extension rows the gain rule admits (marked extended).
 // Throws like run_lockstep; on SIGINT returns the rows predicted from what was probed (interrupted set).
 fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb = {});
+
+// --verify: measures `workers` as the sweep would (c's lengths, warmup, one repetition) and returns its
+// row, speedup and efficiency against the predicted baseline of `f`; empty when it did not fit or was
+// interrupted before finishing (f.sweep.interrupted is then set). `cb.row` is not called.
+std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & f, int workers, lockstep_callbacks cb);
+
+// The predicted row of `workers`, or nullptr.
+const lockstep_row * predicted_row(const fast_result & f, int workers);
 
 // Markdown: how the prediction was made (probes, wall time, regimes and their residuals, regime changes).
 std::string fast_markdown(const fast_result & f);
