@@ -71,3 +71,25 @@ TEST(serving_report, table_has_one_row_per_run_with_samples) {
     EXPECT_EQ(std::get<std::vector<double>>(t.get(1, "samples_ttft_ms")).size(), 8u);
     EXPECT_GT(std::get<double>(t.get(0, "sample_share")), 0.0);
 }
+
+// The sampling-cost sentence states a cost only when CPU sampling is measurably slower (>= 2%); a run
+// where sampling came out faster (the machine's spread) must not print a negative cost.
+TEST(serving_report, sampling_cost_sentence_never_states_a_negative_cost) {
+    report::serving_result s;
+    s.compare_workers = 4;
+    s.compare_n_prompt = 128;
+    s.compare_n_predict = 32;
+    s.lockstep_gen_tps = 17.2;
+    s.no_sample = level(4);
+    s.cpu_sampling = level(4);
+    s.no_sample->metrics.decode_tps = 17.0;
+    s.cpu_sampling->metrics.decode_tps = 18.0;  // faster: noise, not a gain from sampling
+    auto md = report::serving_markdown(s);
+    EXPECT_EQ(md.find("costs -"), std::string::npos) << md;
+    EXPECT_NE(md.find("costs no measurable share of the generation rate at 4 sequences"), std::string::npos) << md;
+    EXPECT_NE(md.find("differ by +5.9%"), std::string::npos) << md;
+    s.cpu_sampling->metrics.decode_tps = 8.5;  // half the rate: a real cost
+    md = report::serving_markdown(s);
+    EXPECT_NE(md.find("Sampling on the CPU costs 50.0% of the generation rate at 4 sequences"), std::string::npos) << md;
+    EXPECT_NE(md.find("overstate"), std::string::npos);
+}
