@@ -133,6 +133,7 @@ void run(const parallel_args & a) {
     if (a.mode == "continuous") {
         if (a.plan_only) throw_usage("--plan is for lockstep sweeps; continuous runs size one context per load level");
         if (a.workers != "1,2,4,8") throw_usage("--workers is for lockstep; continuous mode takes --concurrency or --rate");
+        if (a.fast || a.verify > 0) throw_usage("--fast and --verify predict a lockstep sweep; drop --mode continuous");
         continuous_command c;
         c.model = a.model;
         c.n_prompt = a.n_prompt;
@@ -164,6 +165,8 @@ void run(const parallel_args & a) {
     }
     const uint64_t kvpt = model::kv_bytes_per_token(info, c.params.type_k, c.params.type_v);
 
+    if (a.plan_only && (a.fast || a.verify > 0)) throw_usage("--plan runs nothing: it does not combine with --fast or --verify");
+    if (a.verify > 0 && !a.fast) throw_usage("--verify {} compares a --fast prediction with a measurement: add --fast", a.verify);
     if (a.plan_only) {
         const auto p = workload::plan(c);
         if (out.stdout_format == report::format::json) {
@@ -185,7 +188,7 @@ void run(const parallel_args & a) {
         return;
     }
 
-    if (a.fast || a.verify > 0) {
+    if (a.fast) {
         run_fast(a, c, out, kvpt);
         return;
     }

@@ -241,6 +241,13 @@ TEST(parallel_cli, fast_flag_errors) {
     r = run_infermeter({"parallel", "-m", "synth:tiny", "--workers", "1,2", "--fast", "-r", "3", "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("-r"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--workers", "1,2", "--verify", "2", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("add --fast"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--fast", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--fast", "--plan", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
     r = run_infermeter({"evaluate", "-m", "synth:tiny", "--verify", "2", "--no-db", "--out", "/tmp/im-never"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("add --fast"), std::string::npos) << r.err;
