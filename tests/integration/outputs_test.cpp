@@ -202,6 +202,31 @@ TEST(outputs_interrupted, parallel_sigint_during_the_first_worker_count) {
     EXPECT_TRUE(runs[0]["interrupted"].get<bool>());
 }
 
+// parallel --fast --verify: Ctrl-C during the probes or the verification run leaves the predicted rows,
+// every output marked interrupted, exit 130.
+TEST(outputs_interrupted, parallel_fast_sigint_keeps_the_predictions_marked) {
+    const auto dir = im::test::temp_dir("out-par-fast-int");
+    const auto exp = dir / "p.json", db = dir / "r.db";
+    background run({"parallel", "-m", "synth:tiny", "-w", "1,2", "-p", "16", "-n", "3000", "--fast", "--verify", "2", "-o",
+                    "json", "--export", exp.string(), "--db", db.string()},
+                   dir);
+    ASSERT_TRUE(wait_for([&] { return fsys::exists(exp); }, 120)) << slurp(run.err);
+    std::this_thread::sleep_for(std::chrono::milliseconds(4000));  // past the probes, into W=2's measured steps
+    kill(run.pid, SIGINT);
+    EXPECT_EQ(run.wait(), 130) << slurp(run.err);
+    const auto rows = nlohmann::json::parse(slurp(exp));
+    expect_all_interrupted(rows, "--export");
+    expect_all_interrupted(nlohmann::json::parse(slurp(run.out)), "stdout");
+    for (const auto & r : rows) {
+        if (!r["workers"].is_null()) EXPECT_TRUE(r["predicted"].get<bool>()) << r.dump();  // no half-measured row
+    }
+    const auto h = run_infermeter({"history", "--db", db.string(), "-o", "json"});
+    ASSERT_EQ(h.exit_code, 0) << h.err;
+    const auto runs = nlohmann::json::parse(h.out);
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_TRUE(runs[0]["interrupted"].get<bool>());
+}
+
 // A quick second Ctrl-C: the process quits at once, and what it leaves still says interrupted.
 TEST(outputs_interrupted, parallel_quick_second_sigint) {
     const auto dir = im::test::temp_dir("out-par-int2");
