@@ -280,7 +280,8 @@ TEST(roofline_classify, no_phase_is_printed_above_100_percent_the_text_names_the
     EXPECT_NE(md.find("The measured prefill (108.0 GFLOP/s) exceeds the matmul (q4_K probe shape) ceiling"),
               std::string::npos) << md;
     EXPECT_NE(md.find("ceiling is wrong"), std::string::npos) << md;
-    for (const auto & s : to_json(r)["summary"]) {
+    const auto j = to_json(r);  // a range-for over to_json(r)["summary"] would iterate a destroyed temporary (C++20)
+    for (const auto & s : j["summary"]) {
         for (double p : percentages(s.get<std::string>())) EXPECT_LE(p, 100.0) << s;
     }
 }
