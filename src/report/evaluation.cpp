@@ -154,8 +154,8 @@ json to_json(const evaluation & e) {
         if (e.verified) {
             fj["verified"] = {{"workers", e.verified->workers}, {"prompt_tps", e.verified->prompt_tps.mean},
                               {"gen_tps", e.verified->gen_tps.mean}, {"overall_tps", e.verified->overall_tps.mean}};
-            if (const auto * p = workload::predicted_row(*e.fast, e.verified->workers)) {
-                fj["verified"]["error_pct"] = workload::prediction_error_pct(*p, *e.verified);
+            if (const auto * pred = workload::predicted_row(*e.fast, e.verified->workers)) {
+                fj["verified"]["error_pct"] = workload::prediction_error_pct(*pred, *e.verified);
             }
         }
         j["parallel"]["fast"] = fj;

@@ -85,18 +85,8 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
         const auto & last = f.sweep.rows.back();
         const auto & before = f.sweep.rows[f.sweep.rows.size() - 2];
         if (!last.skipped.empty()) break;
-        const double gain = before.overall_tps.mean > 0 ? last.overall_tps.mean / before.overall_tps.mean - 1.0 : 1.0;
-        const int next = last.workers * 2;
-        if (gain < c.extend_min_gain) {
-            f.sweep.extension_stop = fmt::format("{} to {} workers add {} overall throughput (< {}), predicted",
-                                                 before.workers, last.workers, fmtx::percent(gain, 1),
-                                                 fmtx::percent(c.extend_min_gain));
-            break;
-        }
-        if (next > c.max_workers) {
-            f.sweep.extension_stop = fmt::format("the next step, {} workers, is above --max-workers {}", next, c.max_workers);
-            break;
-        }
+        const int next = next_extension_workers(c, &before, last, f.sweep.extension_stop, /*predicted=*/true);
+        if (next == 0) break;
         const auto p = plan_of(next);
         if (p == f.sweep.plan.end()) break;
         predict_one(*p, true);

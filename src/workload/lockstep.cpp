@@ -307,6 +307,23 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
 
 }  // namespace
 
+int next_extension_workers(const lockstep_config & c, const lockstep_row * before, const lockstep_row & last,
+                           std::string & stop, bool predicted) {
+    const int next = last.workers * 2;
+    const double gain = before ? last.overall_tps.mean / before->overall_tps.mean - 1.0 : 1.0;
+    if (gain < c.extend_min_gain) {
+        stop = fmt::format("{} to {} workers {} {} overall throughput (< {}){}", before->workers, last.workers,
+                           predicted ? "add" : "added", fmtx::percent(gain, 1), fmtx::percent(c.extend_min_gain),
+                           predicted ? ", predicted" : "");
+        return 0;
+    }
+    if (next > c.max_workers) {
+        stop = fmt::format("the next step, {} workers, is above --max-workers {}", next, c.max_workers);
+        return 0;
+    }
+    return next;
+}
+
 lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb) {
     lockstep_result res;
     engine::llama::model dry(c.model_path, c.params, /*no_alloc=*/true);
@@ -326,19 +343,9 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
         bool extended = false;
         if (wi >= c.workers.size()) {
             if (!c.extend || !last) break;
-            const lockstep_row & l = res.rows[*last];
-            const int next = l.workers * 2;
-            const double gain = before_last ? l.overall_tps.mean / res.rows[*before_last].overall_tps.mean - 1.0 : 1.0;
-            if (gain < c.extend_min_gain) {
-                res.extension_stop = fmt::format("{} to {} workers added {} overall throughput (< {})",
-                                                 res.rows[*before_last].workers, l.workers, fmtx::percent(gain, 1),
-                                                 fmtx::percent(c.extend_min_gain));
-                break;
-            }
-            if (next > c.max_workers) {
-                res.extension_stop = fmt::format("the next step, {} workers, is above --max-workers {}", next, c.max_workers);
-                break;
-            }
+            const int next = next_extension_workers(c, before_last ? &res.rows[*before_last] : nullptr, res.rows[*last],
+                                                    res.extension_stop);
+            if (next == 0) break;
             res.plan.push_back(plan_one(dry, c, next, kvpt, kv_device_free(c.params)));
             if (!res.plan.back().refused.empty()) {
                 // Callers check reachable_workers() up front (evaluate does); this only guards the others.

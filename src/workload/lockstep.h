@@ -143,6 +143,12 @@ int largest_fitting_workers(const memory_plan & p, const lockstep_config & c, ui
 // "the largest worker count that fits is N", or that none fits and which flags to lower.
 std::string fits_text(int largest_fitting);
 
+// The sweep extension's rule (DESIGN §3), for the measured or predicted sweep alike: after `last`
+// (and `before`, the W measured before it; nullptr when `last` is the first), the W to run next, or 0
+// with `stop` saying why the extension ends (worded for predicted rows when `predicted`).
+int next_extension_workers(const lockstep_config & c, const lockstep_row * before, const lockstep_row & last,
+                           std::string & stop, bool predicted = false);
+
 // Runs the sweep. A W that does not fit is skipped with a message naming the largest W that fits.
 lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb);
 
