@@ -3,7 +3,11 @@
 # once per warm machine, then runs `bench/h100.sh STEP...` where STEP is build, info, roofline,
 # parity, sweep, evaluate, continuous, capacity, serve, bandwidth or stability. Logs go to $OUT.
 # Device time is scarce: put the build and every step in one call (the build is lost between calls).
+# DEADLINE=S (seconds from the start) stops a step that would run past it, so a call's later steps'
+# logs and everything already written under $OUT come back inside the device's per-call limit.
 set -uo pipefail
+deadline=${DEADLINE:-0}
+left() { local l=$((deadline - SECONDS)); ((deadline == 0)) && l=3600; ((l < 1)) && l=1; echo "$l"; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=${OUT:-/tmp/out}
@@ -38,10 +42,9 @@ build() {
     echo "build: done"
 }
 
-for step in "$@"; do
-    echo "=== $step ($(date +%T))"
+run_step() {
+    local step=$1
     case "$step" in
-        build) build || exit 1 ;;
         info)
             build/bin/infermeter --version
             nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm --format=csv
@@ -49,7 +52,7 @@ for step in "$@"; do
         roofline)
             build/bin/infermeter roofline -m synth:qwen2-1.5b-q4_k_m --reprobe | tee "$out/roofline.md" ;;
         parity)
-            OUT=/tmp/parity ROUNDS=${ROUNDS:-1} REPS=${REPS:-5} PP=128 TG=${TG:-128} NPP=128 NTG=4096 NPL=${NPL:-1,2,4,8,16,32,64} \
+            OUT=/tmp/parity ROUNDS=${ROUNDS:-1} REPS=${REPS:-5} PP=128 TG=${TG:-128} NPP=128 NTG=${NTG:-4096} NPL=${NPL:-1,2,4,8,16,32,64} \
                 bench/parity.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/parity.txt" ;;
         sweep)
             build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m -p 128 -n 4096 -w 1-64*2 -ngl 99 -fa on --no-db \
@@ -68,20 +71,33 @@ for step in "$@"; do
             build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m --mode continuous --dataset /tmp/ref.jsonl --find-capacity \
                 --capacity-max-concurrency 64 -ngl 99 -fa on --no-db --export "$out/capacity.json" 2>&1 | tail -30 | tee "$out/capacity.md" ;;
         serve)
-            # Issue 15 in one command per sampling mode: llama-server launched from the same build, then the
-            # same workload in-process (lockstep, continuous without / with CPU / with backend sampling);
-            # 128 prompt / N output tokens, greedy, C = 1, 8, 64.
+            # Issue 15 in one command per sampling mode and concurrency: llama-server launched from the same
+            # build, then the same workload in-process (lockstep, continuous without / with CPU / with backend
+            # sampling); 128 prompt / N output tokens, greedy; requests per C sized so C = 1 does not dominate.
             for be in "" "--backend-sampling"; do
-                build/bin/infermeter serve --launch-server --compare-in-process -m synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on $be \
-                    --concurrency 1,8,64 --requests ${REQUESTS:-128} -p 128 -n ${N:-512} --no-db -o md 2>&1 \
-                    | tee -a "$out/serve-compare${be:+-backend}.md"
+                for cr in ${SERVE_LEVELS:-1:8 8:32 64:128}; do
+                    build/bin/infermeter serve --launch-server --compare-in-process -m synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on $be \
+                        --concurrency "${cr%%:*}" --requests "${cr##*:}" -p 128 -n ${N:-256} --no-db -o md 2>&1 \
+                        | tee -a "$out/serve-compare${be:+-backend}.md"
+                done
             done ;;
+        fast)
+            # Issue 10: the full sweep against --fast (128/4096, W = 1..64).
+            OUT=/tmp/fast W=${W:-1,2,4,8,16,32,64} P=128 N=${N:-4096} BIN=build/bin/infermeter \
+                bench/fast_mode.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/fast-mode.txt" ;;
         bandwidth)
             # Issue 9: the probe (roofline --reprobe) beside PyTorch's read-only sum, copy, add and triad on 1 GiB.
             python3 bench/torch_bandwidth.py --infermeter build/bin/infermeter 2>&1 | tee "$out/bandwidth.txt" ;;
         stability)
             # Issue 9: relative sd within a run and cv of the means over 3 invocations, infermeter vs llama-bench.
             MODEL=synth:qwen2-1.5b-q4_k_m bench/stability.sh -ngl 99 -fa on 2>&1 | tee "$out/stability.txt" ;;
-        *) echo "unknown step $step"; exit 2 ;;
+        *) echo "unknown step $step"; return 2 ;;
     esac
+}
+
+for step in "$@"; do
+    echo "=== $step ($(date +%T), $(left) s left)"
+    if [[ $step == build ]]; then build || exit 1; continue; fi
+    export -f run_step build left 2>/dev/null
+    timeout "$(left)" bash -c "$(declare -f run_step); out=$out; run_step $step" || echo "=== $step: exit $?"
 done
