@@ -10,19 +10,22 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace im::workload {
 
 namespace {
 
-// Per (W, depth): one untimed step (the cache copy and the shape settle), then the timed ones.
-struct step_plan {
-    int untimed = 1;
-    int timed = 7;
-};
-
-step_plan plan_steps(int timed_steps) { return {1, std::max(1, timed_steps)}; }
+// Per (W, depth): one untimed step (the cache copy and the shape settle, and its time sets the window),
+// then `windows` timed windows of k steps each. Inside a window nothing synchronizes: the host builds
+// step k+1 while the device runs step k, as in the lockstep sweep, whose time per step is therefore
+// what a window measures (a step synchronized on its own adds the host's share on a GPU: -17% at W = 1
+// on the H200). A window's one synchronize costs the first step's host time, spread over k steps.
+int steps_per_window(const step_probe_config & c, double untimed_s) {
+    const int k = untimed_s > 0 ? static_cast<int>(std::ceil(c.window_min_s / untimed_s)) : c.window_max_steps;
+    return std::clamp(k, 2, std::max(2, c.window_max_steps));
+}
 
 double seconds_since(int64_t t0_ns) { return static_cast<double>(clock::now_ns() - t0_ns) / 1e9; }
 
@@ -55,10 +58,12 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
     std::sort(ws.begin(), ws.end());
     ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
     const int w_max = ws.back();
-    const auto sp = plan_steps(c.timed_steps);
+    IM_CHECK(c.windows >= 1 && c.window_max_steps >= 2, fmt::format("{} windows of at most {} steps", c.windows, c.window_max_steps));
     res.depths = probe_depths(c.n_prompt, c.n_predict);
-    // Each point's timed steps are centred on its depth: the cache is filled to `fill` cells first.
-    const int lead = sp.untimed + (sp.timed - 1) / 2;
+    // Each point's timed steps are centred on its depth, for a window of 4 steps: the cache is filled
+    // to `fill` cells first (the depth recorded is the centre of the steps actually timed).
+    const int max_steps = 1 + c.windows * c.window_max_steps;
+    const int lead = 1 + (c.windows * 4 - 1) / 2;
     const auto fill_of = [&](int depth) { return std::max(1, depth - lead); };
     const auto say = [&](const std::string & s) {
         if (cb.progress) cb.progress(s);
@@ -68,7 +73,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
     const bool offloaded = c.params.n_gpu_layers != 0 && !engine::gpu_info().empty();
     // The context the sweep's largest W runs on (same cells per sequence, same layout, same threads).
     // (plus the few cells the last point's steps reach past the sweep's last position)
-    const auto n_ctx = auto_n_ctx(w_max, c.n_prompt, c.n_predict + sp.untimed + sp.timed, c.ctx_min);
+    const auto n_ctx = auto_n_ctx(w_max, c.n_prompt, c.n_predict + max_steps, c.ctx_min);
     engine::llama::context_request req{static_cast<uint32_t>(n_ctx), static_cast<uint32_t>(w_max), c.kv_unified, !offloaded};
     engine::llama::context ctx(model, c.params, req);
     res.n_ctx = ctx.alloc().n_ctx;
@@ -125,21 +130,28 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
                                   d, res.n_ctx);
                 }
             }
-            std::vector<double> times;
-            for (int s = 0; s < sp.untimed + sp.timed; ++s) {
-                batch::fill_step(b, w, d + s, n_vocab);
-                const int64_t t = clock::now_ns();
-                if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, d + s));
+            const auto step = [&](int pos) {
+                batch::fill_step(b, w, pos, n_vocab);
+                if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, pos));
+            };
+            int64_t t = clock::now_ns();
+            step(d);
+            llama_synchronize(lctx);
+            const int k = steps_per_window(c, seconds_since(t));
+            std::vector<double> per_step;  // one per window: its time / k
+            for (int win = 0; win < c.windows; ++win) {
+                t = clock::now_ns();
+                for (int s = 0; s < k; ++s) step(d + 1 + win * k + s);
                 llama_synchronize(lctx);
-                if (s >= sp.untimed) times.push_back(seconds_since(t));
+                per_step.push_back(seconds_since(t) / k);
             }
             llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
-            // The depth of a step is the position it decodes; the timed ones are d+untimed .. d+untimed+timed-1.
-            const double depth = d + sp.untimed + (sp.timed - 1) / 2.0;
-            const double med = median_of(times);
+            // The depth of a step is the position it decodes; the timed ones are d+1 .. d+windows·k.
+            const double depth = d + 1 + (c.windows * k - 1) / 2.0;
+            const double med = median_of(per_step);
             res.steps.push_back({w, depth, med});
-            res.step_spread_rel.push_back((*std::max_element(times.begin(), times.end()) -
-                                           *std::min_element(times.begin(), times.end())) / med);
+            res.step_spread_rel.push_back((*std::max_element(per_step.begin(), per_step.end()) -
+                                           *std::min_element(per_step.begin(), per_step.end())) / med);
             say(fmt::format("step W={} depth {:.0f}: {:.3f} ms", w, depth, res.steps.back().seconds * 1e3));
         }
     }

@@ -23,7 +23,11 @@ struct step_probe_config {
     int n_prompt = 128, n_predict = 128;
     int64_t ctx_min = 0;
     bool kv_unified = false;
-    int timed_steps = 7;             // per (W, depth): one untimed step, then these, the median kept
+    // Per (W, depth): one untimed step, then `windows` windows of k steps, one synchronize each, k such
+    // that a window lasts window_min_s (2 .. window_max_steps); the sample is the median window's time / k.
+    int windows = 3;
+    double window_min_s = 0.02;
+    int window_max_steps = 16;
     // Prefill probes: W ascending while their total time stays below this share of the predicted full
     // sweep's time (always the two smallest W when the sweep has two).
     double prefill_budget_share = 0.04;
@@ -31,7 +35,7 @@ struct step_probe_config {
 
 struct step_probe_result {
     std::vector<predict::step_sample> steps;
-    std::vector<double> step_spread_rel;  // per step sample: (max - min) / median of its timed steps
+    std::vector<double> step_spread_rel;  // per step sample: (max - min) / median of its windows' times per step
     std::vector<predict::prefill_sample> prefills;
     std::vector<int> prefill_workers;  // W whose prefill was timed (the rest are predicted)
     std::vector<int> depths;           // KV depths probed
