@@ -58,8 +58,10 @@ run_step() {
             build/bin/infermeter parallel -m synth:qwen2-1.5b-q4_k_m -p 128 -n 4096 -w 1-64*2 -ngl 99 -fa on --no-db \
                 --export "$out/sweep.json" | tee "$out/sweep.md" ;;
         evaluate)
-            build/bin/infermeter evaluate --profile standard -ngl 99 -fa on --out /tmp/evaluate --no-db 2>&1 | tail -40
-            cp /tmp/evaluate/report.md "$out/evaluate-report.md"; cp /tmp/evaluate/report.json "$out/evaluate-report.json" ;;
+            local t0=$SECONDS
+            build/bin/infermeter evaluate --profile standard -ngl 99 -fa on --out /tmp/evaluate --no-db ${EVALUATE_FLAGS:-} 2>&1 | tail -40
+            echo "evaluate wall: $((SECONDS - t0)) s"
+            for f in md json html; do cp /tmp/evaluate/report.$f "$out/evaluate-report.$f"; done ;;
         continuous)
             # Issue 14: lockstep vs continuous (no sampling / CPU / backend sampling) at W = 1, 8, 64.
             OUT=/tmp/continuous W=${W:-1,8,64} P=128 N=${N:-1024} ROUNDS=${ROUNDS:-1} BIN=build/bin/infermeter \
