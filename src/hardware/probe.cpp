@@ -107,18 +107,19 @@ class backend_session {
     }
     ~backend_session() {
         if (buffer_) ggml_backend_buffer_free(buffer_);
-        if (weight_buffer_) ggml_backend_buffer_free(weight_buffer_);
+        for (ggml_backend_buffer_t b : weight_buffers_) ggml_backend_buffer_free(b);
         if (ctx_) ggml_free(ctx_);
         ggml_backend_free(backend_);
     }
     backend_session(const backend_session &) = delete;
     backend_session & operator=(const backend_session &) = delete;
 
-    // A context for a handful of tensors and one graph; tensors are allocated on the device by alloc().
-    ggml_context * ctx() {
+    // A context for up to `n_tensors` tensors and one graph of as many nodes; tensors are allocated on
+    // the device by alloc().
+    ggml_context * ctx(size_t n_tensors = 128) {
         if (!ctx_) {
             ggml_init_params p{};
-            p.mem_size = ggml_tensor_overhead() * 128 + ggml_graph_overhead_custom(128, false);
+            p.mem_size = ggml_tensor_overhead() * n_tensors + ggml_graph_overhead_custom(n_tensors, false);
             p.no_alloc = true;
             ctx_ = ggml_init(p);
         }
@@ -144,7 +145,7 @@ class backend_session {
                 ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(w_ctx, *b);
                 if (!buf) continue;
                 if (ggml_backend_dev_supports_op(dev_, op)) {
-                    weight_buffer_ = buf;
+                    weight_buffers_.push_back(buf);
                     return ggml_backend_buft_name(*b);
                 }
                 ggml_backend_buffer_free(buf);
@@ -155,12 +156,13 @@ class backend_session {
                 }
             }
         }
-        weight_buffer_ = ggml_backend_alloc_ctx_tensors(w_ctx, backend_);
-        if (!weight_buffer_) {
+        ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(w_ctx, backend_);
+        if (!buf) {
             throw_runtime("probe: cannot allocate device memory on {} ({})", ggml_backend_dev_name(dev_),
                           ggml_backend_dev_description(dev_));
         }
-        return ggml_backend_buft_name(ggml_backend_buffer_get_type(weight_buffer_));
+        weight_buffers_.push_back(buf);
+        return ggml_backend_buft_name(ggml_backend_buffer_get_type(buf));
     }
     bool supports(const ggml_tensor * op) const { return ggml_backend_supports_op(backend_, op); }
     // Seconds to compute `graph` and wait for the device.
@@ -179,7 +181,7 @@ class backend_session {
     ggml_backend_t backend_ = nullptr;
     ggml_context * ctx_ = nullptr;
     ggml_backend_buffer_t buffer_ = nullptr;
-    ggml_backend_buffer_t weight_buffer_ = nullptr;
+    std::vector<ggml_backend_buffer_t> weight_buffers_;  // one per alloc_weight call
 };
 
 struct ctx_deleter {
@@ -191,7 +193,7 @@ using ctx_ptr = std::unique_ptr<ggml_context, ctx_deleter>;
 // of rows is quantized and then repeated: the values do not change the speed, and quantizing a
 // 64 M-element q4_K matrix on the host would take longer than the probe itself. Host memory: one
 // copy of the tensor (128 MiB for the GPU shape in f16).
-void fill_weights(ggml_tensor * w, ggml_type type, int k, int rows) {
+std::vector<uint8_t> weight_bytes(ggml_type type, int k, int rows) {
     const int tile_rows = std::min(rows, 64);
     std::vector<float> src(static_cast<size_t>(k) * static_cast<size_t>(tile_rows));
     std::mt19937 rng(42);
@@ -206,13 +208,19 @@ void fill_weights(ggml_tensor * w, ggml_type type, int k, int rows) {
     } else {
         ggml_quantize_chunk(type, src.data(), tile.data(), 0, tile_rows, k, nullptr);
     }
-    // One set of the whole tensor: repacking buffers (CPU_REPACK) accept nothing else.
     std::vector<uint8_t> all(row_bytes * static_cast<size_t>(rows));
     for (size_t off = 0; off < all.size(); off += tile.size()) {
         std::memcpy(all.data() + off, tile.data(), std::min(tile.size(), all.size() - off));
     }
+    return all;
+}
+
+void fill_weights(ggml_tensor * w, ggml_type type, int k, int rows) {
+    // One set of the whole tensor: repacking buffers (CPU_REPACK) accept nothing else.
+    const auto all = weight_bytes(type, k, rows);
     ggml_backend_tensor_set(w, all.data(), 0, all.size());
 }
+
 
 }  // namespace
 
@@ -406,28 +414,82 @@ double ggml_matmul_shapes(const std::string & device_name, int n_threads, const 
     };
     std::vector<distinct> todo;
     for (const auto & w : shapes) {
+        if (ggml_quantize_requires_imatrix(w.type) || w.type >= GGML_TYPE_COUNT || ggml_get_type_traits(w.type)->blck_size == 0 ||
+            w.k % ggml_blck_size(w.type) != 0) {
+            log::info("probe: {} {}x{} cannot be synthesized here; left out of the model-shape rate", ggml_type_name(w.type),
+                      w.m, w.k);
+            continue;
+        }
         auto it = std::find_if(todo.begin(), todo.end(),
                                [&](const distinct & d) { return d.type == w.type && d.k == w.k && d.m == w.m; });
         if (it != todo.end()) ++it->count;
         else todo.push_back({w.type, w.k, w.m, 1});
     }
-    double flops = 0.0, seconds = 0.0;
+    if (todo.empty()) return 0.0;
+    // As a decode step runs them: one graph of many layers' matrices, each its own weights (a set
+    // repeated until it streams >= 512 MiB, far past any L2 or LLC, so no weight is served from a
+    // cache), and one synchronize. Timing one small matmul per graph measured the launch and the sync
+    // on a GPU (1.2 TFLOP/s at N = 1 on an H200, below what decode itself reached) and cached weights
+    // on a CPU.
+    // At large N the matmuls are compute-bound and caches do not matter: the copies are also bounded
+    // to 50 GFLOP per run (a second on a 2-core CPU; prefill-sized N need no more than one set).
+    double set_bytes = 0, set_flops = 0;
     for (const auto & d : todo) {
-        if (interrupt::requested()) break;
-        if (ggml_quantize_requires_imatrix(d.type) || d.type >= GGML_TYPE_COUNT ||
-            ggml_get_type_traits(d.type)->blck_size == 0 || d.k % ggml_blck_size(d.type) != 0) {
-            log::info("probe: {} {}x{} cannot be synthesized here; left out of the model-shape rate",
-                      ggml_type_name(d.type), d.m, d.k);
-            continue;
-        }
-        const double rate = ggml_matmul(device_name, n_threads, d.type, static_cast<int>(d.m), n_cols,
-                                        static_cast<int>(d.k), budget_s / static_cast<double>(todo.size()));
-        if (rate <= 0) continue;
-        const double f = 2.0 * static_cast<double>(d.m) * n_cols * static_cast<double>(d.k) * d.count;
-        flops += f;
-        seconds += f / rate;
+        set_bytes += static_cast<double>(ggml_row_size(d.type, d.k)) * static_cast<double>(d.m) * d.count;
+        set_flops += 2.0 * static_cast<double>(d.m) * n_cols * static_cast<double>(d.k) * d.count;
     }
-    return seconds > 0 ? flops / seconds : 0.0;
+    const int copies = std::clamp(std::min(static_cast<int>(std::ceil(512.0 * 1024 * 1024 / set_bytes)),
+                                           static_cast<int>(5e10 / set_flops)),
+                                  1, 64);
+    size_t n_weights = 0;
+    for (const auto & d : todo) n_weights += static_cast<size_t>(d.count) * copies;
+    backend_session s(device_name, n_threads);
+    ggml_context * ctx = s.ctx(2 * n_weights + todo.size() + 8);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 2 * n_weights + todo.size() + 8, false);
+    std::vector<ctx_ptr> w_ctxs;
+    std::vector<std::vector<ggml_tensor *>> weights(todo.size());
+    std::vector<ggml_tensor *> inputs;
+    double flops = 0;
+    for (size_t i = 0; i < todo.size(); ++i) {
+        const auto & d = todo[i];
+        ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, d.k, n_cols);
+        inputs.push_back(x);
+        ggml_init_params wp{};
+        wp.mem_size = ggml_tensor_overhead() * static_cast<size_t>(d.count * copies + 1);
+        wp.no_alloc = true;
+        w_ctxs.emplace_back(ggml_init(wp));
+        ggml_tensor * first_out = nullptr;
+        for (int j = 0; j < d.count * copies; ++j) {
+            ggml_tensor * w = ggml_new_tensor_2d(w_ctxs.back().get(), d.type, d.k, d.m);
+            weights[i].push_back(w);
+            ggml_tensor * out = ggml_mul_mat(ctx, w, x);
+            ggml_set_output(out);
+            ggml_build_forward_expand(graph, out);
+            if (!first_out) first_out = out;
+        }
+        s.alloc_weight(w_ctxs.back().get(), first_out);
+        if (!s.supports(first_out)) {
+            log::warn("probe: {} cannot run mul_mat with {} weights; the model-shape rate is left unknown",
+                      ggml_backend_dev_name(s.dev()), ggml_type_name(d.type));
+            return 0.0;
+        }
+        flops += 2.0 * static_cast<double>(d.m) * n_cols * static_cast<double>(d.k) * d.count * copies;
+    }
+    s.alloc();
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (size_t i = 0; i < todo.size(); ++i) {
+        const auto bytes = weight_bytes(todo[i].type, static_cast<int>(todo[i].k), static_cast<int>(todo[i].m));
+        for (ggml_tensor * w : weights[i]) ggml_backend_tensor_set(w, bytes.data(), 0, bytes.size());
+        std::vector<float> act(static_cast<size_t>(todo[i].k) * static_cast<size_t>(n_cols));
+        for (auto & v : act) v = dist(rng);
+        ggml_backend_tensor_set(inputs[i], act.data(), 0, ggml_nbytes(inputs[i]));
+    }
+    s.run(graph);  // untimed: kernel loading, CUDA graph capture
+    const double rate = flops / min_of(repeat([&] { return s.run(graph); }, budget_s, 3, 200));
+    log::info("  mul_mat at the model's shapes, N = {}: {} copies of one layer's set ({:.0f} MiB): {:.1f} GFLOP/s", n_cols,
+              copies, set_bytes * copies / (1024.0 * 1024.0), rate / 1e9);
+    return rate;
 }
 
 double ggml_launch_overhead(const std::string & device_name, int n_threads, double budget_s) {
@@ -634,7 +696,8 @@ void probe_model_matmuls(ceilings & c, const std::string & device_name, int n_th
     c.matmul_model.clear();
     std::sort(n_cols.begin(), n_cols.end());
     n_cols.erase(std::unique(n_cols.begin(), n_cols.end()), n_cols.end());
-    const std::string base = fmt::format("{}|{}", device_key(describe_system(), dev, nt), signature);
+    // "layers": measured as one graph of many layers' weights (before: one matmul per graph, too low on a GPU).
+    const std::string base = fmt::format("{}|layers|{}", device_key(describe_system(), dev, nt), signature);
     const auto path = fs::cache_dir() / "hardware.json";
     nlohmann::json cache = read_cache(path);
     if (!cache.contains("entries")) cache = {{"schema_version", cache_schema_version}, {"entries", nlohmann::json::object()}};

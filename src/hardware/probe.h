@@ -54,10 +54,11 @@ ggml_bandwidth_result ggml_bandwidth(const std::string & device_name, int n_thre
 double ggml_matmul(const std::string & device_name, int n_threads, ggml_type weight_type, int m, int n, int k,
                    double budget_s);
 
-// FLOP/s of one layer's matmuls at the model's own shapes: every matrix of `shapes` (identical
-// shapes probed once, counted as often as they occur) times X[k x n_cols] f32, rate = Σ 2·m·n·k /
-// Σ seconds. Matrices of a type the backend cannot run or that needs an importance matrix to
-// quantize are left out (logged); 0 when none could run.
+// FLOP/s of the model's matmuls at its own shapes, as a decode step runs them: one graph holding
+// every matrix of `shapes` (one layer's set) times X[k x n_cols] f32, the set repeated with its own
+// weights until they total >= 512 MiB (≫ L2/LLC: nothing served from a cache), one synchronize per
+// timed run; rate = Σ 2·m·n·k / the best run's seconds. Matrices of a type that needs an importance
+// matrix to quantize are left out (logged); 0 when the backend cannot run one of the others.
 double ggml_matmul_shapes(const std::string & device_name, int n_threads, const std::vector<model::weight_matrix> & shapes,
                           int n_cols, double budget_s);
 

@@ -569,7 +569,7 @@ std::string to_markdown(const roofline_report & r) {
                           format_flops_per_s(r.ceil.matmul_quant_flops_per_s), how);
     }
     for (const auto & e : r.ceil.matmul_model) {
-        md += fmt::format("| Matmul at the model's shapes, N = {} | {} | ggml_mul_mat over block 0's matrices ({}) |\n",
+        md += fmt::format("| Matmul at the model's shapes, N = {} | {} | ggml_mul_mat over block 0's matrices ({}), repeated with their own weights to >= 512 MiB, one graph |\n",
                           e.n_cols, format_flops_per_s(e.flops_per_s), r.ceil.matmul_model_shapes);
     }
     if (r.ceil.launch_overhead_s > 0) {
@@ -624,8 +624,8 @@ std::string to_markdown(const roofline_report & r) {
         for (const auto & v : r.verdicts) {
             if (v.obs.phase == "decode" && v.obs.workers == w) {
                 measured = fmtx::thousands(v.obs.tokens_per_s, 2);
-                // Against this W's own roofline (its own depth), not the curve's depth.
-                const double of_ideal = v.obs.tokens_per_s / v.ideal_tokens_per_s;
+                // Against this table's roofline (same ceilings as the Ideal column) at this W's own depth.
+                const double of_ideal = v.obs.tokens_per_s / ideal_decode_tokens_per_s(r.cost, r.ceil, w, v.obs.mean_depth_tokens);
                 ratio = of_ideal > 1.0 ? "above the roofline (a ceiling is wrong)" : pct(of_ideal);
             }
         }

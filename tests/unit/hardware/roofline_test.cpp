@@ -1,4 +1,5 @@
 #include "core/error.h"
+#include "core/format.h"
 #include "hardware/roofline.h"
 #include "hardware/specs.h"
 
@@ -334,4 +335,27 @@ TEST(roofline_cost, prefill_traffic_uses_the_runs_ubatch) {
     ASSERT_EQ(parsed.size(), 1u);
     EXPECT_EQ(parsed[0].n_ubatch, 32);
     EXPECT_EQ(parse_observation("workers=2,pp_tps=100,n_prompt=64", 256)[0].n_ubatch, 256);
+}
+
+// The H200 report (2026-12-03): the model-shape rate at N = 1 (then probed one launch per matmul) sat
+// below what decode reached, so each W's own roofline read below the measurement; the ideal-curve
+// table printed "above the roofline (a ceiling is wrong)" beside an Ideal column ten times the
+// measured rate. The ratio is taken against the Ideal column's own ceilings at the row's depth.
+TEST(roofline_report, ideal_table_ratio_uses_the_same_ceilings_as_its_ideal_column) {
+    auto ceil = measured("CUDA", 4.5e12, 180e12, 5e-6);
+    ceil.matmul_model = {{1, 1.2e12}};
+    ceil.matmul_model_shapes = "attn_q q4_K 1536x1536";
+    const auto c = qwen_cost();
+    const double depth = 1152;
+    const auto r = make_report(system_info{}, ceil, c, {decode(1, 564.5, depth)}, {1}, depth);
+    ASSERT_LT(r.verdicts[0].ideal_tokens_per_s, 564.5);  // the verdict's own (model-shape) roofline is below
+    const std::string md = to_markdown(r);
+    EXPECT_EQ(md.find("above the roofline"), std::string::npos) << md;
+    const double ideal = ideal_decode_tokens_per_s(c, ceil, 1, depth);
+    const auto row = fmt::format("| 1 | {} |", im::fmtx::thousands(ideal, 0));
+    const auto at = md.find("**Ideal generation throughput vs workers**");
+    ASSERT_NE(at, std::string::npos);
+    const auto line_end = md.find('\n', md.find("| 1 |", at));
+    const std::string line = md.substr(md.find("| 1 |", at), line_end - md.find("| 1 |", at));
+    EXPECT_NE(line.find(im::fmtx::percent(564.5 / ideal)), std::string::npos) << line << " / " << row;
 }
