@@ -50,7 +50,10 @@ run_step() {
             nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm --format=csv
             build/bin/infermeter model info synth:qwen2-1.5b-q4_k_m | tee "$out/model-info.txt" ;;
         roofline)
-            build/bin/infermeter roofline -m synth:qwen2-1.5b-q4_k_m --reprobe | tee "$out/roofline.md" ;;
+            # OBSERVED="workers=1,gen_tps=564.49,depth=1152 ..." classifies measured rows against the new probes.
+            local obs=()
+            for o in ${OBSERVED:-}; do obs+=(--observed "$o"); done
+            build/bin/infermeter roofline -m synth:qwen2-1.5b-q4_k_m --reprobe "${obs[@]}" 2>&1 | tee "$out/roofline.md" ;;
         parity)
             OUT=/tmp/parity ROUNDS=${ROUNDS:-1} REPS=${REPS:-5} PP=128 TG=${TG:-128} NPP=128 NTG=${NTG:-4096} NPL=${NPL:-1,2,4,8,16,32,64} \
                 bench/parity.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/parity.txt" ;;
