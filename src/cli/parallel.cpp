@@ -98,7 +98,8 @@ void run_fast(const parallel_args & a, workload::lockstep_config c, const output
     writer.update(ctx);
     progress_line progress;
     workload::step_probe_callbacks pcb;
-    pcb.progress = [&](const std::string & line) { progress.update("probe " + line); };
+    // Each probe point stays on stderr: what the predictions rest on.
+    pcb.progress = [&](const std::string & line) { progress.done("probe " + line); };
     f = workload::run_fast(c, pcb);
     progress.clear();
     {

@@ -227,6 +227,7 @@ const char * bound_name(bound b) {
     switch (b) {
         case bound::bandwidth: return "bandwidth-bound";
         case bound::compute:   return "compute-bound";
+        case bound::kernel:    return "kernel-bound";
         case bound::overhead:  return "overhead-bound";
     }
     return "?";
@@ -271,8 +272,13 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
     v.roof_step_s = std::max(bw_s, fl_s);
     v.unexplained_s = v.step_s - v.roof_step_s;
     v.ideal_tokens_per_s = tokens / v.roof_step_s;
+    // Near the model-shape rate at this N, but that rate itself far below the device's large-matmul
+    // rate: the kernels at this batch size are the limit, not the device (H200, W = 1..32: 75-87% of a
+    // rate that is 1-12% of the 181 TFLOP/s q4_K peak). More columns run the same kernels closer to peak.
+    const double f_peak = matmul_ceiling_for(ceil, c.weight_type);
+    const bool kernel_limited = f_model > 0 && f_peak > 0 && f_model < bound_threshold * f_peak;
     if (v.bw_fraction >= bound_threshold || v.flops_fraction >= bound_threshold) {
-        v.kind = v.bw_fraction >= v.flops_fraction ? bound::bandwidth : bound::compute;
+        v.kind = v.bw_fraction >= v.flops_fraction ? bound::bandwidth : kernel_limited ? bound::kernel : bound::compute;
     } else {
         v.kind = bound::overhead;
     }
@@ -326,6 +332,14 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
                 v.flops_fraction > 1.0 ? std::string("above the ceiling")
                                        : fmt::format("at {} of the ceiling", pct(v.flops_fraction)),
                 pct(bound_threshold)));
+            break;
+        case bound::kernel:
+            v.sentences.push_back(fmt::format(
+                "Kernel-bound at this batch: the matmuls run {} of what ggml's kernels reach on this model's shapes "
+                "with N = {} columns, and that rate is only {} of the device's large-matmul rate ({}). The device is not "
+                "full: more columns per step (more workers, a larger micro-batch) run the same kernels closer to peak.",
+                v.flops_fraction > 1.0 ? std::string("above") : fmt::format("at {}", pct(v.flops_fraction)), n_cols,
+                pct(f_ceiling / f_peak), format_flops_per_s(f_peak)));
             break;
         case bound::overhead: {
             std::string s = fmt::format(

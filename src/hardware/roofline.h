@@ -72,8 +72,8 @@ int prefill_ubatch_tokens(const observation & o);
 // appear. Throws a usage error naming --observed.
 std::vector<observation> parse_observation(const std::string & text, int default_n_ubatch = 512);
 
-enum class bound { bandwidth, compute, overhead };
-const char * bound_name(bound b);  // "bandwidth-bound" | "compute-bound" | "overhead-bound"
+enum class bound { bandwidth, compute, kernel, overhead };
+const char * bound_name(bound b);  // "bandwidth-bound" | "compute-bound" | "kernel-bound" | "overhead-bound"
 
 // A phase is bandwidth-bound when achieved bandwidth >= this fraction of the ceiling, compute-bound
 // when achieved FLOP/s >= this fraction of the matmul ceiling (the larger fraction wins when both

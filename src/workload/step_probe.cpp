@@ -62,8 +62,8 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
     res.depths = probe_depths(c.n_prompt, c.n_predict);
     // Each point's timed steps are centred on its depth, for a window of 4 steps: the cache is filled
     // to `fill` cells first (the depth recorded is the centre of the steps actually timed).
-    const int max_steps = 1 + c.windows * c.window_max_steps;
-    const int lead = 1 + (c.windows * 4 - 1) / 2;
+    const int max_steps = 3 + c.windows * c.window_max_steps;
+    const int lead = 3 + (c.windows * 4 - 1) / 2;
     const auto fill_of = [&](int depth) { return std::max(1, depth - lead); };
     const auto say = [&](const std::string & s) {
         if (cb.progress) cb.progress(s);
@@ -134,25 +134,41 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
                 batch::fill_step(b, w, pos, n_vocab);
                 if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, pos));
             };
+            // Untimed: one step (a new shape: graph build, CUDA graph capture), and where that step
+            // is shorter than a window, two more pipelined ones whose time per step sizes the window
+            // (the first step's time alone, capture included, chose 2-step windows on the H200 and
+            // put the host's share back into W = 1: -17.6%).
+            int pos = d;
             int64_t t = clock::now_ns();
-            step(d);
+            step(pos++);
             llama_synchronize(lctx);
-            const int k = steps_per_window(c, seconds_since(t));
+            double est_s = seconds_since(t);
+            if (est_s < c.window_min_s) {
+                t = clock::now_ns();
+                step(pos++);
+                step(pos++);
+                llama_synchronize(lctx);
+                est_s = seconds_since(t) / 2;
+            }
+            const int k = steps_per_window(c, est_s);
+            const int first_timed = pos;
             std::vector<double> per_step;  // one per window: its time / k
             for (int win = 0; win < c.windows; ++win) {
                 t = clock::now_ns();
-                for (int s = 0; s < k; ++s) step(d + 1 + win * k + s);
+                for (int s = 0; s < k; ++s) step(pos++);
                 llama_synchronize(lctx);
                 per_step.push_back(seconds_since(t) / k);
             }
             llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
-            // The depth of a step is the position it decodes; the timed ones are d+1 .. d+windows·k.
-            const double depth = d + 1 + (c.windows * k - 1) / 2.0;
+            // The depth of a step is the position it decodes; the timed ones are first_timed .. pos-1.
+            const double depth = (first_timed + pos - 1) / 2.0;
             const double med = median_of(per_step);
             res.steps.push_back({w, depth, med});
             res.step_spread_rel.push_back((*std::max_element(per_step.begin(), per_step.end()) -
                                            *std::min_element(per_step.begin(), per_step.end())) / med);
-            say(fmt::format("step W={} depth {:.0f}: {:.3f} ms", w, depth, res.steps.back().seconds * 1e3));
+            const auto line = fmt::format("step W={} depth {:.0f}: {:.3f} ms ({} windows of {} steps, spread {:.1f}%)", w, depth,
+                                          med * 1e3, c.windows, k, 100 * res.step_spread_rel.back());
+            say(line);
         }
     }
 
@@ -174,7 +190,8 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
         res.prefill_workers.push_back(w);
         spent_s += t;
         spent_tokens += static_cast<int64_t>(w) * c.n_prompt;
-        say(fmt::format("prefill W={} ({} tokens): {:.3f} s", w, w * c.n_prompt, t));
+        const auto line = fmt::format("prefill W={} ({} tokens): {:.3f} s", w, w * c.n_prompt, t);
+        say(line);
     }
     res.seconds = seconds_since(t0);
     return res;

@@ -359,3 +359,26 @@ TEST(roofline_report, ideal_table_ratio_uses_the_same_ceilings_as_its_ideal_colu
     const std::string line = md.substr(md.find("| 1 |", at), line_end - md.find("| 1 |", at));
     EXPECT_NE(line.find(im::fmtx::percent(564.5 / ideal)), std::string::npos) << line << " / " << row;
 }
+
+// The H200 (2026-12-03): decode at 75-87% of the model-shape rate at N = W, a rate that is a few
+// percent of the 181 TFLOP/s q4_K peak. That is the kernels at this batch, not a compute ceiling:
+// "compute-bound ... more workers cannot add throughput" was printed while every doubling of W added
+// 40-70% generation throughput.
+TEST(roofline_classify, near_a_small_batch_kernel_rate_is_kernel_bound_not_compute_bound) {
+    auto ceil = measured("CUDA", 4.5e12, 181e12, 7.5e-6);
+    ceil.matmul_model = {{1, 2.46e12}, {32, 22.48e12}, {512, 99.18e12}};
+    ceil.matmul_model_shapes = "attn_q q4_K 1536x1536";
+    const auto c = qwen_cost();
+    const auto w1 = classify(c, ceil, decode(1, 564.49, 1152));
+    EXPECT_EQ(w1.kind, bound::kernel) << w1.flops_fraction;
+    EXPECT_EQ(std::string(bound_name(w1.kind)), "kernel-bound");
+    const auto w32 = classify(c, ceil, decode(32, 5656.64, 1152));
+    EXPECT_EQ(w32.kind, bound::kernel);
+    std::string text;
+    for (const auto & s : w1.sentences) text += s + "\n";
+    EXPECT_NE(text.find("Kernel-bound at this batch"), std::string::npos) << text;
+    EXPECT_EQ(text.find("more workers cannot add throughput"), std::string::npos) << text;
+    // Near a model-shape rate that is itself near the peak: compute-bound as before.
+    ceil.matmul_model = {{256, 150e12}};
+    EXPECT_EQ(classify(c, ceil, decode(256, 256 * 0.7 * 150e12 / decode_step_flops(c, 256, 1152), 1152)).kind, bound::compute);
+}
