@@ -190,12 +190,17 @@ double dot(const vec3 & x, const vec3 & b) { return x[0] * b[0] + x[1] * b[1] + 
 // A prediction before it becomes an interval: sd is the prediction's standard deviation.
 struct estimate {
     double value = 0;
-    double sd = 0;
+    double sd = 0;       // of the fit and the probes' noise: Student t with dof
+    double bias_sd = 0;  // of the probes against the measured sweep (probe_bias_rel · value): normal
     int dof = 0;
     bool extrapolated = false;
 };
 
-double half_width(const estimate & e) { return stats::t_critical_95(static_cast<size_t>(std::max(e.dof, 0))) * e.sd; }
+double half_width(const estimate & e) {
+    const double fit = stats::t_critical_95(static_cast<size_t>(std::max(e.dof, 0))) * e.sd;
+    const double bias = 1.959964 * e.bias_sd;
+    return std::sqrt(fit * fit + bias * bias);
+}
 
 interval time_interval(const estimate & e) {
     const double h = half_width(e);
@@ -302,6 +307,7 @@ estimate step_estimate(const step_fit & f, int workers, double depth) {
     e.value = dot(x, coef(*r));
     const double noise = r->resid_sd_rel * e.value;
     e.sd = std::sqrt(quad_form(r->cov, x) + noise * noise);
+    e.bias_sd = f.probe_bias_rel * e.value;
     e.dof = r->dof;
     e.extrapolated = outside || depth_outside(*r, depth, depth);
     return e;
@@ -323,6 +329,7 @@ estimate tg_estimate(const step_fit & f, int workers, int n_prompt, int n_predic
     const double u = step_value(*r, w, p), k = r->c * w;
     const double sum_sq = n * u * u + 2 * u * k * tri + k * k * (n - 1) * n * (2 * n - 1) / 6;
     e.sd = std::sqrt(quad_form(r->cov, x) + r->resid_sd_rel * r->resid_sd_rel * std::max(sum_sq, 0.0));
+    e.bias_sd = f.probe_bias_rel * e.value;  // the same for every step: it adds up, it does not average out
     e.extrapolated = outside || depth_outside(*r, p, p + n - 1);
     return e;
 }
@@ -340,6 +347,7 @@ estimate pp_estimate(const prefill_fit & f, int64_t tokens) {
     e.value = dot(x, {f.e, f.f, f.g});
     const double noise = f.resid_sd_rel * e.value;
     e.sd = std::sqrt(quad_form(f.cov, x) + noise * noise);
+    e.bias_sd = f.probe_bias_rel * e.value;
     e.extrapolated = tokens < f.tokens_min || tokens > f.tokens_max;
     return e;
 }

@@ -44,6 +44,10 @@ struct step_fit {
     std::vector<regime> regimes;     // ascending and disjoint in W
     std::vector<int> regime_starts;  // w_min of every regime after the first: where a kernel switch starts one
     double max_rel_residual = 0;     // over all regimes
+    // Relative sd of a systematic difference between the probes and the sweep they stand for (a probe
+    // runs a few steps of a shape, the sweep thousands): widens every interval by 1.96·this·value,
+    // added in quadrature to the fit's half-width. 0 here; --fast sets it (docs/fast-mode.md §4).
+    double probe_bias_rel = 0;
 };
 
 // Splits the distinct W (ascending) into contiguous regimes: a regime grows while one a+bW+cWd fit keeps
@@ -90,6 +94,7 @@ struct prefill_fit {
     double resid_sd_s = 0, resid_sd_rel = 0, max_rel_residual = 0;  // as in `regime`
     int n_samples = 0, n_params = 0, dof = 0;
     cov3 cov{};  // of (e, f, g)
+    double probe_bias_rel = 0;  // as step_fit's
 };
 
 // Throws a runtime error when `samples` is empty or holds tokens < 1 or a time that is not finite and > 0.

@@ -26,7 +26,7 @@ struct step_probe_config {
     // Per (W, depth): one untimed step, then `windows` windows of k steps, one synchronize each, k such
     // that a window lasts window_min_s (2 .. window_max_steps); the sample is the median window's time / k.
     int windows = 3;
-    double window_min_s = 0.02;
+    double window_min_s = 0.06;
     int window_max_steps = 16;
     // Prefill probes: W ascending while their total time stays below this share of the predicted full
     // sweep's time (always the two smallest W when the sweep has two).

@@ -349,3 +349,25 @@ TEST(step_model_decompose, parts_and_remainder) {
 
     EXPECT_THROW(decompose(1e-3, 1e9, 0.0, 0.0, 0.0), im::error);  // a rate of 0 is a caller's bug
 }
+
+// β, the probes' systematic difference from the sweep (--fast sets 3%): added in quadrature as a normal
+// 1.96·β·value to every time's half-width, so noiseless probes no longer give a zero-width interval that
+// a real sweep misses (H200: -6.3 .. +2.6% off with 0.2-1% probe spread, 5 of 7 outside).
+TEST(step_model_interval, probe_bias_widens_every_time_interval) {
+    const truth t{2e-3, 1e-4, 1e-6};
+    auto f = fit_steps(samples_of(t));
+    std::vector<prefill_sample> pre{{128, 0.01}, {256, 0.015}, {512, 0.025}};
+    auto p = fit_prefill(pre);
+    const auto before = predict_row(f, p, 8, 128, 1024);
+    EXPECT_NEAR(before.t_tg_s.hi, before.t_tg_s.value, 1e-9 * before.t_tg_s.value);  // noiseless: collapses
+    f.probe_bias_rel = p.probe_bias_rel = 0.03;
+    const auto after = predict_row(f, p, 8, 128, 1024);
+    EXPECT_DOUBLE_EQ(after.t_tg_s.value, before.t_tg_s.value);
+    expect_rel(after.t_tg_s.hi - after.t_tg_s.value, 1.959964 * 0.03 * after.t_tg_s.value, 1e-6);
+    expect_rel(after.t_pp_s.value - after.t_pp_s.lo, 1.959964 * 0.03 * after.t_pp_s.value, 1e-6);
+    expect_rel(predict_step_s(f, 4, 1000).hi - predict_step_s(f, 4, 1000).value, 1.959964 * 0.03 * t.at(4, 1000), 1e-6);
+    // The overall rate's interval holds the rate computed from the measured-looking truth 6% off.
+    const double off = after.overall_tps.value * 1.055;
+    EXPECT_LE(after.overall_tps.lo, after.overall_tps.value / 1.055);
+    EXPECT_GE(after.overall_tps.hi, off * 0.999);
+}
