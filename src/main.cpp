@@ -54,6 +54,7 @@ int main(int argc, char ** argv) {
     im::cli::add_serve(app);
     im::cli::add_roofline(app);
     im::cli::add_evaluate(app);
+    im::cli::add_tune(app);
     im::cli::add_history(app);
 
     im::interrupt::install();

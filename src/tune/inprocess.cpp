@@ -1,0 +1,160 @@
+#include "tune/inprocess.h"
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/ranges.h"
+#include "engine/backend.h"
+#include "model/info.h"
+#include "workload/batch.h"
+#include "workload/lockstep.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <thread>
+
+namespace im::tune {
+
+namespace {
+
+using engine::llama::flash_attn;
+
+std::string fa_value(flash_attn fa) { return fa == flash_attn::on ? "on" : fa == flash_attn::off ? "off" : "auto"; }
+
+// Values with the baseline's first and no repeats.
+std::vector<std::string> first_then(const std::string & base, const std::vector<std::string> & others) {
+    std::vector<std::string> v{base};
+    for (const auto & o : others) {
+        if (std::find(v.begin(), v.end(), o) == v.end()) v.push_back(o);
+    }
+    return v;
+}
+
+}  // namespace
+
+std::vector<axis> inprocess_axes(const inprocess_config & c) {
+    std::vector<axis> axes;
+    axes.push_back({"-fa", first_then(fa_value(c.base.fa), {"on", "off"})});
+    std::vector<std::string> ub;
+    for (int u : {128, 256, 512, 1024, 2048}) {
+        if (u <= c.base.n_batch) ub.push_back(std::to_string(u));
+    }
+    axes.push_back({"-ub", first_then(std::to_string(c.base.n_ubatch), ub)});
+    axes.push_back({"--kv-unified", first_then(c.kv_unified ? "1" : "0", {"0", "1"}), true});
+    if (!c.offloaded) {
+        const int logical = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        const int base_t = c.base.n_threads > 0 ? c.base.n_threads : engine::llama::default_threads();
+        std::vector<std::string> ts;
+        for (int t : {logical, std::max(1, logical / 2), std::max(1, base_t / 2)}) ts.push_back(std::to_string(t));
+        axes.push_back({"-t", first_then(std::to_string(base_t), ts)});
+        axes.push_back({"--poll", first_then(std::to_string(c.base.poll), {"0", "50", "100"})});
+    }
+    if (c.kv_types) {
+        axes.push_back({"-ctk", first_then(ggml_type_name(c.base.type_k), {"f16", "q8_0"})});
+        axes.push_back({"-ctv", first_then(ggml_type_name(c.base.type_v), {"f16", "q8_0"})});
+    }
+    return axes;
+}
+
+engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified) {
+    auto p = c.base;
+    bool kvu = c.kv_unified;
+    for (const auto & [k, v] : cand) {
+        if (k == "-fa") p.fa = v == "on" ? flash_attn::on : v == "off" ? flash_attn::off : flash_attn::auto_;
+        else if (k == "-ub") p.n_ubatch = std::stoi(v);
+        else if (k == "--kv-unified") kvu = v == "1";
+        else if (k == "-t") p.n_threads = std::stoi(v);
+        else if (k == "--poll") p.poll = std::stoi(v);
+        else if (k == "-ctk") p.type_k = model::cache_type_from_name(v, "-ctk");
+        else if (k == "-ctv") p.type_v = model::cache_type_from_name(v, "-ctv");
+        else IM_CHECK(false, fmt::format("tune: unknown axis {}", k));
+    }
+    if (kv_unified) *kv_unified = kvu;
+    return p;
+}
+
+std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, const engine::llama::engine_params & p,
+                                   bool kv_unified, int n_seq, int n_prompt, int n_steps) {
+    engine::llama::model model(model_path, p);
+    const uint32_t n_ctx = static_cast<uint32_t>(n_seq) * static_cast<uint32_t>(((n_prompt + n_steps) / 256 + 1) * 256);
+    engine::llama::context ctx(model, p, {n_ctx, static_cast<uint32_t>(n_seq), kv_unified, true});
+    llama_context * lctx = ctx.get();
+    const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
+    workload::batch::holder h(n_seq * n_prompt);
+    llama_batch & b = h.batch;
+    // A fixed prompt per sequence (a linear congruential walk over the vocabulary): the same tokens for
+    // every candidate, unlike the sweep's random ones.
+    uint64_t x = 12345;
+    int idx = 0;
+    for (int s = 0; s < n_seq; ++s) {
+        for (int i = 0; i < n_prompt; ++i, ++idx) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            b.token[idx] = static_cast<int32_t>((x >> 33) % static_cast<uint64_t>(n_vocab));
+            b.pos[idx] = i;
+            b.n_seq_id[idx] = 1;
+            b.seq_id[idx][0] = s;
+            b.logits[idx] = i == n_prompt - 1;
+        }
+    }
+    b.n_tokens = idx;
+    if (!workload::batch::decode_chunks(lctx, b, p.n_batch)) throw_runtime("tune: the greedy check's prompt failed to decode");
+    std::vector<int32_t> out;
+    std::vector<int32_t> next(static_cast<size_t>(n_seq));
+    for (int step = 0; step < n_steps; ++step) {
+        for (int s = 0; s < n_seq; ++s) {
+            // Logit rows in batch order: after the prompt, sequence s's last token; after a step, row s.
+            const int row = step == 0 ? (s + 1) * n_prompt - 1 : s;
+            const float * logits = llama_get_logits_ith(lctx, row);
+            if (!logits) throw_runtime("tune: no logits for the greedy check");
+            next[static_cast<size_t>(s)] = static_cast<int32_t>(std::max_element(logits, logits + n_vocab) - logits);
+            out.push_back(next[static_cast<size_t>(s)]);
+        }
+        for (int s = 0; s < n_seq; ++s) {
+            b.token[s] = next[static_cast<size_t>(s)];
+            b.pos[s] = n_prompt + step;
+            b.n_seq_id[s] = 1;
+            b.seq_id[s][0] = s;
+            b.logits[s] = 1;
+        }
+        b.n_tokens = n_seq;
+        if (llama_decode(lctx, b) != 0) throw_runtime("tune: a greedy step failed to decode");
+    }
+    return out;
+}
+
+evaluator inprocess_evaluator(const inprocess_config & c) {
+    const int64_t t0 = clock::now_ns();
+    auto baseline_tokens = std::make_shared<std::optional<std::vector<int32_t>>>();
+    evaluator ev;
+    ev.elapsed_s = [t0] { return static_cast<double>(clock::now_ns() - t0) / 1e9; };
+    ev.measure = [c](const candidate & cand) {
+        workload::lockstep_config lc;
+        lc.model_path = c.model_path;
+        lc.params = params_of(c, cand, &lc.kv_unified);
+        lc.workers = {c.workers};
+        lc.n_prompt = c.n_prompt;
+        lc.n_predict = c.n_predict;
+        lc.repetitions = c.repetitions;
+        const auto r = workload::run_lockstep(lc, {});
+        if (r.interrupted) throw im::error(error_kind::interrupted, "interrupted");
+        if (r.rows.empty() || !r.rows[0].skipped.empty()) {
+            throw_runtime("{}", r.rows.empty() ? std::string("no row") : r.rows[0].skipped);
+        }
+        // The best repetition: on a shared machine the others measure the neighbours too.
+        const auto & g = r.rows[0].gen_tps_samples;
+        return g.empty() ? r.rows[0].gen_tps.mean : *std::max_element(g.begin(), g.end());
+    };
+    ev.same_outputs = [c, baseline_tokens](const candidate & cand) {
+        if (!*baseline_tokens) {
+            *baseline_tokens = greedy_tokens(c.model_path, c.base, c.kv_unified, 2, 160, c.verify_tokens);
+        }
+        bool kvu = false;
+        const auto p = params_of(c, cand, &kvu);
+        return greedy_tokens(c.model_path, p, kvu, 2, 160, c.verify_tokens) == **baseline_tokens;
+    };
+    return ev;
+}
+
+}  // namespace im::tune

@@ -1,0 +1,44 @@
+#pragma once
+
+#include "engine/llama/session.h"
+#include "tune/search.h"
+
+#include <filesystem>
+#include <vector>
+
+// The in-process evaluator of `infermeter tune --workload lockstep`: a candidate is a set of engine
+// settings; its score is the lockstep generation t/s at W workers (a short sweep row: -p/-n), and its
+// greedy tokens are those of a fixed prompt decoded by 2 sequences for a few steps (argmax of the
+// logits). Settings that cannot change results are searched; KV cache types, which can, only with
+// `kv_types` (reported apart).
+namespace im::tune {
+
+struct inprocess_config {
+    std::filesystem::path model_path;
+    engine::llama::engine_params base;  // the user's flags: the baseline
+    bool kv_unified = false;
+    int workers = 8;
+    int n_prompt = 128;
+    int n_predict = 64;
+    int verify_tokens = 16;     // greedy steps compared per sequence
+    int repetitions = 3;        // lockstep repetitions per measurement; the best one is the score
+    bool kv_types = false;      // also try q8_0 K/V (changes results: reported, not recommended silently)
+    bool offloaded = false;     // layers on a GPU (threads and polling matter less; -t is not searched)
+};
+
+// The axes for this configuration, each with the baseline's value first: -fa, -ub (<= -b), --kv-unified,
+// and on a CPU -t and --poll; with kv_types, -ctk/-ctv.
+std::vector<axis> inprocess_axes(const inprocess_config & c);
+
+// Engine settings of a candidate (every axis applied over the baseline).
+engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified);
+
+// measure: the lockstep generation t/s at c.workers, best of c.repetitions; same_outputs: greedy tokens against the baseline's
+// (computed on first use). elapsed_s: a steady clock from this call.
+evaluator inprocess_evaluator(const inprocess_config & c);
+
+// Greedy tokens of `n_seq` sequences after a fixed prompt, for tests and the evaluator.
+std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, const engine::llama::engine_params & p,
+                                   bool kv_unified, int n_seq, int n_prompt, int n_steps);
+
+}  // namespace im::tune

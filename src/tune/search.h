@@ -1,0 +1,74 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+// `infermeter tune` (issue 11): which settings that change speed but not results are best here.
+// A budgeted coordinate descent from the defaults over named axes, each candidate first checked to
+// produce the baseline's greedy tokens (a setting that changes them is rejected and reported), then
+// the best candidate and the baseline confirmed by alternating repeated measurements. The search knows
+// nothing of llama.cpp: an evaluator measures a candidate (tune/inprocess.h for the in-process engine,
+// a scripted one in the tests).
+namespace im::tune {
+
+// One setting: its name as a flag ("-fa", "-ub", ...) and the values tried, the default first.
+struct axis {
+    std::string name;
+    std::vector<std::string> values;
+    bool is_switch = false;  // a flag without a value ("--kv-unified"): values "0" / "1"
+};
+
+// A full assignment: axis name -> value.
+using candidate = std::map<std::string, std::string>;
+
+struct evaluator {
+    // Higher is better (aggregate generation t/s). Throws im::error when the candidate cannot run.
+    std::function<double(const candidate &)> measure;
+    // True when the candidate's greedy tokens equal the baseline's.
+    std::function<bool(const candidate &)> same_outputs;
+    // Seconds since the search started (the budget is checked before each measurement).
+    std::function<double()> elapsed_s;
+};
+
+struct trial {
+    candidate settings;
+    std::string changed;   // "axis=value" against the candidate it was derived from; empty for the baseline
+    double score = 0;      // 0 when rejected or failed
+    bool rejected = false; // changed the greedy tokens
+    std::string failed;    // why it could not run (empty when it ran)
+};
+
+struct search_options {
+    double budget_s = 600;
+    double min_gain = 0.01;  // a move must beat the current best by this fraction (noise is not a gain)
+    int max_passes = 3;      // sweeps over all axes; stops early when one changes nothing
+    int confirm_runs = 3;    // alternating baseline / best measurements at the end (each side)
+};
+
+struct search_result {
+    candidate baseline, best;
+    double baseline_score = 0, best_score = 0;        // from the search's single measurements
+    std::vector<double> confirm_baseline, confirm_best;  // the confirmation runs
+    double confirmed_gain = 0;  // median(best) / median(baseline) - 1; 0 when best is the baseline
+    bool confirmed = false;     // best kept after confirmation (else best reverts to the baseline)
+    std::vector<trial> trials;  // in the order run
+    bool budget_exhausted = false;
+    int passes = 0;
+    // The measured candidate with the lowest score against the best: "what a wrong setting costs".
+    const trial * costliest() const;
+};
+
+// Coordinate descent: starting from the baseline (every axis at its first value), for each axis in
+// order try every other value with the rest fixed at the current best; a candidate with other greedy
+// tokens is rejected; the current best moves when a candidate beats it by min_gain. Repeats until a
+// pass changes nothing, max_passes, or the budget. Then confirm_runs alternating measurements of the
+// baseline and the best; the best is kept only if its median beats the baseline's median.
+search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o);
+
+// "-fa on -ub 256" (axes in `axes` order, only those that differ from the baseline when `only_changed`).
+std::string command_flags(const std::vector<axis> & axes, const candidate & c, const candidate & baseline,
+                          bool only_changed);
+
+}  // namespace im::tune

@@ -1,0 +1,54 @@
+#include "support/run.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+using im::test::run_infermeter;
+
+// issue 11: tune on the real engine (synth:tiny, CPU): every trial ran, was rejected for other greedy
+// tokens, or failed with a reason; the baseline comes first; the recommended flags are a command line
+// `parallel` accepts.
+TEST(tune_cli, searches_within_budget_and_recommends_flags_parallel_accepts) {
+    const auto r = run_infermeter({"tune", "-m", "synth:tiny", "-w", "2", "-p", "32", "-n", "16", "--budget", "20s", "-t", "1",
+                                   "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_GE(j["trials"].size(), 2u) << r.out;
+    EXPECT_EQ(j["trials"][0]["change"], "");
+    EXPECT_GT(j["trials"][0]["gen_tps"].get<double>(), 0);
+    EXPECT_EQ(j["baseline"]["-fa"], "auto");
+    EXPECT_EQ(j["baseline"]["-ub"], "512");
+    for (const auto & t : j["trials"]) {
+        const bool ran = !t["rejected"].get<bool>() && t["failed"].get<std::string>().empty();
+        EXPECT_EQ(ran, t["gen_tps"].get<double>() > 0) << t.dump();
+    }
+    EXPECT_GT(j["best_gen_tps"].get<double>(), 0);
+    std::vector<std::string> cmd{"parallel", "-m", "synth:tiny", "-w", "2", "-p", "32", "-n", "16", "--no-db", "-o", "json"};
+    std::istringstream flags(j["best_flags"].get<std::string>());
+    for (std::string w; flags >> w;) cmd.push_back(w);
+    const auto p = run_infermeter(cmd);
+    EXPECT_EQ(p.exit_code, 0) << j["best_flags"] << "\n" << p.err;
+
+    const auto md = run_infermeter({"tune", "-m", "synth:tiny", "-w", "2", "-p", "32", "-n", "16", "--budget", "5s", "-t", "1"});
+    ASSERT_EQ(md.exit_code, 0) << md.err;
+    for (const char * s : {"## Tune: synth:tiny at W = 2", "| 1 | baseline |", "**Recommended command:** `infermeter parallel"}) {
+        EXPECT_NE(md.out.find(s), std::string::npos) << s << "\n" << md.out;
+    }
+}
+
+TEST(tune_cli, bad_flags_are_usage_errors) {
+    for (const auto & args : std::vector<std::vector<std::string>>{
+             {"tune", "-m", "synth:tiny", "--budget", "soon"},
+             {"tune", "-m", "synth:tiny", "--budget", "-5m"},
+             {"tune", "-m", "synth:tiny", "-w", "0"},
+             {"tune", "-m", "synth:tiny", "-n", "2"},
+             {"tune", "-m", "synth:tiny", "-fa", "on,off"}}) {
+        const auto r = run_infermeter(args);
+        EXPECT_EQ(r.exit_code, 2) << args[3] << " " << r.err;
+    }
+    EXPECT_EQ(run_infermeter({"tune", "-m", "/nope.gguf"}).exit_code, 1);
+}

@@ -1,0 +1,141 @@
+#include "core/error.h"
+#include "tune/search.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace im::tune;
+
+namespace {
+
+// A scripted engine (issue 11: "the deterministic fake engine"): a score per candidate from a table of
+// per-axis factors, a clock that advances 10 s per measurement, and one value that changes the tokens.
+struct fake {
+    std::map<std::string, std::map<std::string, double>> factor;
+    std::string changes_tokens;  // "axis=value"
+    double t = 0;
+    int measured = 0;
+    std::vector<double> noise;  // multiplies successive measurements when set (cycled)
+
+    evaluator make() {
+        evaluator ev;
+        ev.elapsed_s = [this] { return t; };
+        ev.measure = [this](const candidate & c) {
+            t += 10;
+            double s = 100;
+            for (const auto & [k, v] : c) s *= factor[k].count(v) ? factor[k][v] : 1.0;
+            if (!noise.empty()) s *= noise[static_cast<size_t>(measured) % noise.size()];
+            ++measured;
+            return s;
+        };
+        ev.same_outputs = [this](const candidate & c) {
+            for (const auto & [k, v] : c) {
+                if (k + "=" + v == changes_tokens) return false;
+            }
+            return true;
+        };
+        return ev;
+    }
+};
+
+const std::vector<axis> k_axes{{"-fa", {"auto", "on", "off"}}, {"-ub", {"512", "128", "2048"}},
+                               {"--kv-unified", {"0", "1"}, true}, {"-ctk", {"f16", "q8_0"}}};
+
+fake standard() {
+    fake f;
+    f.factor["-fa"] = {{"on", 1.5}, {"off", 0.5}};
+    f.factor["-ub"] = {{"128", 0.9}, {"2048", 1.1}};
+    f.factor["--kv-unified"] = {{"1", 0.25}};
+    f.factor["-ctk"] = {{"q8_0", 2.0}};  // faster, but changes the tokens
+    f.changes_tokens = "-ctk=q8_0";
+    return f;
+}
+
+}  // namespace
+
+TEST(tune_search, finds_the_known_optimum_and_rejects_a_result_changing_setting) {
+    auto f = standard();
+    search_options o;
+    o.budget_s = 1e6;
+    const auto r = coordinate_descent(k_axes, f.make(), o);
+    EXPECT_EQ(r.best.at("-fa"), "on");
+    EXPECT_EQ(r.best.at("-ub"), "2048");
+    EXPECT_EQ(r.best.at("--kv-unified"), "0");
+    EXPECT_EQ(r.best.at("-ctk"), "f16") << "q8_0 is faster but changes the greedy tokens";
+    EXPECT_TRUE(r.confirmed);
+    EXPECT_NEAR(r.confirmed_gain, 1.5 * 1.1 - 1, 1e-9);
+    EXPECT_NEAR(r.best_score, 165, 1e-9);
+    bool saw_rejection = false;
+    for (const auto & t : r.trials) {
+        if (t.changed == "-ctk=q8_0") {
+            EXPECT_TRUE(t.rejected);
+            EXPECT_EQ(t.score, 0);
+            saw_rejection = true;
+        }
+    }
+    EXPECT_TRUE(saw_rejection);
+    // The costliest measured setting: the unified KV cache (a quarter of the throughput).
+    ASSERT_NE(r.costliest(), nullptr);
+    EXPECT_EQ(r.costliest()->changed, "--kv-unified=1");
+    EXPECT_FALSE(r.budget_exhausted);
+    EXPECT_EQ(r.passes, 2);  // the second pass changes nothing
+    // Each candidate measured once: 1 baseline + 2 + 2 + 1 (+ -ctk rejected, not measured) in pass 1, then
+    // pass 2 revisits only new combinations; plus 2 x 3 confirmation runs.
+    std::map<candidate, int> seen;
+    for (const auto & t : r.trials) EXPECT_EQ(++seen[t.settings], 1);
+    EXPECT_EQ(command_flags(k_axes, r.best, r.baseline, true), "-fa on -ub 2048");
+    EXPECT_EQ(command_flags(k_axes, r.best, r.baseline, false), "-fa on -ub 2048 -ctk f16");
+}
+
+TEST(tune_search, the_budget_stops_the_search_and_the_best_so_far_stands) {
+    auto f = standard();
+    search_options o;
+    o.budget_s = 25;  // the baseline and two candidates (10 s each)
+    const auto r = coordinate_descent(k_axes, f.make(), o);
+    EXPECT_TRUE(r.budget_exhausted);
+    EXPECT_EQ(r.trials.size(), 3u);
+    EXPECT_EQ(r.best.at("-fa"), "on");
+    EXPECT_EQ(r.best.at("-ub"), "512");  // never reached
+}
+
+TEST(tune_search, a_gain_that_does_not_survive_confirmation_is_dropped) {
+    fake f;
+    f.factor["-fa"] = {{"on", 1.02}};
+    // The search's one measurement of -fa on is lucky; the alternating confirmation is not.
+    std::vector<axis> axes{{"-fa", {"auto", "on"}}};
+    search_options o;
+    o.budget_s = 1e6;
+    auto ev = f.make();
+    int calls = 0;
+    const auto inner = ev.measure;
+    ev.measure = [&](const candidate & c) {
+        ++calls;
+        const double s = inner(c);
+        // Calls 3.. are the confirmation (baseline, best alternating): the best reads 5% low there.
+        return calls >= 3 && c.at("-fa") == "on" ? s * 0.95 : s;
+    };
+    const auto r = coordinate_descent(axes, ev, o);
+    EXPECT_FALSE(r.confirmed);
+    EXPECT_EQ(r.best, r.baseline);
+    EXPECT_EQ(r.confirm_best.size(), 3u);
+    EXPECT_LT(r.confirmed_gain, 0);
+}
+
+TEST(tune_search, a_baseline_that_cannot_run_is_an_error_and_a_failing_candidate_is_reported) {
+    fake f;
+    auto ev = f.make();
+    ev.measure = [](const candidate & c) -> double {
+        if (c.at("-ub") == "128") throw im::error(im::error_kind::runtime, "llama_decode failed");
+        return 100;
+    };
+    search_options o;
+    const auto r = coordinate_descent({{"-ub", {"512", "128"}}}, ev, o);
+    ASSERT_EQ(r.trials.size(), 2u);
+    EXPECT_EQ(r.trials[1].failed, "llama_decode failed");
+    EXPECT_EQ(r.best, r.baseline);
+    ev.measure = [](const candidate &) -> double { throw im::error(im::error_kind::runtime, "no memory"); };
+    EXPECT_THROW(coordinate_descent({{"-ub", {"512", "128"}}}, ev, o), im::error);
+}
