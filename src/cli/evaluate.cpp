@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 namespace im::cli {
 
 namespace {
@@ -41,6 +43,7 @@ struct evaluate_args {
     bool resume = false;
     bool fast = false;
     int verify = 0;
+    double price_per_hour = 0;
     store::store_flags db;
     engine_flags engine;
 };
@@ -82,6 +85,10 @@ void run(const evaluate_args & a) {
     if (a.verify > 0 && !a.fast) throw_usage("--verify {} compares a --fast prediction with a measurement: add --fast", a.verify);
     o.fast = a.fast;
     o.verify = a.verify;
+    if (!std::isfinite(a.price_per_hour) || a.price_per_hour < 0 || a.price_per_hour > 1e6) {
+        throw_usage("--price-per-hour {}: give the machine's price in USD per hour, 0..1,000,000", a.price_per_hour);
+    }
+    o.price_per_hour = a.price_per_hour;
     o.command_line = globals().command_line;
 
     progress_line progress;
@@ -154,6 +161,8 @@ void add_evaluate(CLI::App & root) {
                                          "--ctx-min all match");
     cmd->add_flag("--fast", a->fast, "Predict the lockstep sweep from decode-step and prefill probes instead of running it "
                                      "(rows marked ~ with 95% intervals; docs/fast-mode.md)");
+    cmd->add_option("--price-per-hour", a->price_per_hour,
+                    "The machine's price in USD per hour: adds dollars per million output tokens to the decision matrix");
     cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and report predicted against measured");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);

@@ -3,6 +3,7 @@
 #include "core/escape.h"
 #include "core/format.h"
 #include "hardware/specs.h"
+#include "report/cost.h"
 #include "report/kinds.h"
 #include "model/quant.h"
 #include "workload/metrics.h"
@@ -18,12 +19,16 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-json choice_json(const worker_choice & c) {
+json choice_json(const worker_choice & c, int n_predict, double price_per_hour) {
     if (!c.found) return nullptr;
-    return {{"workers", c.workers},         {"overall_tps", c.overall_tps}, {"gen_tps", c.gen_tps},
-            {"per_stream_tps", c.per_stream_tps}, {"speedup", c.speedup}, {"efficiency", c.efficiency},
-            {"marginal_speedup", c.marginal}, {"kv_bytes", c.kv_bytes},  {"ttft_s", c.ttft_s},
-            {"tpot_s", c.tpot_s},           {"e2e_s", c.e2e_s},           {"reason", c.reason}};
+    json j = {{"workers", c.workers},         {"overall_tps", c.overall_tps}, {"gen_tps", c.gen_tps},
+              {"per_stream_tps", c.per_stream_tps}, {"speedup", c.speedup}, {"efficiency", c.efficiency},
+              {"marginal_speedup", c.marginal}, {"kv_bytes", c.kv_bytes},  {"ttft_s", c.ttft_s},
+              {"tpot_s", c.tpot_s},           {"e2e_s", c.e2e_s},           {"reason", c.reason}};
+    const double out_tps = output_tokens_per_s(c.workers, n_predict, c.e2e_s);
+    j["output_tps"] = out_tps;
+    j["usd_per_million_output"] = price_per_hour > 0 ? json(usd_per_million_output(price_per_hour, out_tps)) : json(nullptr);
+    return j;
 }
 
 json steps_json(const std::vector<scaling_step> & steps) {
@@ -162,9 +167,10 @@ json to_json(const evaluation & e) {
     }
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
-    j["recommendations"] = {{"interactive", choice_json(e.rec.interactive)},
-                            {"batch", choice_json(e.rec.batch)},
-                            {"max_throughput", choice_json(e.rec.max_throughput)},
+    j["recommendations"] = {{"interactive", choice_json(e.rec.interactive, e.n_predict, e.price_per_hour)},
+                            {"batch", choice_json(e.rec.batch, e.n_predict, e.price_per_hour)},
+                            {"max_throughput", choice_json(e.rec.max_throughput, e.n_predict, e.price_per_hour)},
+                            {"price_per_hour", e.price_per_hour > 0 ? json(e.price_per_hour) : json(nullptr)},
                             {"max_stop", e.rec.max_stop},
                             {"knee_workers", e.rec.knee_workers},
                             {"steps", steps_json(e.rec.steps)},
@@ -504,16 +510,30 @@ std::string to_markdown(const evaluation & e) {
                           fmtx::thousands(c.tpot_s * 1e3, 1), fmtx::duration(c.e2e_s), fmtx::thousands(c.per_stream_tps, 1));
     }
 
-    md += "\n**Trade-off Decision Matrix:**\n\n| Scenario | Workers | Throughput | Efficiency | Memory | Best For |\n"
-          "|----------|---------|------------|------------|--------|----------|\n";
+    // --price-per-hour: what a million output tokens cost at each choice (output tokens over the whole
+    // request time: W·n_predict / (T_PP + T_TG)).
+    const bool priced = e.price_per_hour > 0;
+    md += fmt::format("\n**Trade-off Decision Matrix:**\n\n| Scenario | Workers | Throughput | Efficiency | Memory |{} Best For |\n"
+                      "|----------|---------|------------|------------|--------|{}----------|\n",
+                      priced ? " $ / M output tokens |" : "", priced ? "---:|" : "");
     const auto matrix_row = [&](const char * name, const worker_choice & c, const char * best) {
         if (!c.found) return std::string();
-        return fmt::format("| {} | {} | {} t/s | {} | {} MiB | {} |\n", name, c.workers, fmtx::thousands(c.overall_tps, 0),
-                           fmtx::percent(c.efficiency), mib(c.kv_bytes), best);
+        const std::string cost = priced ? fmt::format(" {} |", fmtx::thousands(usd_per_million_output(
+                                                                      e.price_per_hour, output_tokens_per_s(c.workers, e.n_predict, c.e2e_s)),
+                                                                  2))
+                                        : "";
+        return fmt::format("| {} | {} | {} t/s | {} | {} MiB |{} {} |\n", name, c.workers, fmtx::thousands(c.overall_tps, 0),
+                           fmtx::percent(c.efficiency), mib(c.kv_bytes), cost, best);
     };
     md += matrix_row("Interactive API", rec.interactive, "Real-time responses");
     md += matrix_row("Batch Processing", rec.batch, "Dataset generation");
     md += matrix_row("Maximum Throughput", rec.max_throughput, "Offline bulk tasks");
+    if (priced) {
+        md += fmt::format("\nCost at ${}/hour: price / (output tokens per second × 3,600) × 10⁶, output tokens counted over "
+                          "the whole request time (prefill included) of the lockstep row; sampling and serving costs "
+                          "are not in it (see Serving under load).\n",
+                          fmtx::thousands(e.price_per_hour, 2));
+    }
 
     md += "\n## Reproducibility\n\n";
     md += fmt::format("- infermeter {} ({}), llama.cpp {}\n", e.ctx.infermeter_version, e.ctx.build_commit, e.ctx.llama_commit);

@@ -46,6 +46,7 @@ struct evaluation {
     std::optional<serving_result> serving;
     recommend_options rec_opts;
     recommendations rec;
+    double price_per_hour = 0;            // --price-per-hour (USD): adds $ per million output tokens; 0: none
     // bookkeeping
     std::vector<std::string> stages_done;  // analyze, bench, parallel, roofline
     bool interrupted = false;

@@ -117,6 +117,8 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
                        {"base_workers", field_type::integer},    {"repetitions", field_type::integer},
                        {"extended", field_type::boolean},
                        {"rss_bytes", field_type::integer},       {"device_used_bytes", field_type::integer},
+                       {"energy_j", field_type::real},           {"joules_per_output_token", field_type::real},
+                       {"avg_watts", field_type::real},          {"energy_source", field_type::text},
                        {"samples_t_pp_s", field_type::real_array}, {"samples_t_tg_s", field_type::real_array},
                        {"skipped", field_type::text},            {"interrupted", field_type::boolean},
                        {"partial", field_type::boolean},         {"predicted", field_type::boolean},
@@ -161,6 +163,14 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         t.set(row, "repetitions", static_cast<int64_t>(w.t_pp_s.size()));
         t.set(row, "rss_bytes", static_cast<int64_t>(w.rss_bytes));
         t.set(row, "device_used_bytes", static_cast<int64_t>(w.device_used_bytes));
+        if (w.energy_j) {
+            // Output tokens of every timed repetition: what the energy was spent on (prefill included).
+            const double tokens = static_cast<double>(w.workers) * w.n_predict * static_cast<double>(w.t_tg_s.size());
+            t.set(row, "energy_j", *w.energy_j);
+            t.set(row, "joules_per_output_token", optional_real(tokens > 0 ? std::optional<double>(*w.energy_j / tokens) : std::nullopt));
+            t.set(row, "avg_watts", optional_real(w.avg_watts));
+            t.set(row, "energy_source", w.energy_source);
+        }
         t.set(row, "samples_t_pp_s", w.t_pp_s);
         t.set(row, "samples_t_tg_s", w.t_tg_s);
         t.set(row, "predicted", w.predicted);
@@ -318,6 +328,20 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
                            w.partial ? " (partial)" : any_predicted ? " (measured)" : "", w.n_prompt, w.n_predict,
                            fmtx::thousands(static_cast<int64_t>(w.total_kv)), num(w.prompt_tps), num(w.gen_tps),
                            num(w.overall_tps), w.speedup);
+    }
+    // Energy (telemetry/energy.h): only where a counter exists; nothing is estimated in its place.
+    const auto with_energy = std::find_if(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.energy_j.has_value(); });
+    if (with_energy != r.rows.end()) {
+        out += fmt::format("\n**Energy** ({}; every timed repetition, prefill included):\n\n"
+                           "| Workers | Energy | Average power | J per output token |\n|---:|---:|---:|---:|\n",
+                           esc::md_text(with_energy->energy_source));
+        for (const auto & w : r.rows) {
+            if (!w.energy_j) continue;
+            const double tokens = static_cast<double>(w.workers) * w.n_predict * static_cast<double>(w.t_tg_s.size());
+            out += fmt::format("| {} | {} J | {} | {} |\n", w.workers, fmtx::thousands(*w.energy_j, 1),
+                               w.avg_watts ? fmtx::thousands(*w.avg_watts, 1) + " W" : "-",
+                               tokens > 0 ? fmtx::thousands(*w.energy_j / tokens, 4) : "-");
+        }
     }
     if (any_predicted) {
         out += "\n~ predicted from step probes (`--fast`, docs/fast-mode.md), not measured; the overall column gives the 95% "

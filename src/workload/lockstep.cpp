@@ -6,6 +6,7 @@
 #include "core/interrupt.h"
 #include "core/process.h"
 #include "engine/backend.h"
+#include "telemetry/energy.h"
 #include "workload/batch.h"
 #include "workload/metrics.h"
 #include "workload/plan.h"
@@ -221,7 +222,7 @@ namespace {
 
 // Measures one worker count on a fresh context. Returns false when interrupted mid-way.
 bool measure(const engine::llama::model & model, const lockstep_config & c, const memory_plan & p,
-             const lockstep_callbacks & cb, lockstep_row & row) {
+             const lockstep_callbacks & cb, telemetry::energy_meter & meter, lockstep_row & row) {
     const int w = row.workers;
     const int32_t n_vocab = llama_vocab_n_tokens(model.vocab());
     // CPU-only: a persistent threadpool, as llama-bench attaches (no thread start per step). Offloaded:
@@ -252,6 +253,7 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
         if (llama_decode(lctx, batch) != 0) fail("warmup");
         llama_synchronize(lctx);
     }
+    meter.start();
     for (int rep = 0; rep < c.repetitions; ++rep) {
         ctx.clear();
         batch::fill_prompts(batch, w, c.n_prompt, n_vocab);
@@ -295,6 +297,10 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
         const double t_tg = static_cast<double>(t_tg1 - t_pp1) / 1e9;
         row.add_repetition(t_pp, t_tg);
     }
+    const auto energy = meter.stop();
+    row.energy_j = energy.total_j();
+    row.avg_watts = energy.watts();
+    if (row.energy_j) row.energy_source = meter.sources();
     row.summarize();
     row.rss_bytes = process::rss_bytes();
     if (c.params.n_gpu_layers != 0) {
@@ -334,6 +340,7 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
     for (int w : c.workers) res.plan.push_back(plan_one(dry, c, w, kvpt, kv_device_free(c.params)));
     check_plan(res.plan);
     std::unique_ptr<engine::llama::model> model;  // loaded on the first W that needs measuring
+    telemetry::energy_meter meter;                  // NVML / RAPL where they exist: the energy of each W
     double base_overall = 0;
     // Indices into res.rows of the last two measured worker counts (pointers would dangle on growth).
     std::optional<size_t> last, before_last;
@@ -396,7 +403,7 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
                 continue;
             }
             if (!model) model = std::make_unique<engine::llama::model>(c.model_path, c.params);
-            if (!measure(*model, c, p, cb, row)) {
+            if (!measure(*model, c, p, cb, meter, row)) {
                 res.interrupted = true;
             }
         }

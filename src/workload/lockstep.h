@@ -72,6 +72,10 @@ struct lockstep_row {
     double efficiency = 0;
     uint64_t rss_bytes = 0;        // process resident memory after the run of this W
     uint64_t device_used_bytes = 0;  // GPU memory in use after the run (0 on CPU)
+    // Energy of the timed repetitions (prefill and decode, every repetition) from the counters that
+    // exist here (NVML for the GPU, RAPL for the CPU packages: telemetry/energy.h); absent without any.
+    std::optional<double> energy_j, avg_watts;
+    std::string energy_source;
     int n_threads = 0;
     std::string test_time;
     std::string skipped;           // why this W was not run (empty when it ran)

@@ -1,6 +1,8 @@
 #include "dataset/analysis.h"
 #include "hardware/roofline.h"
 #include "hardware/specs.h"
+#include "core/format.h"
+#include "report/cost.h"
 #include "report/evaluation.h"
 #include "support/golden.h"
 #include "support/reference.h"
@@ -286,4 +288,31 @@ TEST(evaluation_report, markdown_has_exactly_one_h1) {
         if (md.compare(start, 2, "# ") == 0) ++h1;
     }
     EXPECT_EQ(h1, 1u) << md.substr(0, 600);
+}
+
+// issue 11: --price-per-hour. The reference's 1-worker row: 4,096 output tokens in 47.945 s (T_PP 0.10568
+// + T_TG 47.839) = 85.43 output t/s; at $2.50/hour a million output tokens cost 2.5 / (85.43 · 3600) · 1e6
+// = $8.13.
+TEST(evaluation_cost, dollars_per_million_output_tokens) {
+    const double out = report::output_tokens_per_s(1, 4096, 0.10568 + 47.839);
+    EXPECT_NEAR(out, 85.43, 0.01);
+    EXPECT_NEAR(report::usd_per_million_output(2.5, out), 8.129, 0.001);
+    EXPECT_EQ(report::usd_per_million_output(0, out), 0);
+    EXPECT_EQ(report::usd_per_million_output(2.5, 0), 0);
+    EXPECT_EQ(report::output_tokens_per_s(4, 4096, 0), 0);
+
+    auto e = recorded();
+    const auto plain = report::to_markdown(e);
+    EXPECT_EQ(plain.find("$ / M output tokens"), std::string::npos);
+    e.price_per_hour = 2.5;
+    const auto md = report::to_markdown(e);
+    EXPECT_NE(md.find("| Scenario | Workers | Throughput | Efficiency | Memory | $ / M output tokens | Best For |"), std::string::npos) << md;
+    const auto & c = e.rec.max_throughput;
+    ASSERT_TRUE(c.found);
+    const double usd = report::usd_per_million_output(2.5, report::output_tokens_per_s(c.workers, e.n_predict, c.e2e_s));
+    EXPECT_NE(md.find(fmt::format("| {} |", im::fmtx::thousands(usd, 2))), std::string::npos) << md;
+    EXPECT_NE(md.find("Cost at $2.50/hour"), std::string::npos);
+    const auto j = report::to_json(e);
+    EXPECT_NEAR(j["recommendations"]["max_throughput"]["usd_per_million_output"].get<double>(), usd, 1e-9);
+    EXPECT_EQ(j["recommendations"]["price_per_hour"].get<double>(), 2.5);
 }

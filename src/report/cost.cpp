@@ -1,0 +1,15 @@
+#include "report/cost.h"
+
+namespace im::report {
+
+double output_tokens_per_s(int workers, int n_predict, double e2e_s) {
+    if (e2e_s <= 0 || workers <= 0 || n_predict <= 0) return 0;
+    return static_cast<double>(workers) * n_predict / e2e_s;
+}
+
+double usd_per_million_output(double price_per_hour, double output_tps) {
+    if (price_per_hour <= 0 || output_tps <= 0) return 0;
+    return price_per_hour / (output_tps * 3600.0) * 1e6;
+}
+
+}  // namespace im::report

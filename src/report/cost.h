@@ -1,0 +1,14 @@
+#pragma once
+
+// What throughput costs (issue 11, `evaluate --price-per-hour`): dollars per million output tokens of
+// a machine rented by the hour. Output tokens are counted over the whole request time, prefill
+// included: a lockstep row of W workers delivers W·n_predict tokens in T_PP + T_TG seconds.
+namespace im::report {
+
+// W·n_predict / e2e_s; 0 when e2e_s <= 0.
+double output_tokens_per_s(int workers, int n_predict, double e2e_s);
+
+// price_per_hour / (output_tps · 3600) · 1e6; 0 when output_tps <= 0 or no price.
+double usd_per_million_output(double price_per_hour, double output_tps);
+
+}  // namespace im::report
