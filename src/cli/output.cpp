@@ -66,6 +66,14 @@ int g_stdout_errno = 0;
 
 }  // namespace
 
+void export_md_or_json(const std::string & path, const std::function<std::string()> & markdown,
+                       const std::function<std::string()> & json) {
+    if (path.empty()) return;
+    const bool is_json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+    fs::write_output(path, is_json ? json() : markdown(), "--export");
+    log::info("wrote {}", path);
+}
+
 void print_stdout(const std::string & text) {
     if (g_stdout_errno != 0) return;
     if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {

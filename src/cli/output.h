@@ -72,6 +72,11 @@ void print_stdout(const std::string & text);
 // when anything written to stdout was lost.
 void finish_stdout();
 
+// --export FILE of a command whose report is markdown or JSON: JSON when FILE ends in .json, else
+// markdown (fs::write_output: atomic for files, through for devices); logs where it went.
+void export_md_or_json(const std::string & path, const std::function<std::string()> & markdown,
+                       const std::function<std::string()> & json);
+
 // "W=8   decode  [#########.....] 1200/4096 181.6 t/s": one lockstep progress event as a bar.
 std::string lockstep_progress_text(const workload::lockstep_progress & p);
 

@@ -112,12 +112,8 @@ void run(const roofline_args & a) {
     const std::string text =
         a.output == "json" ? hardware::to_json(report).dump(2) + "\n" : hardware::to_markdown(report);
     print_stdout(text);
-    if (!a.export_path.empty()) {
-        const bool json = a.export_path.size() >= 5 && a.export_path.compare(a.export_path.size() - 5, 5, ".json") == 0;
-        fs::write_output(a.export_path, json ? hardware::to_json(report).dump(2) + "\n" : hardware::to_markdown(report),
-                         "--export");
-        log::info("wrote {}", a.export_path);
-    }
+    export_md_or_json(a.export_path, [&] { return hardware::to_markdown(report); },
+                      [&] { return hardware::to_json(report).dump(2) + "\n"; });
 }
 
 }  // namespace

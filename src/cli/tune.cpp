@@ -95,8 +95,8 @@ std::string markdown(const tune::search_result & r, const std::vector<tune::axis
                           tune::command_flags(axes, r.best, r.baseline, true), signed_pct(r.confirmed_gain),
                           r.confirm_best.size());
     }
-    md += fmt::format("\n**Recommended command:** `infermeter parallel -m {} -w {} {}`\n",
-                      esc::md_text(a.model), a.workers, flags(r.best));
+    md += fmt::format("\n**Recommended command:** {}\n",
+                      esc::md_code(fmt::format("infermeter parallel -m {} -w {} {}", esc::shell_quote(a.model), a.workers, flags(r.best))));
     if (const auto * worst = r.costliest(); worst && r.best_score > 0 && worst->score < r.best_score) {
         md += fmt::format("\n**Costliest setting measured:** `{}`: {}x lower throughput than the best ({} against {} t/s).\n",
                           worst->changed.empty() ? std::string("the baseline") : worst->changed,
@@ -163,11 +163,7 @@ void run(const tune_args & a) {
     const auto r = tune::coordinate_descent(axes, ev, o);
     const std::string md = markdown(r, axes, a, a.model, budget_s);
     print_stdout(a.output == "json" ? to_json(r, axes, a).dump(2) + "\n" : md);
-    if (!a.export_path.empty()) {
-        const bool json = a.export_path.size() >= 5 && a.export_path.compare(a.export_path.size() - 5, 5, ".json") == 0;
-        fs::write_output(a.export_path, json ? to_json(r, axes, a).dump(2) + "\n" : md, "--export");
-        log::info("wrote {}", a.export_path);
-    }
+    export_md_or_json(a.export_path, [&] { return md; }, [&] { return to_json(r, axes, a).dump(2) + "\n"; });
 }
 
 }  // namespace

@@ -277,8 +277,16 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
     // rate that is 1-12% of the 181 TFLOP/s q4_K peak). More columns run the same kernels closer to peak.
     const double f_peak = matmul_ceiling_for(ceil, c.weight_type);
     const bool kernel_limited = f_model > 0 && f_peak > 0 && f_model < bound_threshold * f_peak;
+    // The weight bandwidth the model-shape probe itself streamed at this N (bytes per weight / (2·N)
+    // FLOPs): at N = 1 on a CPU that rate is the memory's (2-core VM: 72 GFLOP/s = 23 GB/s of q4_K
+    // weights), so a decode near it is bandwidth-bound through the kernel, not compute-bound.
+    const double weight_bytes_per_flop =
+        c.matmul_params > 0 ? static_cast<double>(c.weight_bytes_per_step) / (2.0 * static_cast<double>(c.matmul_params) * n_cols) : 0;
+    v.kernel_bw_fraction = f_model > 0 ? f_model * weight_bytes_per_flop / ceil.mem_bw_bytes_per_s : 0;
     if (v.bw_fraction >= bound_threshold || v.flops_fraction >= bound_threshold) {
-        v.kind = v.bw_fraction >= v.flops_fraction ? bound::bandwidth : kernel_limited ? bound::kernel : bound::compute;
+        if (v.bw_fraction >= v.flops_fraction) v.kind = bound::bandwidth;
+        else if (decode && v.kernel_bw_fraction >= bound_threshold) v.kind = bound::bandwidth;
+        else v.kind = kernel_limited ? bound::kernel : bound::compute;
     } else {
         v.kind = bound::overhead;
     }
@@ -317,6 +325,18 @@ verdict classify(const model_cost & c, const ceilings & ceil, const observation 
     const double headroom = v.ideal_tokens_per_s / obs.tokens_per_s;
     switch (v.kind) {
         case bound::bandwidth:
+            if (v.flops_fraction > v.bw_fraction) {
+                // Bandwidth-bound through the matmul kernel: it streams the weights slower than the probe's
+                // STREAM-like copy, and the step runs near that kernel's own rate.
+                v.sentences.push_back(fmt::format(
+                    "Bandwidth-bound through the matmul kernel: the matmuls run {} of the rate ggml's kernels reach "
+                    "on this model's shapes with N = {} columns, and at that rate they stream the weights at {} of "
+                    "the bandwidth ceiling. More sequences sharing each weight read raise throughput; faster memory "
+                    "or a smaller quant type raise it per sequence.",
+                    v.flops_fraction > 1.0 ? std::string("above") : fmt::format("at {}", pct(v.flops_fraction)), n_cols,
+                    pct(v.kernel_bw_fraction)));
+                break;
+            }
             v.sentences.push_back(fmt::format(
                 "Bandwidth-bound: memory traffic runs {} (>= {}). Only less traffic per step "
                 "(more sequences sharing each weight read, a smaller quant type, a quantized KV cache) or faster "

@@ -95,6 +95,7 @@ struct verdict {
     double roof_step_s = 0.0;              // max(bytes / bw, flops / matmul ceiling)
     double unexplained_s = 0.0;            // step_s - roof_step_s (>= 0 when the ceilings are right)
     bound kind = bound::overhead;
+    double kernel_bw_fraction = 0;         // weight bandwidth the model-shape matmul probe at this N streamed / bw ceiling
     double ideal_tokens_per_s = 0.0;       // roofline bound for this W (and phase)
     std::vector<std::string> sentences;    // plain-language explanation generated from the numbers
 };

@@ -107,7 +107,7 @@ search_result coordinate_descent(const std::vector<axis> & axes, const evaluator
         }
         const double b = median_of(r.confirm_baseline), t = median_of(r.confirm_best);
         r.confirmed_gain = b > 0 ? t / b - 1 : 0;
-        r.confirmed = r.confirmed_gain > 0;
+        r.confirmed = r.confirmed_gain >= o.min_gain;  // a gain inside the noise is not one
         if (!r.confirmed) {
             r.best = r.baseline;
             r.best_score = r.baseline_score;

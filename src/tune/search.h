@@ -52,7 +52,7 @@ struct search_result {
     double baseline_score = 0, best_score = 0;        // from the search's single measurements
     std::vector<double> confirm_baseline, confirm_best;  // the confirmation runs
     double confirmed_gain = 0;  // median(best) / median(baseline) - 1; 0 when best is the baseline
-    bool confirmed = false;     // best kept after confirmation (else best reverts to the baseline)
+    bool confirmed = false;     // best kept after confirmation: its median >= min_gain above the baseline's
     std::vector<trial> trials;  // in the order run
     bool budget_exhausted = false;
     int passes = 0;
@@ -64,7 +64,7 @@ struct search_result {
 // order try every other value with the rest fixed at the current best; a candidate with other greedy
 // tokens is rejected; the current best moves when a candidate beats it by min_gain. Repeats until a
 // pass changes nothing, max_passes, or the budget. Then confirm_runs alternating measurements of the
-// baseline and the best; the best is kept only if its median beats the baseline's median.
+// baseline and the best; the best is kept only if its median beats the baseline's median by min_gain.
 search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o);
 
 // "-fa on -ub 256" (axes in `axes` order, only those that differ from the baseline when `only_changed`).

@@ -17,14 +17,14 @@ namespace im::workload {
 
 namespace {
 
-// Per (W, depth): one untimed step (the cache copy and the shape settle, and its time sets the window),
+// Per (W, depth): untimed steps (the cache copy and the shape settle; below, they also size the window),
 // then `windows` timed windows of k steps each. Inside a window nothing synchronizes: the host builds
 // step k+1 while the device runs step k, as in the lockstep sweep, whose time per step is therefore
 // what a window measures (a step synchronized on its own adds the host's share on a GPU: -17% at W = 1
 // on the H200). A window's one synchronize costs the first step's host time, spread over k steps:
 // windows of 2 steps at W = 64 on the H200 still read 6% slow (20 ms windows), hence >= 60 ms.
-int steps_per_window(const step_probe_config & c, double untimed_s) {
-    const int k = untimed_s > 0 ? static_cast<int>(std::ceil(c.window_min_s / untimed_s)) : c.window_max_steps;
+int steps_per_window(const step_probe_config & c, double step_s) {
+    const int k = step_s > 0 ? static_cast<int>(std::ceil(c.window_min_s / step_s)) : c.window_max_steps;
     return std::clamp(k, 2, std::max(2, c.window_max_steps));
 }
 

@@ -35,7 +35,7 @@ TEST(tune_cli, searches_within_budget_and_recommends_flags_parallel_accepts) {
 
     const auto md = run_infermeter({"tune", "-m", "synth:tiny", "-w", "2", "-p", "32", "-n", "16", "--budget", "5s", "-t", "1"});
     ASSERT_EQ(md.exit_code, 0) << md.err;
-    for (const char * s : {"## Tune: synth:tiny at W = 2", "| 1 | baseline |", "**Recommended command:** `infermeter parallel"}) {
+    for (const char * s : {"## Tune: synth:tiny at W = 2", "| 1 | baseline |", "**Recommended command:** `infermeter parallel -m synth:tiny -w 2"}) {
         EXPECT_NE(md.out.find(s), std::string::npos) << s << "\n" << md.out;
     }
 }

@@ -382,3 +382,22 @@ TEST(roofline_classify, near_a_small_batch_kernel_rate_is_kernel_bound_not_compu
     ceil.matmul_model = {{256, 150e12}};
     EXPECT_EQ(classify(c, ceil, decode(256, 256 * 0.7 * 150e12 / decode_step_flops(c, 256, 1152), 1152)).kind, bound::compute);
 }
+
+// The 2-core VM's demo (2026-12-03): decode at W = 1 ran at 95% of the model-shape rate at N = 1 (about
+// 75 GFLOP/s), a rate at which the matrix-vector kernel streams q4_K weights at ~24 GB/s, most of the
+// 31 GB/s bandwidth ceiling: bandwidth-bound through the kernel, not "compute-bound ... more workers
+// cannot add throughput" (W = 2 and 4 added 17% and 52%).
+TEST(roofline_classify, near_a_bandwidth_limited_kernel_rate_is_bandwidth_bound) {
+    auto ceil = measured("CPU", 31e9, 120e9, 20e-6);
+    ceil.matmul_model = {{1, 75e9}};
+    ceil.matmul_model_shapes = "attn_q q4_K 1536x1536";
+    const auto c = qwen_cost();
+    const auto v = classify(c, ceil, decode(1, 21.46, 192));
+    ASSERT_GT(v.flops_fraction, v.bw_fraction);
+    EXPECT_GT(v.kernel_bw_fraction, 0.6);
+    EXPECT_EQ(v.kind, bound::bandwidth);
+    std::string text;
+    for (const auto & s : v.sentences) text += s + "\n";
+    EXPECT_NE(text.find("Bandwidth-bound through the matmul kernel"), std::string::npos) << text;
+    EXPECT_EQ(text.find("more workers cannot add throughput"), std::string::npos) << text;
+}
