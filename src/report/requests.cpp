@@ -186,7 +186,9 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
         }
         if (m.littles_law_error > 0.05) {
             out += fmt::format("- {}: Little's law is off by {} (mean concurrency {} vs throughput x mean E2E): no steady state "
-                               "(arrivals above what the engine serves, or too few requests; raise --requests).\n",
+                               "(arrivals above what the engine serves, or too few requests per user for a steady window: "
+                               "`--requests` of parallel --mode continuous / serve runs more; evaluate's serving stage runs "
+                               "at least two per user).\n",
                                r.load_label(), fmtx::percent(m.littles_law_error, 1), fmtx::thousands(m.mean_concurrency, 2));
         }
         if (m.n_failed > 0) {
