@@ -37,8 +37,6 @@ struct tune_args {
     std::string export_path;
 };
 
-std::string signed_pct(double f) { return fmt::format("{}{:.1f}%", f >= 0 ? "+" : "", 100 * f); }
-
 // "90", "90s", "10m", "1h" -> seconds.
 double budget_seconds(const std::string & s) {
     const auto bad = [&] { throw_usage("--budget {}: give seconds, or a number with s, m or h (e.g. 10m)", s); };
@@ -80,7 +78,7 @@ std::string markdown(const tune::search_result & r, const std::vector<tune::axis
         const bool ran = !t.rejected && t.failed.empty();
         md += fmt::format("| {} | {} | `{}` | {} | {} | {} |\n", ++i, t.changed.empty() ? "baseline" : esc::md_text(t.changed),
                           flags(t.settings), ran ? fmtx::thousands(t.score, 2) : "-",
-                          ran && r.baseline_score > 0 ? signed_pct(t.score / r.baseline_score - 1) : "-",
+                          ran && r.baseline_score > 0 ? fmtx::signed_percent(t.score / r.baseline_score - 1, 1) : "-",
                           esc::md_text(outcome));
     }
     md += "\n";
@@ -92,7 +90,7 @@ std::string markdown(const tune::search_result & r, const std::vector<tune::axis
                                 r.confirm_baseline.size(), fmtx::thousands(r.confirm_baseline.empty() ? 0.0 : r.confirm_baseline[0], 2));
     } else {
         md += fmt::format("**Result:** `{}` — {} generation t/s over the baseline, confirmed by {} alternating runs of each.\n",
-                          tune::command_flags(axes, r.best, r.baseline, true), signed_pct(r.confirmed_gain),
+                          tune::command_flags(axes, r.best, r.baseline, true), fmtx::signed_percent(r.confirmed_gain, 1),
                           r.confirm_best.size());
     }
     md += fmt::format("\n**Recommended command:** {}\n",

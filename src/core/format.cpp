@@ -61,4 +61,8 @@ std::string percent(double fraction, int decimals) {
     return fmt::format("{:.{}f}%", fraction * 100.0, decimals);
 }
 
+std::string signed_percent(double fraction, int decimals) {
+    return fmt::format("{}{:.{}f}%", fraction >= 0 ? "+" : "", fraction * 100.0, decimals);
+}
+
 }  // namespace im::fmtx

@@ -23,5 +23,7 @@ std::string duration(double seconds);
 std::string count_of(long n, const std::string & singular, const std::string & plural);
 // Percentage with no decimals: 0.4612 -> "46%".
 std::string percent(double fraction, int decimals = 0);
+// A change as a signed percentage: 0.37 -> "+37%", -0.054 -> "-5%" (decimals after the point).
+std::string signed_percent(double fraction, int decimals = 0);
 
 }  // namespace im::fmtx

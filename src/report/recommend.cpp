@@ -11,9 +11,7 @@ namespace im::report {
 
 namespace {
 
-std::string signed_percent(double fraction) {
-    return fmt::format("{}{:.0f}%", fraction >= 0 ? "+" : "", fraction * 100.0);
-}
+using fmtx::signed_percent;
 
 std::string ms(double v) { return fmtx::thousands(v, 2) + " ms"; }
 

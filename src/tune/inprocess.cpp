@@ -21,8 +21,6 @@ namespace {
 
 using engine::llama::flash_attn;
 
-std::string fa_value(flash_attn fa) { return fa == flash_attn::on ? "on" : fa == flash_attn::off ? "off" : "auto"; }
-
 // Values with the baseline's first and no repeats.
 std::vector<std::string> first_then(const std::string & base, const std::vector<std::string> & others) {
     std::vector<std::string> v{base};
@@ -36,7 +34,7 @@ std::vector<std::string> first_then(const std::string & base, const std::vector<
 
 std::vector<axis> inprocess_axes(const inprocess_config & c) {
     std::vector<axis> axes;
-    axes.push_back({"-fa", first_then(fa_value(c.base.fa), {"on", "off"})});
+    axes.push_back({"-fa", first_then(engine::llama::flash_attn_name(c.base.fa), {"on", "off"})});
     std::vector<std::string> ub;
     for (int u : {128, 256, 512, 1024, 2048}) {
         if (u <= c.base.n_batch) ub.push_back(std::to_string(u));

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/stats.h"
 
 #include <fmt/format.h>
 
@@ -9,17 +10,6 @@
 #include <map>
 
 namespace im::tune {
-
-namespace {
-
-double median_of(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-}  // namespace
 
 const trial * search_result::costliest() const {
     const trial * worst = nullptr;
@@ -32,6 +22,7 @@ const trial * search_result::costliest() const {
 
 search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o) {
     IM_CHECK(ev.measure && ev.same_outputs && ev.elapsed_s, "tune: an evaluator without measure/same_outputs/clock");
+    IM_CHECK(o.confirm_runs >= 1, "tune: at least one confirmation run per side");
     search_result r;
     for (const auto & a : axes) {
         IM_CHECK(!a.values.empty(), fmt::format("tune axis {} without values", a.name));
@@ -105,7 +96,7 @@ search_result coordinate_descent(const std::vector<axis> & axes, const evaluator
             r.confirm_baseline.push_back(ev.measure(r.baseline));
             r.confirm_best.push_back(ev.measure(r.best));
         }
-        const double b = median_of(r.confirm_baseline), t = median_of(r.confirm_best);
+        const double b = stats::percentile(r.confirm_baseline, 50), t = stats::percentile(r.confirm_best, 50);
         r.confirmed_gain = b > 0 ? t / b - 1 : 0;
         r.confirmed = r.confirmed_gain >= o.min_gain;  // a gain inside the noise is not one
         if (!r.confirmed) {
