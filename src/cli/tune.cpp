@@ -9,6 +9,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/ranges.h"
+#include "core/stats.h"
 #include "engine/backend.h"
 #include "model/info.h"
 #include "model/ref.h"
@@ -87,7 +88,7 @@ std::string markdown(const tune::search_result & r, const std::vector<tune::axis
                   ? "**Result:** no setting beat the baseline by 1% or more: the given settings are the best found.\n"
                   : fmt::format("**Result:** the search's best did not hold up in {} alternating confirmation runs "
                                 "(baseline median {} t/s); the given settings stay.\n",
-                                r.confirm_baseline.size(), fmtx::thousands(r.confirm_baseline.empty() ? 0.0 : r.confirm_baseline[0], 2));
+                                r.confirm_baseline.size(), fmtx::thousands(stats::percentile(r.confirm_baseline, 50), 2));
     } else {
         md += fmt::format("**Result:** `{}` — {} generation t/s over the baseline, confirmed by {} alternating runs of each.\n",
                           tune::command_flags(axes, r.best, r.baseline, true), fmtx::signed_percent(r.confirmed_gain, 1),
