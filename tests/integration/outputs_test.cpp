@@ -94,6 +94,20 @@ TEST(outputs_writers, model_synth_writes_through_a_device_node) {
     for (const auto & e : fsys::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "null") << "left behind: " << e.path();
 }
 
+// export_md_or_json (roofline, tune): through a device node of the test's own, into a .json file.
+TEST(outputs_writers, roofline_export_writes_through_a_device_node_and_json_by_suffix) {
+    const auto dir = im::test::temp_dir("out-roofline-node");
+    if (!make_node(dir / "null", 3)) GTEST_SKIP() << "mknod needs root";
+    auto r = run_infermeter({"roofline", "-m", "synth:tiny", "--device-spec", "H100 SXM", "--export", (dir / "null").string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(is_char_device(dir / "null")) << "the device node was replaced by a regular file";
+    for (const auto & e : fsys::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "null") << "left behind: " << e.path();
+    const auto json = dir / "r.json";
+    r = run_infermeter({"roofline", "-m", "synth:tiny", "--device-spec", "H100 SXM", "--export", json.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(im::test::read_text(json))["schema_version"], 1);
+}
+
 TEST(outputs_writers, model_synth_refuses_to_overwrite_a_file_that_is_not_gguf) {
     const auto dir = im::test::temp_dir("out-synth-force");
     const auto notes = dir / "notes.txt";
