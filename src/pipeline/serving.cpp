@@ -41,7 +41,8 @@ report::serving_result run_serving(const serving_options & o, const serving_call
     {
         // Request i uses sample i (modulo their count), and no run here sends more requests than this:
         // tokenizing the rest of the dataset (seconds on a CPU) would change nothing but the context size.
-        const int most = std::max(o.min_requests, o.requests_per_user * ws.back()) * (o.capacity ? 2 : 1);
+        const int most = std::max({o.min_requests, o.requests_per_user * ws.back(),
+                                   o.capacity ? 2 * std::max(o.min_requests, o.probe_requests_per_user * ws.back()) : 0});
         dataset::vocabulary vocab(o.model_path);  // the model's own vocabulary (a vocab-only load)
         size_t bad = 0;
         sw.lengths.samples = workload::load_samples(o.dataset, vocab.get(), static_cast<size_t>(most), bad);
@@ -79,8 +80,8 @@ report::serving_result run_serving(const serving_options & o, const serving_call
                 [&](const workload::request_workload & w) {
                     auto lw = w;
                     lw.n_requests = lw.arrivals == workload::arrival_kind::closed
-                                        ? std::max(o.min_requests, o.requests_per_user * lw.concurrency)
-                                        : std::max(o.min_requests * 2, o.requests_per_user * 2 * std::max(1, lw.max_concurrency));
+                                        ? std::max(o.min_requests, o.probe_requests_per_user * lw.concurrency)
+                                        : std::max(o.min_requests * 2, o.probe_requests_per_user * 2 * std::max(1, lw.max_concurrency));
                     return runner.run(lw, ccb);
                 },
                 base, co);

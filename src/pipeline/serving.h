@@ -23,8 +23,12 @@ struct serving_options {
     std::vector<double> lockstep_gen_tps;  // generation t/s of those rows, same order
     int n_prompt = 128, n_predict = 128;   // the sweep's lengths (side-by-side comparison)
     int output_cap = 0;                // dataset outputs longer than this are capped (0: none)
-    int requests_per_user = 2;         // requests per level = max(min_requests, this × C)
+    // Requests per level = max(min_requests, this × C). A closed loop's steady window opens when every
+    // user has finished one request, and Little's law settles within 5% only when the window spans many
+    // request lifetimes (~12 per user with the reference's lengths; docs/metrics.md).
+    int requests_per_user = 2;
     int min_requests = 4;
+    int probe_requests_per_user = 2;   // per capacity probe (its verdict is a percentile, not a rate)
     bool every_level = true;            // a level at each W; false: the smallest and the largest only
     bool capacity = false;
     int capacity_max_probes = 8;

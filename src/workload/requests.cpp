@@ -248,9 +248,9 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
     m.n_requests = records.size();
     if (records.empty()) return m;
 
-    // Steady window (docs/metrics.md): from the intended start of the first measured request (or the
-    // moment the closed loop first has all its users in flight, if later) to the first completion
-    // after the last measured request was submitted — ramp-up, warmup and drain are outside it.
+    // Steady window (docs/metrics.md): from the intended start of the first measured request (in a
+    // closed loop: from when every user has finished its first measured request, if later) to the first
+    // completion after the last measured request was submitted — ramp-up, warmup and drain are outside it.
     int64_t first_measured = std::numeric_limits<int64_t>::max(), last_submit = std::numeric_limits<int64_t>::min();
     int64_t run_start = std::numeric_limits<int64_t>::max(), run_end = std::numeric_limits<int64_t>::min();
     for (const auto & r : records) {
@@ -278,6 +278,22 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
                 start = std::max(start, t);
                 break;
             }
+        }
+    }
+    if (w.arrivals == arrival_kind::closed && w.concurrency > 1) {
+        // ... and until every user has finished its first measured request: before that the requests in
+        // flight all started together, their ages are not those of a steady state, and the window's
+        // edges bias Little's law by about half an E2E over the window's length.
+        std::map<int, int64_t> first_end;
+        for (const auto & r : records) {
+            if (r.warmup || r.user < 0 || r.t_end_ns < 0) continue;
+            const auto [it, fresh] = first_end.try_emplace(r.user, r.t_end_ns);
+            if (!fresh) it->second = std::min(it->second, r.t_end_ns);
+        }
+        if (static_cast<int>(first_end.size()) >= w.concurrency) {
+            int64_t turned_over = 0;
+            for (const auto & [user, t] : first_end) turned_over = std::max(turned_over, t);
+            start = std::max(start, turned_over);
         }
     }
     int64_t end = std::numeric_limits<int64_t>::max();
@@ -355,7 +371,11 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
             if (b > a) area += static_cast<double>(b - a) / 1e9;
         }
         m.mean_concurrency = area / m.window_s;
-        if (completions > 0 && m.mean_concurrency > 0) {
+        // Over the whole run L = λ·W holds by construction (every request starts and ends inside it):
+        // there is nothing to check then.
+        if (m.window_is_whole_run) {
+            m.littles_law_error = std::numeric_limits<double>::quiet_NaN();
+        } else if (completions > 0 && m.mean_concurrency > 0) {
             const double lw = m.request_tps * (e2e_sum_window / static_cast<double>(completions) / 1e3);
             m.littles_law_error = std::fabs(m.mean_concurrency - lw) / m.mean_concurrency;
         }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -143,6 +144,62 @@ TEST(requests, littles_law_holds_within_five_percent) {
     o.n_requests = 600;
     const auto run2 = run_requests(eng2, o, make);
     EXPECT_LT(run2.metrics.littles_law_error, 0.05);
+}
+
+// A closed loop's Little's law measures the steady window against the requests' lifetimes: with the
+// reference's lengths (outputs lognormal, median 500, p90 1280, capped at 512 as evaluate's standard
+// profile does) 3 requests per user leave it well off, 12 per user (evaluate's standard) within 5%.
+TEST(requests, littles_law_needs_requests_per_user) {
+    const auto run_with = [](int c, int per_user, uint64_t seed) {
+        engine::fake_config fc;
+        fc.slots.n_slots = c;
+        fc.slots.n_ctx_seq = 4096;
+        fc.slots.step_tokens = 512;
+        fc.step_base_ns = 2 * ms;
+        fc.per_decode_ns = ms / 10;
+        fc.per_prompt_token_ns = 5'000;
+        engine::fake_engine eng(fc);
+        // A portable generator (std's distributions differ between standard libraries): splitmix64 and Box–Muller.
+        uint64_t x = seed * 1000 + static_cast<uint64_t>(c);
+        const auto uniform = [&] {
+            uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            return (static_cast<double>((z ^ (z >> 31)) >> 11) + 0.5) / 9007199254740992.0;
+        };
+        std::vector<std::pair<int, int>> lens;
+        for (int i = 0; i < 400; ++i) {
+            const double g = std::sqrt(-2 * std::log(uniform())) * std::cos(6.283185307179586 * uniform());
+            const int out = std::clamp(static_cast<int>(500 * std::exp(0.734 * g)), 4, 512);
+            lens.push_back({20 + static_cast<int>(uniform() * 100), out});
+        }
+        const auto make = [lens](uint64_t i) {
+            engine::request r;
+            const auto [p, n] = lens[i % lens.size()];
+            r.prompt_tokens.assign(static_cast<size_t>(p), 1);
+            r.n_prompt = p;
+            r.n_predict = n;
+            return r;
+        };
+        return run_requests(eng, closed(c, per_user * c), make).metrics;
+    };
+    double worst_long = 0, best_short = 1;
+    for (int c : {2, 16}) {
+        for (uint64_t seed = 0; seed < 4; ++seed) {
+            const auto long_run = run_with(c, 12, seed);
+            ASSERT_FALSE(long_run.window_is_whole_run);
+            worst_long = std::max(worst_long, long_run.littles_law_error);
+            const auto short_run = run_with(16, 3, seed);
+            ASSERT_FALSE(short_run.window_is_whole_run);
+            best_short = std::min(best_short, short_run.littles_law_error);
+        }
+    }
+    EXPECT_LT(worst_long, 0.05);
+    EXPECT_GT(best_short, 0.05);
+    // Everything started together and ended together: no steady window, and nothing to check.
+    const auto together = run_with(8, 1, 0);
+    EXPECT_TRUE(together.window_is_whole_run);
+    EXPECT_TRUE(std::isnan(together.littles_law_error));
 }
 
 // Invariants over 10,000 requests: every request completes with its exact token count, no KV leak
