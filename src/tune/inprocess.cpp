@@ -73,8 +73,10 @@ engine::llama::engine_params params_of(const inprocess_config & c, const candida
     return p;
 }
 
-std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, const engine::llama::engine_params & p,
-                                   bool kv_unified, int n_seq, int n_prompt, int n_steps) {
+greedy_trace greedy_run(const std::filesystem::path & model_path, const engine::llama::engine_params & p, bool kv_unified,
+                        int n_seq, int n_prompt, int n_steps, const std::vector<int32_t> * forced) {
+    IM_CHECK(!forced || forced->size() == static_cast<size_t>(n_seq) * static_cast<size_t>(n_steps),
+             "tune: forced tokens of another shape");
     engine::llama::model model(model_path, p);
     const uint32_t n_ctx = static_cast<uint32_t>(n_seq) * static_cast<uint32_t>(((n_prompt + n_steps) / 256 + 1) * 256);
     engine::llama::context ctx(model, p, {n_ctx, static_cast<uint32_t>(n_seq), kv_unified, true});
@@ -98,7 +100,9 @@ std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, con
     }
     b.n_tokens = idx;
     if (!workload::batch::decode_chunks(lctx, b, p.n_batch)) throw_runtime("tune: the greedy check's prompt failed to decode");
-    std::vector<int32_t> out;
+    greedy_trace out;
+    out.n_vocab = n_vocab;
+    out.logits.reserve(static_cast<size_t>(n_seq) * static_cast<size_t>(n_steps) * static_cast<size_t>(n_vocab));
     std::vector<int32_t> next(static_cast<size_t>(n_seq));
     for (int step = 0; step < n_steps; ++step) {
         for (int s = 0; s < n_seq; ++s) {
@@ -106,8 +110,9 @@ std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, con
             const int row = step == 0 ? (s + 1) * n_prompt - 1 : s;
             const float * logits = llama_get_logits_ith(lctx, row);
             if (!logits) throw_runtime("tune: no logits for the greedy check");
-            next[static_cast<size_t>(s)] = static_cast<int32_t>(std::max_element(logits, logits + n_vocab) - logits);
-            out.push_back(next[static_cast<size_t>(s)]);
+            out.tokens.push_back(static_cast<int32_t>(std::max_element(logits, logits + n_vocab) - logits));
+            out.logits.insert(out.logits.end(), logits, logits + n_vocab);
+            next[static_cast<size_t>(s)] = forced ? (*forced)[out.tokens.size() - 1] : out.tokens.back();
         }
         for (int s = 0; s < n_seq; ++s) {
             b.token[s] = next[static_cast<size_t>(s)];
@@ -124,7 +129,7 @@ std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, con
 
 evaluator inprocess_evaluator(const inprocess_config & c) {
     const int64_t t0 = clock::now_ns();
-    auto baseline_tokens = std::make_shared<std::optional<std::vector<int32_t>>>();
+    auto baseline = std::make_shared<std::optional<greedy_trace>>();
     evaluator ev;
     ev.elapsed_s = [t0] { return static_cast<double>(clock::now_ns() - t0) / 1e9; };
     ev.measure = [c](const candidate & cand) {
@@ -144,13 +149,11 @@ evaluator inprocess_evaluator(const inprocess_config & c) {
         const auto & g = r.rows[0].gen_tps_samples;
         return g.empty() ? r.rows[0].gen_tps.mean : *std::max_element(g.begin(), g.end());
     };
-    ev.same_outputs = [c, baseline_tokens](const candidate & cand) {
-        if (!*baseline_tokens) {
-            *baseline_tokens = greedy_tokens(c.model_path, c.base, c.kv_unified, 2, 160, c.verify_tokens);
-        }
+    ev.same_outputs = [c, baseline](const candidate & cand) {
+        if (!*baseline) *baseline = greedy_run(c.model_path, c.base, c.kv_unified, 2, 160, c.verify_tokens);
         bool kvu = false;
         const auto p = params_of(c, cand, &kvu);
-        return greedy_tokens(c.model_path, p, kvu, 2, 160, c.verify_tokens) == **baseline_tokens;
+        return compare_greedy(**baseline, greedy_run(c.model_path, p, kvu, 2, 160, c.verify_tokens, &(*baseline)->tokens));
     };
     return ev;
 }

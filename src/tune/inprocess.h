@@ -33,12 +33,13 @@ std::vector<axis> inprocess_axes(const inprocess_config & c);
 // Engine settings of a candidate (every axis applied over the baseline).
 engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified);
 
-// measure: the lockstep generation t/s at c.workers, best of c.repetitions; same_outputs: greedy tokens against the baseline's
-// (computed on first use). elapsed_s: a steady clock from this call.
+// measure: the lockstep generation t/s at c.workers, best of c.repetitions; same_outputs: the greedy trace
+// against the baseline's (computed on first use) through compare_greedy. elapsed_s: a steady clock from this call.
 evaluator inprocess_evaluator(const inprocess_config & c);
 
-// Greedy tokens of `n_seq` sequences after a fixed prompt, for tests and the evaluator.
-std::vector<int32_t> greedy_tokens(const std::filesystem::path & model_path, const engine::llama::engine_params & p,
-                                   bool kv_unified, int n_seq, int n_prompt, int n_steps);
+// Greedy decoding of `n_seq` sequences for `n_steps` after a fixed prompt: every logit row and its
+// argmax. With `forced` (a trace's tokens), those tokens are fed back instead of the argmax.
+greedy_trace greedy_run(const std::filesystem::path & model_path, const engine::llama::engine_params & p, bool kv_unified,
+                        int n_seq, int n_prompt, int n_steps, const std::vector<int32_t> * forced = nullptr);
 
 }  // namespace im::tune

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 
 namespace im::tune {
@@ -18,6 +20,61 @@ const trial * search_result::costliest() const {
         if (!worst || t.score < worst->score) worst = &t;
     }
     return worst;
+}
+
+output_check compare_greedy(const greedy_trace & baseline, const greedy_trace & cand, double max_rel_noise) {
+    IM_CHECK(baseline.n_vocab > 0 && baseline.n_vocab == cand.n_vocab && baseline.tokens.size() == cand.tokens.size() &&
+                 baseline.logits.size() == cand.logits.size() &&
+                 baseline.logits.size() == baseline.tokens.size() * static_cast<size_t>(baseline.n_vocab),
+             "tune: greedy traces of different shapes");
+    output_check r;
+    r.n_rows = static_cast<int>(baseline.tokens.size());
+    const size_t nv = static_cast<size_t>(baseline.n_vocab);
+    std::vector<double> absdiff(nv);
+    int worst_flip_row = -1;
+    double worst_flip_ratio = 0;  // margin / noise of the clearest flip
+    for (size_t row = 0; row < baseline.tokens.size(); ++row) {
+        const float * b = baseline.logits.data() + row * nv;
+        const float * c = cand.logits.data() + row * nv;
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < nv; ++i) {
+            sum += b[i];
+            sq += static_cast<double>(b[i]) * b[i];
+            absdiff[i] = std::fabs(static_cast<double>(c[i]) - b[i]);
+        }
+        const double mean = sum / static_cast<double>(nv);
+        const double sd = std::sqrt(std::max(0.0, sq / static_cast<double>(nv) - mean * mean));
+        // The row's noise, robust to the few logits a real change moves most: 1.4826 × median |Δ|
+        // (the sd of normal noise).
+        std::nth_element(absdiff.begin(), absdiff.begin() + static_cast<std::ptrdiff_t>(nv / 2), absdiff.end());
+        const double rms = 1.4826 * absdiff[nv / 2];
+        const double rel = sd > 0 ? rms / sd : (rms > 0 ? 1.0 : 0.0);
+        r.max_rel_noise = std::max(r.max_rel_noise, rel);
+        const int32_t tb = baseline.tokens[row], tc = cand.tokens[row];
+        if (tb == tc) continue;
+        ++r.n_flips;
+        const double margin = static_cast<double>(b[tb]) - b[tc];  // >= 0: tb is the baseline's argmax
+        if (margin <= 4 * rms) {
+            ++r.n_near_ties;
+        } else if (rms <= 0 || margin / rms > worst_flip_ratio) {
+            worst_flip_ratio = rms > 0 ? margin / rms : std::numeric_limits<double>::infinity();
+            worst_flip_row = static_cast<int>(row);
+        }
+    }
+    const std::string noise = fmt::format("logits moved by at most {:.3g}% of a row's spread", 100 * r.max_rel_noise);
+    if (r.n_flips > r.n_near_ties) {
+        r.detail = fmt::format("other greedy tokens: {} of {} differ, {} where the baseline's choice was clear (row {}: "
+                               "margin {:.3g}x the logit noise); {}",
+                               r.n_flips, r.n_rows, r.n_flips - r.n_near_ties, worst_flip_row, worst_flip_ratio, noise);
+    } else if (r.max_rel_noise > max_rel_noise) {
+        r.detail = fmt::format("other logits: {} (more than {:.3g}%: not rounding)", noise, 100 * max_rel_noise);
+    } else {
+        r.same = true;
+        r.detail = r.n_flips == 0 ? fmt::format("identical tokens; {}", noise)
+                                  : fmt::format("{} of {} tokens flipped at near ties (margin within 4x the logit noise); {}",
+                                                r.n_flips, r.n_rows, noise);
+    }
+    return r;
 }
 
 search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o) {
@@ -36,7 +93,11 @@ search_result coordinate_descent(const std::vector<axis> & axes, const evaluator
         t.settings = c;
         t.changed = changed;
         try {
-            if (!changed.empty() && !ev.same_outputs(c)) {
+            output_check chk;
+            chk.same = true;
+            if (!changed.empty()) chk = ev.same_outputs(c);
+            t.check = chk.detail;
+            if (!chk.same) {
                 t.rejected = true;
             } else {
                 t.score = ev.measure(c);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -23,11 +24,34 @@ struct axis {
 // A full assignment: axis name -> value.
 using candidate = std::map<std::string, std::string>;
 
+// Greedy decoding of a fixed prompt: every logit row and its argmax. A candidate's trace is decoded
+// with the baseline's tokens fed back (teacher forcing), so a difference at one step cannot compound.
+struct greedy_trace {
+    int n_vocab = 0;
+    std::vector<int32_t> tokens;  // argmax of each row
+    std::vector<float> logits;    // rows × n_vocab
+};
+
+// Whether a candidate gives the baseline's results. Settings that reorder float arithmetic (flash
+// attention, ubatch size, KV layout) move logits by rounding noise; on a model with near ties (random
+// weights have flat logits) that can flip an argmax without changing anything a user would call a
+// result. A row's noise is 1.4826 × the median |Δlogit| between the two runs (robust to the few logits
+// a real change moves most); a flip is a near tie when the baseline's margin between its token and the
+// candidate's is within 4× that noise; a candidate is accepted when every flip is a near tie and no
+// row's noise exceeds `max_rel_noise` of the baseline row's spread (sd).
+struct output_check {
+    bool same = false;
+    int n_rows = 0, n_flips = 0, n_near_ties = 0;
+    double max_rel_noise = 0;  // max over rows of noise(Δlogit) / sd(baseline row)
+    std::string detail;        // "identical tokens; logits within 0.02% ..." / why rejected
+};
+output_check compare_greedy(const greedy_trace & baseline, const greedy_trace & cand, double max_rel_noise = 0.10);
+
 struct evaluator {
     // Higher is better (aggregate generation t/s). Throws im::error when the candidate cannot run.
     std::function<double(const candidate &)> measure;
-    // True when the candidate's greedy tokens equal the baseline's.
-    std::function<bool(const candidate &)> same_outputs;
+    // The candidate's greedy results against the baseline's.
+    std::function<output_check(const candidate &)> same_outputs;
     // Seconds since the search started (the budget is checked before each measurement).
     std::function<double()> elapsed_s;
 };
@@ -37,6 +61,7 @@ struct trial {
     std::string changed;   // "axis=value" against the candidate it was derived from; empty for the baseline
     double score = 0;      // 0 when rejected or failed
     bool rejected = false; // changed the greedy tokens
+    std::string check;     // the output check's detail (empty for the baseline)
     std::string failed;    // why it could not run (empty when it ran)
 };
 

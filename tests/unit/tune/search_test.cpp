@@ -33,9 +33,9 @@ struct fake {
         };
         ev.same_outputs = [this](const candidate & c) {
             for (const auto & [k, v] : c) {
-                if (k + "=" + v == changes_tokens) return false;
+                if (k + "=" + v == changes_tokens) return output_check{false, 1, 1, 0, 0, "other greedy tokens"};
             }
-            return true;
+            return output_check{true, 1, 0, 0, 0, "identical tokens"};
         };
         return ev;
     }
@@ -138,4 +138,52 @@ TEST(tune_search, a_baseline_that_cannot_run_is_an_error_and_a_failing_candidate
     EXPECT_EQ(r.best, r.baseline);
     ev.measure = [](const candidate &) -> double { throw im::error(im::error_kind::runtime, "no memory"); };
     EXPECT_THROW(coordinate_descent({{"-ub", {"512", "128"}}}, ev, o), im::error);
+}
+
+namespace {
+
+// Two rows of 6 logits each; the baseline's argmax is token 0 in both.
+greedy_trace trace(std::vector<float> logits) {
+    greedy_trace t;
+    t.n_vocab = 6;
+    t.logits = std::move(logits);
+    for (size_t r = 0; r * 6 < t.logits.size(); ++r) {
+        const auto b = t.logits.begin() + static_cast<std::ptrdiff_t>(r * 6);
+        t.tokens.push_back(static_cast<int32_t>(std::max_element(b, b + 6) - b));
+    }
+    return t;
+}
+
+}  // namespace
+
+// The output check: identical runs pass; rounding noise that flips a near tie passes and says so; a flip
+// where the baseline's choice was clear, or logits moved far beyond rounding, is rejected.
+TEST(tune_search, greedy_check_tells_near_ties_from_changed_results) {
+    const auto base = trace({5.0f, 4.999f, 1, 0, -1, -2, 6, 2, 1, 0, -1, -3});
+    const auto same = compare_greedy(base, base);
+    EXPECT_TRUE(same.same);
+    EXPECT_EQ(same.n_flips, 0);
+    EXPECT_NE(same.detail.find("identical tokens"), std::string::npos) << same.detail;
+
+    // Row 0: token 1 overtakes token 0 by 0.002 with every logit nudged by ~0.002: a near tie.
+    const auto tie = compare_greedy(base, trace({4.998f, 5.0f, 1.002f, 0.002f, -0.998f, -1.998f, 6.001f, 2, 1, 0, -1, -3}));
+    EXPECT_TRUE(tie.same) << tie.detail;
+    EXPECT_EQ(tie.n_flips, 1);
+    EXPECT_EQ(tie.n_near_ties, 1);
+    EXPECT_NE(tie.detail.find("1 of 2 tokens flipped at near ties"), std::string::npos) << tie.detail;
+
+    // Row 1: token 1 wins where the baseline led by 4 with small noise elsewhere: a changed result.
+    const auto flip = compare_greedy(base, trace({5.0f, 4.999f, 1, 0, -1, -2, 6, 6.5f, 1, 0, -1, -3}));
+    EXPECT_FALSE(flip.same);
+    EXPECT_NE(flip.detail.find("where the baseline's choice was clear (row 1"), std::string::npos) << flip.detail;
+
+    // Same tokens, but every logit moved by ~10% of the row's spread: not rounding.
+    auto moved = base.logits;
+    for (size_t i = 0; i < moved.size(); ++i) moved[i] += (i % 2 ? 0.25f : -0.25f);
+    moved[1] = 4.5f;  // keep row 0's argmax
+    const auto far = compare_greedy(base, trace(moved));
+    EXPECT_EQ(far.n_flips, 0);
+    EXPECT_FALSE(far.same);
+    EXPECT_NE(far.detail.find("not rounding"), std::string::npos) << far.detail;
+    EXPECT_THROW(compare_greedy(base, trace({1, 2, 3, 4, 5, 6})), std::exception);
 }
