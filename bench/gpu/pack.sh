@@ -3,9 +3,9 @@
 # into the ignored .carry/: llama.cpp's build tree (from third_party/llama.cpp, as fetched by
 # scripts/fetch-llama), the Qwen2 vocabulary, the SQLite amalgamation (from the better-sqlite3 npm
 # package), zlib's headers and libcurl's headers (from the libcurl4-openssl-dev package; the box has
-# the libcurl.so.4 runtime). bench/h100.sh unpacks and uses them there.
+# the libcurl.so.4 runtime). bench/gpu/run.sh unpacks and uses them there.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 mkdir -p .carry
 grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/info/exclude

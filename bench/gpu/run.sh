@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# On the GPU box (see bench/h100-pack.sh): builds infermeter and the llama.cpp anchors with CUDA
-# once per warm machine, then runs `bench/h100.sh STEP...` where STEP is build, info, roofline,
-# parity, sweep, evaluate, continuous, capacity, serve, fast, http_client, bandwidth or stability. Logs go to $OUT.
+# On the GPU box (see bench/gpu/pack.sh): builds infermeter and the llama.cpp anchors with CUDA
+# once per warm machine, then runs `bench/gpu/run.sh STEP...` where STEP is build, info, roofline,
+# parity, sweep, evaluate, continuous, capacity, serve, fast, tune, http_client, bandwidth or stability. Logs go to $OUT.
 # Device time is scarce: put the build and every step in one call (the build is lost between calls).
 # DEADLINE=S (seconds from the start) stops a step that would run past it, so a call's later steps'
 # logs and everything already written under $OUT come back inside the device's per-call limit.
 set -uo pipefail
 deadline=${DEADLINE:-0}
 left() { local l=$((deadline - SECONDS)); ((deadline == 0)) && l=3600; ((l < 1)) && l=1; echo "$l"; }
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
@@ -90,6 +90,10 @@ run_step() {
             # Issue 10: the full sweep against --fast (128/4096, W = 1..64).
             OUT=/tmp/fast W=${W:-1,2,4,8,16,32,64} P=128 N=${N:-4096} BIN=build/bin/infermeter \
                 bench/fast_mode.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/fast-mode.txt" ;;
+        tune)
+            # Issue 11: the settings search on the GPU at W = 64 (lockstep), then the recommended flags' sweep row.
+            build/bin/infermeter tune -m synth:qwen2-1.5b-q4_k_m -ngl 99 -w ${TUNE_W:-64} -p 128 -n ${TUNE_N:-128} \
+                --budget ${TUNE_BUDGET:-150s} --export "$out/tune.json" 2>&1 | tee "$out/tune.md" ;;
         bandwidth)
             # Issue 9: the probe (roofline --reprobe) beside PyTorch's read-only sum, copy, add and triad on 1 GiB.
             python3 bench/torch_bandwidth.py --infermeter build/bin/infermeter 2>&1 | tee "$out/bandwidth.txt" ;;
