@@ -44,6 +44,8 @@ struct evaluate_args {
     bool fast = false;
     int verify = 0;
     double price_per_hour = 0;
+    bool tune = false;
+    std::string tune_budget = "5m";
     store::store_flags db;
     engine_flags engine;
 };
@@ -89,6 +91,8 @@ void run(const evaluate_args & a) {
         throw_usage("--price-per-hour {}: give the machine's price in USD per hour, 0..1,000,000", a.price_per_hour);
     }
     o.price_per_hour = a.price_per_hour;
+    o.tune = a.tune;
+    o.tune_budget_s = duration_seconds(a.tune_budget, "--tune-budget");
     o.command_line = globals().command_line;
 
     progress_line progress;
@@ -163,6 +167,9 @@ void add_evaluate(CLI::App & root) {
                                      "(rows marked ~ with 95% intervals; docs/fast-mode.md)");
     cmd->add_option("--price-per-hour", a->price_per_hour,
                     "The machine's price in USD per hour: adds dollars per million output tokens to the decision matrix");
+    cmd->add_flag("--tune", a->tune, "Run `infermeter tune` at the sweep's largest W first and use the settings it finds "
+                                     "for every stage (the search is a section of the report)");
+    cmd->add_option("--tune-budget", a->tune_budget, "Time for --tune's search: seconds, or 90s, 10m, 1h")->capture_default_str();
     cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and report predicted against measured");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -65,6 +66,28 @@ namespace {
 int g_stdout_errno = 0;
 
 }  // namespace
+
+double duration_seconds(const std::string & s, const char * flag) {
+    const auto bad = [&] { throw_usage("{} {}: give seconds, or a number with s, m or h (e.g. 10m)", flag, s); };
+    if (s.empty()) bad();
+    double mult = 1;
+    std::string num = s;
+    switch (s.back()) {
+        case 's': num.pop_back(); break;
+        case 'm': mult = 60; num.pop_back(); break;
+        case 'h': mult = 3600; num.pop_back(); break;
+        default: break;
+    }
+    size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(num, &used);
+    } catch (const std::exception &) {
+        bad();
+    }
+    if (used != num.size() || !std::isfinite(v) || v <= 0 || v * mult > 7 * 24 * 3600.0) bad();
+    return v * mult;
+}
 
 void export_md_or_json(const std::string & path, const std::function<std::string()> & markdown,
                        const std::function<std::string()> & json) {

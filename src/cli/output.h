@@ -77,6 +77,9 @@ void finish_stdout();
 void export_md_or_json(const std::string & path, const std::function<std::string()> & markdown,
                        const std::function<std::string()> & json);
 
+// "90", "90s", "10m", "1h" -> seconds (> 0, at most a week); a usage error naming `flag` otherwise.
+double duration_seconds(const std::string & text, const char * flag);
+
 // "W=8   decode  [#########.....] 1200/4096 181.6 t/s": one lockstep progress event as a bar.
 std::string lockstep_progress_text(const workload::lockstep_progress & p);
 

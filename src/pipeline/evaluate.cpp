@@ -14,7 +14,9 @@
 #include "model/info.h"
 #include "model/quant.h"
 #include "model/ref.h"
+#include "engine/backend.h"
 #include "pipeline/serving.h"
+#include "tune/inprocess.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -159,10 +161,12 @@ const dataset::recommendation * find_scenario(const dataset::analysis & a, const
 
 }  // namespace
 
-report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_callbacks & cb) {
+report::evaluation run_evaluate(const evaluate_options & given, const evaluate_callbacks & cb) {
     const int64_t t0 = clock::now_ns();
+    evaluate_options opts = given;  // --tune replaces the engine settings every later stage uses
     const auto pd = defaults_of(opts.prof);
-    const int n_stages = opts.serving ? 6 : 5;
+    const int tuned = opts.tune ? 1 : 0;  // the tune stage comes second
+    const int n_stages = (opts.serving ? 6 : 5) + tuned;
     report::evaluation e;
     e.profile = profile_name(opts.prof);
     e.rec_opts.knee_min_marginal = opts.knee_min_marginal;
@@ -244,6 +248,45 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     }
     if (opts.n_prompt || opts.n_predict) e.scenario += ", overridden by -p/-n";
 
+    // --tune: the settings search at the sweep's largest W, before anything else is measured; its best
+    // settings replace the given ones for every later stage (a resumed run reapplies the saved result).
+    if (opts.tune) {
+        const auto ws = opts.workers.value_or(pd.workers);
+        tune::inprocess_config tc;
+        tc.model_path = model_path;
+        tc.base = opts.params;
+        tc.kv_unified = opts.kv_unified;
+        tc.workers = *std::max_element(ws.begin(), ws.end());
+        tc.n_prompt = e.n_prompt;
+        tc.n_predict = std::clamp(e.n_predict, 8, 128);
+        tc.offloaded = opts.params.n_gpu_layers != 0 && !engine::gpu_info().empty();
+        report::tune_section t{opts.model_ref, tc.workers, tc.n_prompt, tc.n_predict, opts.tune_budget_s,
+                               tune::inprocess_axes(tc), {}, ""};
+        if (previous.contains("tune") && previous["tune"].contains("best")) {
+            stage(2, "tune", "reusing the settings the interrupted run found");
+            t.result.baseline = previous["tune"]["baseline"].get<tune::candidate>();
+            t.result.best = previous["tune"]["best"].get<tune::candidate>();
+        } else {
+            stage(2, "tune", fmt::format("settings search at W = {} within {}", tc.workers, fmtx::duration(opts.tune_budget_s)));
+            tune::search_options so;
+            so.budget_s = opts.tune_budget_s;
+            try {
+                t.result = tune::coordinate_descent(t.axes, tune::inprocess_evaluator(tc), so);
+            } catch (const im::error & ex) {
+                if (ex.kind() != error_kind::interrupted) throw;
+                e.interrupted = true;  // nothing measured yet but the analysis: the report says so
+                stage(n_stages, "report", opts.out_dir.string());
+                save();
+                return e;
+            }
+        }
+        opts.params = tune::params_of(tc, t.result.best, &opts.kv_unified);
+        t.applied_flags = tune::command_flags(t.axes, t.result.best, t.result.baseline, false);
+        e.tune = std::move(t);
+        e.stages_done.push_back("tune");
+        save();
+    }
+
     // Every W the sweep may reach is checked, llama.cpp's dry run included, before anything is measured.
     auto & c = e.lockstep_cfg;
     c.model_path = model_path;
@@ -287,7 +330,7 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
 
     // 2. single request
     e.kv_bytes_per_token = model::kv_bytes_per_token(info, opts.params.type_k, opts.params.type_v);
-    stage(2, "bench", fmt::format("pp{} and tg{}, {} repetitions", e.n_prompt, e.n_predict, pd.bench_repetitions));
+    stage(2 + tuned, "bench", fmt::format("pp{} and tg{}, {} repetitions", e.n_prompt, e.n_predict, pd.bench_repetitions));
     std::unique_ptr<engine::llama::model> loaded;
     {
         auto done = report::bench_from_json(previous);
@@ -335,11 +378,11 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
             for (int w : c.workers) eta += w * static_cast<double>(e.n_predict) / (tg->ts.mean * std::sqrt(w));
         }
         if (opts.fast) {
-            stage(3, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, predicted from step probes "
+            stage(3 + tuned, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, predicted from step probes "
                                              "(--fast){}", fmt::join(c.workers, ","), c.n_prompt, c.n_predict,
                                              opts.verify > 0 ? fmt::format(", then W={} measured", opts.verify) : ""));
         } else {
-            stage(3, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, doubling while it gains",
+            stage(3 + tuned, "parallel", fmt::format("lockstep sweep over {} workers, {}+{} tokens each, doubling while it gains",
                                              fmt::join(c.workers, ","), c.n_prompt, c.n_predict), eta);
         }
         workload::lockstep_callbacks lc;

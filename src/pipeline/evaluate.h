@@ -43,6 +43,8 @@ struct evaluate_options {
     bool fast = false;                   // --fast: the parallel stage predicted from step probes (docs/fast-mode.md)
     int verify = 0;                      // --verify W: with --fast, also measure W fully and compare
     double price_per_hour = 0;           // --price-per-hour USD: cost per million output tokens in the report
+    bool tune = false;                   // --tune: `infermeter tune` first, its best settings for every stage
+    double tune_budget_s = 300;          // --tune-budget
     std::string command_line;
 };
 

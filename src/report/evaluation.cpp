@@ -167,6 +167,7 @@ json to_json(const evaluation & e) {
     }
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
+    j["tune"] = e.tune ? json(tune_json(*e.tune)) : json(nullptr);
     j["recommendations"] = {{"interactive", choice_json(e.rec.interactive, e.n_predict, e.price_per_hour)},
                             {"batch", choice_json(e.rec.batch, e.n_predict, e.price_per_hour)},
                             {"max_throughput", choice_json(e.rec.max_throughput, e.n_predict, e.price_per_hour)},
@@ -419,6 +420,17 @@ std::string to_markdown(const evaluation & e) {
     md += fmt::format("The measurements below use n-prompt {} and n-predict {} ({}).\n\n---\n\n", e.n_prompt, e.n_predict,
                       e.scenario);
 
+    if (e.tune) {
+        md += "## Engine Settings (`--tune`)\n\n";
+        if (e.tune->result.trials.empty()) {
+            md += fmt::format("The settings the interrupted run's search chose, reapplied: {}.\n\n", esc::md_code(e.tune->applied_flags));
+        } else {
+            std::string t = tune_markdown(*e.tune);
+            if (t.rfind("## ", 0) == 0) t.insert(0, "#");  // a section of this report
+            md += t + fmt::format("\nEvery stage below ran with {}.\n\n", esc::md_code(e.tune->applied_flags));
+        }
+        md += "---\n\n";
+    }
     md += "## Benchmark Results\n\n" + config_markdown(e.config);
     md += fmt::format("- **Dynamic Context:** {}\n\n", e.lockstep_cfg.n_ctx > 0 ? "fixed by --ctx"
                                                                               : "auto-calculated per worker count: max(ctx-min, W × pad256(n-prompt + n-predict))");

@@ -6,6 +6,7 @@
 #include "report/recommend.h"
 #include "report/run_context.h"
 #include "report/serving.h"
+#include "report/tune.h"
 #include "workload/bench.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
@@ -35,6 +36,7 @@ struct evaluation {
     nlohmann::ordered_json configuration;  // what --resume must match (pipeline::run_configuration)
     config_summary config;
     uint64_t kv_bytes_per_token = 0;
+    std::optional<tune_section> tune;     // --tune: the search that chose the engine settings below
     std::vector<workload::bench_result> bench;
     workload::lockstep_config lockstep_cfg;
     workload::lockstep_result lockstep;

@@ -154,6 +154,7 @@ std::string to_html(const evaluation & e) {
     }
     h += fmt::format("<p>Measurements use n-prompt {} and n-predict {} ({}).</p>", e.n_prompt, e.n_predict, escape(e.scenario));
 
+    if (e.tune) h += "<h2>Engine Settings (--tune)</h2>" + tune_html(*e.tune);
     h += "<h2>Single Request Performance</h2>";
     {
         std::vector<std::vector<std::string>> rows;

@@ -238,3 +238,37 @@ TEST(evaluate_cli, fast_predicts_the_sweep_and_verify_checks_one_worker_count) {
     for (const auto & row : j["tables"]["parallel"]) EXPECT_TRUE(row["predicted"].get<bool>()) << row.dump();
     EXPECT_EQ(j["configuration"]["fast"], true);
 }
+
+// evaluate --tune (issue 11): the search runs before the bench, is a section of every report, and the
+// settings it chose are the ones the measurements record (engine flags in the configuration); --resume
+// reapplies them instead of searching again; a bad budget is a usage error before anything runs.
+TEST(evaluate_cli, tune_runs_first_and_its_settings_drive_the_measurements) {
+    const auto dir = im::test::temp_dir("evaluate-tune");
+    auto args = small_evaluate(dir / "out", dir / "results.db");
+    for (const char * a : {"--tune", "--tune-budget", "15s", "-t", "1", "--no-serving"}) args.push_back(a);
+    const auto r = run_infermeter(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(slurp(dir / "out" / "report.json"));
+    ASSERT_TRUE(j["tune"].is_object()) << j["tune"];
+    EXPECT_EQ(j["tune"]["workers"], 2);
+    ASSERT_GE(j["tune"]["trials"].size(), 2u);
+    EXPECT_EQ(j["stages_done"][1], "tune");
+    const std::string applied = j["tune"]["applied_flags"];
+    EXPECT_NE(applied.find("-fa " + j["tune"]["best"]["-fa"].get<std::string>()), std::string::npos) << applied;
+    EXPECT_NE(applied.find("-ub " + j["tune"]["best"]["-ub"].get<std::string>()), std::string::npos) << applied;
+    // The measurements ran with the tuned settings: the configuration records them.
+    EXPECT_EQ(j["configuration"]["engine"]["n_ubatch"], std::stoi(j["tune"]["best"]["-ub"].get<std::string>())) << j["configuration"];
+    EXPECT_EQ(j["configuration"]["engine"]["flash_attn"], j["tune"]["best"]["-fa"]) << j["configuration"];
+    const auto md = slurp(dir / "out" / "report.md");
+    EXPECT_NE(md.find("## Engine Settings (`--tune`)"), std::string::npos);
+    EXPECT_NE(md.find("### Tune: synth:tiny at W = 2"), std::string::npos);
+    EXPECT_NE(md.find("Every stage below ran with `" + applied + "`"), std::string::npos) << applied;
+    EXPECT_NE(slurp(dir / "out" / "report.html").find("<h2>Engine Settings (--tune)</h2>"), std::string::npos);
+
+    auto bad = small_evaluate(dir / "bad", dir / "results.db");
+    for (const char * a : {"--tune", "--tune-budget", "soon"}) bad.push_back(a);
+    const auto b = run_infermeter(bad);
+    EXPECT_EQ(b.exit_code, 2) << b.err;
+    EXPECT_NE(b.err.find("--tune-budget soon"), std::string::npos) << b.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "report.json"));
+}
