@@ -30,7 +30,7 @@ struct tune_args {
     std::string model;
     engine_flags engine;
     bool kv_unified = false;
-    int workers = 8;
+    std::string workers = "8";
     int n_prompt = 128;
     int n_predict = 64;
     std::string budget = "10m";
@@ -42,7 +42,7 @@ struct tune_args {
 
 void run(const tune_args & a) {
     const double budget_s = duration_seconds(a.budget, "--budget");
-    if (a.workers < 1 || a.workers > 4096) throw_usage("-w {}: give 1..4096 workers", a.workers);
+    const auto workers = parse_int_list(a.workers, "-w", 1, 4096);
     if (a.n_prompt < 1 || a.n_prompt > 131072) throw_usage("-p {}: give 1..131072", a.n_prompt);
     if (a.n_predict < 8 || a.n_predict > 131072) throw_usage("-n {}: give 8..131072 (a score needs some decode steps)", a.n_predict);
     if (a.output != "md" && a.output != "json") throw_usage("-o {}: md or json", a.output);
@@ -52,26 +52,41 @@ void run(const tune_args & a) {
     fs::refuse_input_overwrite(a.export_path, "--export", {{c.model_path, "-m"}});
     c.base = single(a.engine, "tune");
     c.kv_unified = a.kv_unified;
-    c.workers = a.workers;
     c.n_prompt = a.n_prompt;
     c.n_predict = a.n_predict;
     c.kv_types = a.kv_types;
     c.offloaded = c.base.n_gpu_layers != 0 && !engine::gpu_info().empty();
-    const auto axes = tune::inprocess_axes(c);
-    auto ev = tune::inprocess_evaluator(c);
-    auto measure = ev.measure;
+    // One search per W, the budget shared evenly; the axes are the same at every W.
+    std::vector<report::tune_section> levels;
     int n = 0;
-    ev.measure = [&](const tune::candidate & cand) {
-        const double s = measure(cand);
-        log::info("tune {}: {} -> {} t/s", ++n, tune::command_flags(axes, cand, {}, false), fmtx::thousands(s, 2));
-        return s;
+    for (int w : workers) {
+        c.workers = w;
+        const auto axes = tune::inprocess_axes(c);
+        auto ev = tune::inprocess_evaluator(c);
+        auto measure = ev.measure;
+        ev.measure = [&, w](const tune::candidate & cand) {
+            const double s = measure(cand);
+            log::info("tune {} (W = {}): {} -> {} t/s", ++n, w, tune::command_flags(axes, cand, {}, false), fmtx::thousands(s, 2));
+            return s;
+        };
+        tune::search_options o;
+        o.budget_s = budget_s / static_cast<double>(workers.size());
+        levels.push_back({a.model, w, a.n_prompt, a.n_predict, o.budget_s, axes, tune::coordinate_descent(axes, ev, o), ""});
+    }
+    std::string md;
+    for (const auto & t : levels) md += (md.empty() ? "" : "\n") + report::tune_markdown(t);
+    if (levels.size() > 1) md += "\n" + report::pareto_markdown(levels);
+    const auto json = [&] {
+        if (levels.size() == 1) return report::tune_json(levels.front()).dump(2) + "\n";
+        nlohmann::ordered_json j;
+        j["schema_version"] = 1;
+        j["levels"] = nlohmann::ordered_json::array();
+        for (const auto & t : levels) j["levels"].push_back(report::tune_json(t));
+        j["pareto"] = report::pareto_json(levels);
+        return j.dump(2) + "\n";
     };
-    tune::search_options o;
-    o.budget_s = budget_s;
-    report::tune_section t{a.model, a.workers, a.n_prompt, a.n_predict, budget_s, axes, tune::coordinate_descent(axes, ev, o), ""};
-    const std::string md = report::tune_markdown(t);
-    print_stdout(a.output == "json" ? report::tune_json(t).dump(2) + "\n" : md);
-    export_md_or_json(a.export_path, [&] { return md; }, [&] { return report::tune_json(t).dump(2) + "\n"; });
+    print_stdout(a.output == "json" ? json() : md);
+    export_md_or_json(a.export_path, [&] { return md; }, json);
 }
 
 }  // namespace
@@ -84,7 +99,7 @@ void add_tune(CLI::App & root) {
     cmd->add_option("-m,--model", a->model, "A .gguf file or synth:PRESET[-QUANT]")->required();
     add_engine_flags(cmd, a->engine);
     cmd->add_flag("--kv-unified", a->kv_unified, "Baseline: one KV buffer shared by all sequences");
-    cmd->add_option("-w,--workers", a->workers, "Parallel sequences the settings are tuned for")->capture_default_str();
+    cmd->add_option("-w,--workers", a->workers, "Parallel sequences the settings are tuned for; a list (1,8,64) searches each W (the budget shared) and adds the Pareto front of throughput against per-stream latency")->capture_default_str();
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens per worker of each probe run")->capture_default_str();
     cmd->add_option("-n,--n-predict", a->n_predict, "Generated tokens per worker of each probe run")->capture_default_str();
     cmd->add_option("--budget", a->budget, "Time for the search: seconds, or 90s, 10m, 1h (confirmation runs come after)")

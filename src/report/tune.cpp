@@ -89,6 +89,41 @@ nlohmann::ordered_json tune_json(const tune_section & t_) {
     return j;
 }
 
+namespace {
+
+std::vector<tune::pareto_point> front_of(const std::vector<tune_section> & levels) {
+    std::vector<std::pair<int, const tune::search_result *>> v;
+    for (const auto & t : levels) v.push_back({t.workers, &t.result});
+    return tune::pareto_front(v);
+}
+
+}  // namespace
+
+std::string pareto_markdown(const std::vector<tune_section> & levels) {
+    std::string md = "## Pareto front: aggregate throughput against per-stream latency\n\n"
+                     "The measured settings and worker counts that no other beats on both: more generation t/s in "
+                     "total, and less time per token for each stream (1000 x W / aggregate t/s).\n\n"
+                     "| W | Settings | Aggregate t/s | Per stream (ms/token) | Per stream t/s |\n|---:|---|---:|---:|---:|\n";
+    for (const auto & p : front_of(levels)) {
+        const auto & axes = levels.front().axes;
+        md += fmt::format("| {} | `{}` | {} | {} | {} |\n", p.workers,
+                          tune::command_flags(axes, p.settings, levels.front().result.baseline, false),
+                          fmtx::thousands(p.aggregate_tps, 2), fmtx::thousands(p.ms_per_token, 2),
+                          fmtx::thousands(p.aggregate_tps / p.workers, 2));
+    }
+    return md;
+}
+
+nlohmann::ordered_json pareto_json(const std::vector<tune_section> & levels) {
+    auto j = nlohmann::ordered_json::array();
+    for (const auto & p : front_of(levels)) {
+        j.push_back({{"workers", p.workers}, {"settings", p.settings},
+                     {"flags", tune::command_flags(levels.front().axes, p.settings, levels.front().result.baseline, false)},
+                     {"aggregate_gen_tps", p.aggregate_tps}, {"ms_per_token", p.ms_per_token}});
+    }
+    return j;
+}
+
 std::string tune_html(const tune_section & t_) {
     const auto & r = t_.result;
     std::string h = fmt::format("<p>{} at W = {} (lockstep, {} prompt + {} generated tokens per worker): aggregate "

@@ -23,6 +23,11 @@ struct tune_section {
 // "## Tune: MODEL at W = …": every trial, the result, the recommended command, the costliest setting.
 std::string tune_markdown(const tune_section & t);
 nlohmann::ordered_json tune_json(const tune_section & t);
+// `tune -w 1,8,64`: the Pareto front of aggregate throughput against per-stream latency across the
+// searched worker counts, as a markdown section and as JSON.
+std::string pareto_markdown(const std::vector<tune_section> & levels);
+nlohmann::ordered_json pareto_json(const std::vector<tune_section> & levels);
+
 // The table of trials as HTML (escaped), with the result sentence.
 std::string tune_html(const tune_section & t);
 

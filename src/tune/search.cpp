@@ -77,6 +77,31 @@ output_check compare_greedy(const greedy_trace & baseline, const greedy_trace & 
     return r;
 }
 
+std::vector<pareto_point> pareto_front(const std::vector<std::pair<int, const search_result *>> & levels) {
+    std::vector<pareto_point> all;
+    for (const auto & [w, r] : levels) {
+        for (const auto & t : r->trials) {
+            if (t.rejected || !t.failed.empty() || t.score <= 0) continue;
+            all.push_back({w, t.settings, t.score, 1000.0 * w / t.score});
+        }
+    }
+    std::vector<pareto_point> front;
+    for (const auto & p : all) {
+        const bool dominated = std::any_of(all.begin(), all.end(), [&](const pareto_point & q) {
+            return q.aggregate_tps >= p.aggregate_tps && q.ms_per_token <= p.ms_per_token &&
+                   (q.aggregate_tps > p.aggregate_tps || q.ms_per_token < p.ms_per_token);
+        });
+        const bool repeat = std::any_of(front.begin(), front.end(), [&](const pareto_point & q) {
+            return q.aggregate_tps == p.aggregate_tps && q.ms_per_token == p.ms_per_token;
+        });
+        if (!dominated && !repeat) front.push_back(p);
+    }
+    std::sort(front.begin(), front.end(), [](const pareto_point & a, const pareto_point & b) {
+        return a.workers != b.workers ? a.workers < b.workers : a.aggregate_tps > b.aggregate_tps;
+    });
+    return front;
+}
+
 search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o) {
     IM_CHECK(ev.measure && ev.same_outputs && ev.elapsed_s, "tune: an evaluator without measure/same_outputs/clock");
     IM_CHECK(o.confirm_runs >= 1, "tune: at least one confirmation run per side");

@@ -92,6 +92,17 @@ struct search_result {
 // baseline and the best; the best is kept only if its median beats the baseline's median by min_gain.
 search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o);
 
+// Across worker counts: the measured (W, settings) points no other point beats on both aggregate
+// generation t/s (higher) and per-stream time per token (lower; W / aggregate t/s). Sorted by W, then
+// by throughput. Rejected and failed trials are not points.
+struct pareto_point {
+    int workers = 0;
+    candidate settings;
+    double aggregate_tps = 0;
+    double ms_per_token = 0;  // per stream: 1000 · W / aggregate_tps
+};
+std::vector<pareto_point> pareto_front(const std::vector<std::pair<int, const search_result *>> & levels);
+
 // "-fa on -ub 256" (axes in `axes` order, only those that differ from the baseline when `only_changed`).
 std::string command_flags(const std::vector<axis> & axes, const candidate & c, const candidate & baseline,
                           bool only_changed);

@@ -52,3 +52,22 @@ TEST(tune_cli, bad_flags_are_usage_errors) {
     }
     EXPECT_EQ(run_infermeter({"tune", "-m", "/nope.gguf"}).exit_code, 1);
 }
+
+// -w 1,2: one search per W and the Pareto front across them (every point one of the trials that ran).
+TEST(tune_cli, several_worker_counts_give_a_pareto_front) {
+    const auto r = run_infermeter({"tune", "-m", "synth:tiny", "-w", "1,2", "-p", "32", "-n", "16", "--budget", "8s", "-t", "1",
+                                   "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["levels"].size(), 2u);
+    EXPECT_EQ(j["levels"][0]["workers"], 1);
+    EXPECT_EQ(j["levels"][1]["workers"], 2);
+    ASSERT_GE(j["pareto"].size(), 1u);
+    for (const auto & p : j["pareto"]) {
+        const int w = p["workers"];
+        EXPECT_NEAR(p["ms_per_token"].get<double>(), 1000.0 * w / p["aggregate_gen_tps"].get<double>(), 1e-6);
+        bool found = false;
+        for (const auto & t : j["levels"][w == 1 ? 0 : 1]["trials"]) found = found || t["settings"] == p["settings"];
+        EXPECT_TRUE(found) << p.dump();
+    }
+}

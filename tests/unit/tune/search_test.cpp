@@ -187,3 +187,24 @@ TEST(tune_search, greedy_check_tells_near_ties_from_changed_results) {
     EXPECT_NE(far.detail.find("not rounding"), std::string::npos) << far.detail;
     EXPECT_THROW(compare_greedy(base, trace({1, 2, 3, 4, 5, 6})), std::exception);
 }
+
+// The Pareto front across worker counts: a point survives when nothing has both more aggregate t/s and
+// less time per token per stream; rejected and failed trials are never points.
+TEST(tune_search, pareto_front_keeps_the_undominated_points) {
+    search_result w1, w8, w64;
+    w1.trials = {{{{"-fa", "on"}}, "", 100, false, "", ""},    // 10 ms/token
+                 {{{"-fa", "off"}}, "-fa=off", 90, false, "", ""}};  // dominated by fa on
+    w8.trials = {{{{"-fa", "on"}}, "", 400, false, "", ""},    // 20 ms/token
+                 {{{"-fa", "off"}}, "-fa=off", 0, true, "other greedy tokens", ""}};
+    w64.trials = {{{{"-fa", "on"}}, "", 1600, false, "", ""},  // 40 ms/token
+                  {{{"-fa", "off"}}, "-fa=off", 320, false, "", ""}};  // 200 ms/token, less throughput: dominated
+    const auto f = pareto_front({{1, &w1}, {8, &w8}, {64, &w64}});
+    ASSERT_EQ(f.size(), 3u);
+    EXPECT_EQ(f[0].workers, 1);
+    EXPECT_DOUBLE_EQ(f[0].ms_per_token, 10);
+    EXPECT_EQ(f[1].workers, 8);
+    EXPECT_DOUBLE_EQ(f[1].aggregate_tps, 400);
+    EXPECT_EQ(f[2].workers, 64);
+    EXPECT_EQ(f[2].settings.at("-fa"), "on");
+    EXPECT_DOUBLE_EQ(f[2].ms_per_token, 40);
+}
