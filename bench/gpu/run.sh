@@ -62,9 +62,9 @@ run_step() {
                 --export "$out/sweep.json" | tee "$out/sweep.md" ;;
         evaluate)
             local t0=$SECONDS
-            build/bin/infermeter evaluate --profile standard -ngl 99 -fa on --out /tmp/evaluate --no-db ${EVALUATE_FLAGS:-} 2>&1 | tail -40
-            echo "evaluate wall: $((SECONDS - t0)) s"
-            for f in md json html; do cp /tmp/evaluate/report.$f "$out/evaluate-report.$f"; done ;;
+            # Straight into $OUT: reports are rewritten after every stage, so a run cut by DEADLINE still returns them.
+            build/bin/infermeter evaluate --profile ${PROFILE:-standard} -ngl 99 -fa on --out "$out/evaluate" --no-db ${EVALUATE_FLAGS:-} 2>&1 | tail -40
+            echo "evaluate wall: $((SECONDS - t0)) s" ;;
         continuous)
             # Issue 14: lockstep vs continuous (no sampling / CPU / backend sampling) at W = 1, 8, 64.
             OUT=/tmp/continuous W=${W:-1,8,64} P=128 N=${N:-1024} ROUNDS=${ROUNDS:-1} BIN=build/bin/infermeter \
