@@ -92,7 +92,7 @@ run_step() {
                 bench/fast_mode.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/fast-mode.txt" ;;
         tune)
             # Issue 11: the settings search on the GPU at W = 64 (lockstep), then the recommended flags' sweep row.
-            build/bin/infermeter tune -m synth:qwen2-1.5b-q4_k_m -ngl 99 -w ${TUNE_W:-64} -p 128 -n ${TUNE_N:-128} \
+            build/bin/infermeter tune -m synth:qwen2-1.5b-q4_k_m -ngl 99 --workload ${TUNE_WORKLOAD:-lockstep} -w ${TUNE_W:-64} -p 128 -n ${TUNE_N:-128} \
                 --budget ${TUNE_BUDGET:-150s} --export "$out/tune.json" 2>&1 | tee "$out/tune.md" ;;
         bandwidth)
             # Issue 9: the probe (roofline --reprobe) beside PyTorch's read-only sum, copy, add and triad on 1 GiB.

@@ -31,10 +31,12 @@ struct tune_args {
     engine_flags engine;
     bool kv_unified = false;
     std::string workers = "8";
+    std::string workload = "lockstep";
     int n_prompt = 128;
     int n_predict = 64;
     std::string budget = "10m";
     bool kv_types = false;
+    bool backend_sampling = false;
     std::string output = "md";
     std::string export_path;
 };
@@ -55,6 +57,8 @@ void run(const tune_args & a) {
     c.n_prompt = a.n_prompt;
     c.n_predict = a.n_predict;
     c.kv_types = a.kv_types;
+    c.workload = tune::workload_from_name(a.workload);
+    c.backend_sampling = a.backend_sampling;
     c.offloaded = c.base.n_gpu_layers != 0 && !engine::gpu_info().empty();
     // One search per W, the budget shared evenly; the axes are the same at every W.
     std::vector<report::tune_section> levels;
@@ -71,7 +75,8 @@ void run(const tune_args & a) {
         };
         tune::search_options o;
         o.budget_s = budget_s / static_cast<double>(workers.size());
-        levels.push_back({a.model, w, a.n_prompt, a.n_predict, o.budget_s, axes, tune::coordinate_descent(axes, ev, o), ""});
+        levels.push_back({a.model, w, a.n_prompt, a.n_predict, o.budget_s, axes, tune::coordinate_descent(axes, ev, o), "",
+                          tune::workload_name(c.workload)});
     }
     std::string md;
     for (const auto & t : levels) md += (md.empty() ? "" : "\n") + report::tune_markdown(t);
@@ -99,6 +104,11 @@ void add_tune(CLI::App & root) {
     cmd->add_option("-m,--model", a->model, "A .gguf file or synth:PRESET[-QUANT]")->required();
     add_engine_flags(cmd, a->engine);
     cmd->add_flag("--kv-unified", a->kv_unified, "Baseline: one KV buffer shared by all sequences");
+    cmd->add_option("--workload", a->workload,
+                    "What a score measures: lockstep (generation t/s, no sampling) or continuous (continuous batching's "
+                    "decode-step t/s with greedy sampling; adds the --backend-sampling axis)")
+        ->capture_default_str();
+    cmd->add_flag("--backend-sampling", a->backend_sampling, "Baseline (continuous): greedy sampling in the graph");
     cmd->add_option("-w,--workers", a->workers, "Parallel sequences the settings are tuned for; a list (1,8,64) searches each W (the budget shared) and adds the Pareto front of throughput against per-stream latency")->capture_default_str();
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens per worker of each probe run")->capture_default_str();
     cmd->add_option("-n,--n-predict", a->n_predict, "Generated tokens per worker of each probe run")->capture_default_str();

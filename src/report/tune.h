@@ -18,6 +18,7 @@ struct tune_section {
     std::vector<tune::axis> axes;
     tune::search_result result;
     std::string applied_flags;   // evaluate --tune: the flags every later stage ran with ("" from `tune`)
+    std::string workload = "lockstep";  // what a score measures: lockstep | continuous
 };
 
 // "## Tune: MODEL at W = …": every trial, the result, the recommended command, the costliest setting.

@@ -6,6 +6,7 @@
 #include "engine/backend.h"
 #include "model/info.h"
 #include "workload/batch.h"
+#include "workload/continuous.h"
 #include "workload/lockstep.h"
 
 #include <fmt/format.h>
@@ -32,8 +33,20 @@ std::vector<std::string> first_then(const std::string & base, const std::vector<
 
 }  // namespace
 
+workload_kind workload_from_name(const std::string & name) {
+    if (name == "lockstep") return workload_kind::lockstep;
+    if (name == "continuous") return workload_kind::continuous;
+    throw_usage("--workload {}: lockstep or continuous (serve: not built yet)", name);
+}
+
+const char * workload_name(workload_kind k) { return k == workload_kind::continuous ? "continuous" : "lockstep"; }
+
 std::vector<axis> inprocess_axes(const inprocess_config & c) {
     std::vector<axis> axes;
+    // Continuous: where the sampler runs first (on the H200 it moved 64 streams from 0.16 to 0.59 of lockstep).
+    if (c.workload == workload_kind::continuous) {
+        axes.push_back({"--backend-sampling", first_then(c.backend_sampling ? "1" : "0", {"0", "1"}), true});
+    }
     axes.push_back({"-fa", first_then(engine::llama::flash_attn_name(c.base.fa), {"on", "off"})});
     std::vector<std::string> ub;
     for (int u : {128, 256, 512, 1024, 2048}) {
@@ -56,13 +69,15 @@ std::vector<axis> inprocess_axes(const inprocess_config & c) {
     return axes;
 }
 
-engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified) {
+engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified,
+                                       bool * backend_sampling) {
     auto p = c.base;
-    bool kvu = c.kv_unified;
+    bool kvu = c.kv_unified, be = c.backend_sampling;
     for (const auto & [k, v] : cand) {
         if (k == "-fa") p.fa = v == "on" ? flash_attn::on : v == "off" ? flash_attn::off : flash_attn::auto_;
         else if (k == "-ub") p.n_ubatch = std::stoi(v);
         else if (k == "--kv-unified") kvu = v == "1";
+        else if (k == "--backend-sampling") be = v == "1";
         else if (k == "-t") p.n_threads = std::stoi(v);
         else if (k == "--poll") p.poll = std::stoi(v);
         else if (k == "-ctk") p.type_k = model::cache_type_from_name(v, "-ctk");
@@ -70,6 +85,7 @@ engine::llama::engine_params params_of(const inprocess_config & c, const candida
         else IM_CHECK(false, fmt::format("tune: unknown axis {}", k));
     }
     if (kv_unified) *kv_unified = kvu;
+    if (backend_sampling) *backend_sampling = be;
     return p;
 }
 
@@ -127,12 +143,44 @@ greedy_trace greedy_run(const std::filesystem::path & model_path, const engine::
     return out;
 }
 
+namespace {
+
+// Continuous batching as `parallel --mode continuous` runs it: W requests of -p/-n started together
+// (closed loop, one each), greedy sampling on the CPU or in the graph; the score is the decode-step
+// t/s (tokens of pure decode steps per second of those steps), best of two runs after the runner's warmup.
+double measure_continuous(const inprocess_config & c, const candidate & cand) {
+    workload::continuous_sweep sw;
+    sw.model_path = c.model_path;
+    bool backend = false;
+    sw.params = params_of(c, cand, &sw.kv_unified, &backend);
+    sw.sampling.mode = backend ? engine::llama::sampling_mode::backend : engine::llama::sampling_mode::cpu;
+    sw.lengths.shape = workload::length_source::kind::fixed;
+    sw.lengths.n_prompt = c.n_prompt;
+    sw.lengths.n_predict = c.n_predict;
+    workload::continuous_runner runner(sw);
+    workload::request_workload w;
+    w.arrivals = workload::arrival_kind::closed;
+    w.concurrency = c.workers;
+    w.n_requests = c.workers;
+    double best = 0;
+    for (int rep = 0; rep < 2; ++rep) {
+        const auto run = runner.run(w, {});
+        if (run.interrupted) throw im::error(error_kind::interrupted, "interrupted");
+        if (run.metrics.n_failed > 0) throw_runtime("{} of {} requests failed", run.metrics.n_failed, run.metrics.n_measured);
+        best = std::max(best, run.metrics.decode_tps);
+    }
+    return best;
+}
+
+}  // namespace
+
 evaluator inprocess_evaluator(const inprocess_config & c) {
     const int64_t t0 = clock::now_ns();
     auto baseline = std::make_shared<std::optional<greedy_trace>>();
     evaluator ev;
     ev.elapsed_s = [t0] { return static_cast<double>(clock::now_ns() - t0) / 1e9; };
     ev.measure = [c](const candidate & cand) {
+        if (c.workload == workload_kind::continuous) return measure_continuous(c, cand);
         workload::lockstep_config lc;
         lc.model_path = c.model_path;
         lc.params = params_of(c, cand, &lc.kv_unified);

@@ -4,6 +4,7 @@
 #include "tune/search.h"
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 // The in-process evaluator of `infermeter tune --workload lockstep`: a candidate is a set of engine
@@ -13,7 +14,17 @@
 // `kv_types` (reported apart).
 namespace im::tune {
 
+// What a candidate's score measures.
+enum class workload_kind {
+    lockstep,    // generation t/s of one lockstep row (no sampling: llama-batched-bench semantics)
+    continuous,  // decode-step t/s of continuous batching with greedy sampling, W requests started together
+};
+workload_kind workload_from_name(const std::string & name);  // "lockstep" | "continuous"; usage error naming --workload
+const char * workload_name(workload_kind k);
+
 struct inprocess_config {
+    workload_kind workload = workload_kind::lockstep;
+    bool backend_sampling = false;  // continuous: the baseline samples in the graph (--backend-sampling)
     std::filesystem::path model_path;
     engine::llama::engine_params base;  // the user's flags: the baseline
     bool kv_unified = false;
@@ -27,13 +38,16 @@ struct inprocess_config {
 };
 
 // The axes for this configuration, each with the baseline's value first: -fa, -ub (<= -b), --kv-unified,
-// and on a CPU -t and --poll; with kv_types, -ctk/-ctv.
+// and on a CPU -t and --poll; with kv_types, -ctk/-ctv; for the continuous workload --backend-sampling
+// (greedy sampling in the graph picks the argmax there: the same tokens, the engine settings unchanged).
 std::vector<axis> inprocess_axes(const inprocess_config & c);
 
 // Engine settings of a candidate (every axis applied over the baseline).
-engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified);
+engine::llama::engine_params params_of(const inprocess_config & c, const candidate & cand, bool * kv_unified,
+                                       bool * backend_sampling = nullptr);
 
-// measure: the lockstep generation t/s at c.workers, best of c.repetitions; same_outputs: the greedy trace
+// measure: the lockstep generation t/s at c.workers, best of c.repetitions (continuous: the decode-step
+// t/s of c.workers requests of -p/-n started together, best of 2 runs after a warmup); same_outputs: the greedy trace
 // against the baseline's (computed on first use) through compare_greedy. elapsed_s: a steady clock from this call.
 evaluator inprocess_evaluator(const inprocess_config & c);
 

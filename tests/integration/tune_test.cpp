@@ -71,3 +71,23 @@ TEST(tune_cli, several_worker_counts_give_a_pareto_front) {
         EXPECT_TRUE(found) << p.dump();
     }
 }
+
+// --workload continuous: the score is continuous batching's decode-step t/s with greedy sampling, and
+// where the sampler runs is the first axis; the recommended command is a continuous-mode run.
+TEST(tune_cli, continuous_workload_searches_backend_sampling) {
+    const auto r = run_infermeter({"tune", "-m", "synth:tiny", "--workload", "continuous", "-w", "2", "-p", "16", "-n", "16",
+                                   "--budget", "6s", "-t", "1", "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["workload"], "continuous");
+    EXPECT_EQ(j["baseline"]["--backend-sampling"], "0");
+    ASSERT_GE(j["trials"].size(), 2u);
+    EXPECT_EQ(j["trials"][1]["change"], "--backend-sampling=1");
+    EXPECT_GT(j["trials"][0]["gen_tps"].get<double>(), 0);
+    const auto md = run_infermeter({"tune", "-m", "synth:tiny", "--workload", "continuous", "-w", "2", "-p", "16", "-n", "16",
+                                    "--budget", "3s", "-t", "1"});
+    ASSERT_EQ(md.exit_code, 0) << md.err;
+    EXPECT_NE(md.out.find("`infermeter parallel -m synth:tiny --mode continuous --concurrency 2 -p 16 -n 16"), std::string::npos)
+        << md.out;
+    EXPECT_EQ(run_infermeter({"tune", "-m", "synth:tiny", "--workload", "serve"}).exit_code, 2);
+}
