@@ -434,13 +434,13 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
                 so.n_predict = std::min(e.n_predict, 32);
                 break;
             case profile::comprehensive:
-                so.output_cap = e.n_predict, so.requests_per_user = 16, so.min_requests = 32, so.capacity = true;
+                so.output_cap = e.n_predict, so.requests_per_user = 16, so.min_requests = 64, so.capacity = true;
                 so.probe_requests_per_user = 4;
                 so.capacity_max_probes = 12;
                 so.n_predict = std::min(e.n_predict, 1024);
                 break;
             default:
-                so.output_cap = std::min(e.n_predict, 512), so.requests_per_user = 12, so.min_requests = 16, so.capacity = true;
+                so.output_cap = std::min(e.n_predict, 512), so.requests_per_user = 12, so.min_requests = 48, so.capacity = true;
                 so.probe_requests_per_user = 2;
                 so.capacity_max_probes = 6;
                 so.n_predict = std::min(e.n_predict, 512);

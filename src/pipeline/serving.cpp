@@ -78,6 +78,18 @@ report::serving_result run_serving(const serving_options & o, const serving_call
             base.objectives = o.objectives;
             s.capacity = workload::find_capacity(
                 [&](const workload::request_workload & w) {
+                    // A concurrency the levels measured (with more requests per user) is that level: a
+                    // second, shorter measurement of it could only contradict the table beside it.
+                    if (w.arrivals == workload::arrival_kind::closed && w.think_time_s == 0) {
+                        for (const auto & l : s.levels) {
+                            if (l.workload.arrivals == workload::arrival_kind::closed && l.workload.concurrency == w.concurrency) {
+                                auto reused = l;
+                                reused.workload.objectives = w.objectives;
+                                reused.metrics = workload::compute_metrics(reused.records, reused.steps, reused.workload);
+                                return reused;
+                            }
+                        }
+                    }
                     auto lw = w;
                     lw.n_requests = lw.arrivals == workload::arrival_kind::closed
                                         ? std::max(o.min_requests, o.probe_requests_per_user * lw.concurrency)

@@ -272,3 +272,35 @@ TEST(evaluate_cli, tune_runs_first_and_its_settings_drive_the_measurements) {
     EXPECT_NE(b.err.find("--tune-budget soon"), std::string::npos) << b.err;
     EXPECT_FALSE(std::filesystem::exists(dir / "bad" / "report.json"));
 }
+
+// --profile standard's serving stage (issue 14): at least 48 requests per level, Little's law checked on
+// every level, and the capacity search reuses a level at the concurrency it measured instead of a
+// shorter second measurement that could contradict the table beside it.
+TEST(evaluate_cli, standard_serving_levels_and_capacity_agree) {
+    const auto dir = im::test::temp_dir("evaluate-standard");
+    const auto r = run_infermeter({"evaluate", "-m", "synth:tiny", "--profile", "standard", "-n", "16", "-w", "1,2",
+                                   "--max-workers", "2", "-t", "1", "--out", (dir / "out").string(), "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(slurp(dir / "out" / "report.json"));
+    // The levels (the dataset's lengths); the sampling-cost runs after them have fixed lengths.
+    std::vector<nlohmann::json> levels;
+    for (const auto & l : j["tables"]["continuous"]) {
+        if (l["lengths"].get<std::string>().rfind("dataset", 0) == 0) levels.push_back(l);
+    }
+    ASSERT_EQ(levels.size(), 2u);
+    for (const auto & l : levels) {
+        EXPECT_GE(l["requests"].get<int>(), 48) << l["concurrency"];
+        ASSERT_TRUE(l["littles_law_error"].is_number()) << l["concurrency"];
+        EXPECT_LT(l["littles_law_error"].get<double>(), 0.05) << l["concurrency"];
+    }
+    int reused = 0;
+    for (const auto & p : j["serving"]["capacity"]["probes"]) {
+        for (const auto & l : levels) {
+            if (p["load"] != "C=" + std::to_string(l["concurrency"].get<int>())) continue;
+            ++reused;
+            EXPECT_EQ(p["requests"], l["requests"]) << p["load"];
+            EXPECT_DOUBLE_EQ(p["ttft_p99_ms"].get<double>(), l["ttft_p99_ms"].get<double>()) << p["load"];
+        }
+    }
+    EXPECT_GE(reused, 1);
+}
