@@ -5,6 +5,7 @@
 #include "hardware/specs.h"
 #include "report/cost.h"
 #include "report/kinds.h"
+#include "report/telemetry.h"
 #include "model/quant.h"
 #include "workload/metrics.h"
 
@@ -180,6 +181,7 @@ json to_json(const evaluation & e) {
                             {"batch_within", e.rec_opts.batch_within},
                             {"slo_ttft_s", e.rec_opts.slo_ttft_s ? json(*e.rec_opts.slo_ttft_s) : json(nullptr)},
                             {"slo_tpot_s", e.rec_opts.slo_tpot_s ? json(*e.rec_opts.slo_tpot_s) : json(nullptr)}};
+    j["telemetry"] = e.telemetry ? telemetry_json(*e.telemetry) : json(nullptr);
     j["tables"] = json::object();
     for (const auto & t : tables_of(e)) j["tables"][t.name] = report::to_json(t);
     return j;
@@ -255,6 +257,11 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
         r.n_threads = static_cast<int>(int_of(t.get(i, "n_threads")));
         r.test_time = text_of(t.get(i, "test_time"));
         r.extended = text_of(t.get(i, "extended")) == "1";
+        r.energy_j = real_of(t.get(i, "energy_j"));
+        r.avg_watts = real_of(t.get(i, "avg_watts"));
+        r.energy_source = text_of(t.get(i, "energy_source"));
+        r.peak_gpu_memory_mib = real_of(t.get(i, "peak_gpu_memory_mib"));
+        r.peak_rss_mib = real_of(t.get(i, "peak_rss_mib"));
         for (size_t k = 0; k < std::min(t_pp.size(), t_tg.size()); ++k) r.add_repetition(t_pp[k], t_tg[k]);
         r.summarize();
         out.push_back(r);
@@ -441,6 +448,7 @@ std::string to_markdown(const evaluation & e) {
     if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
     md += step_breakdown_markdown(e);
     if (e.serving) md += serving_markdown(*e.serving) + "\n";
+    if (e.telemetry) md += telemetry_markdown(*e.telemetry);
 
     md += "### Performance Recommendations\n\n";
     if (e.fast) {

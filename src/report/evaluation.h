@@ -6,6 +6,7 @@
 #include "report/recommend.h"
 #include "report/run_context.h"
 #include "report/serving.h"
+#include "telemetry/sampler.h"
 #include "workload/bench.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
@@ -47,6 +48,8 @@ struct evaluation {
     recommend_options rec_opts;
     recommendations rec;
     double price_per_hour = 0;            // --price-per-hour (USD): adds $ per million output tokens; 0: none
+    // Power, memory and CPU over the run, labelled by stage (telemetry/sampler.h); absent when not sampled.
+    std::optional<telemetry::series> telemetry;
     // bookkeeping
     std::vector<std::string> stages_done;  // analyze, bench, parallel, roofline
     bool interrupted = false;
