@@ -44,6 +44,7 @@ struct evaluate_args {
     bool fast = false;
     int verify = 0;
     double price_per_hour = 0;
+    double price_per_kwh = 0;
     store::store_flags db;
     engine_flags engine;
 };
@@ -89,6 +90,7 @@ void run(const evaluate_args & a) {
         throw_usage("--price-per-hour {}: give the machine's price in USD per hour, 0..1,000,000", a.price_per_hour);
     }
     o.price_per_hour = a.price_per_hour;
+    o.price_per_kwh = a.price_per_kwh;
     o.command_line = globals().command_line;
 
     progress_line progress;
@@ -163,6 +165,10 @@ void add_evaluate(CLI::App & root) {
                                      "(rows marked ~ with 95% intervals; docs/fast-mode.md)");
     cmd->add_option("--price-per-hour", a->price_per_hour,
                     "The machine's price in USD per hour: adds dollars per million output tokens to the decision matrix");
+    cmd->add_option("--price-per-kwh", a->price_per_kwh,
+                    "Electricity price in USD per kWh: adds the energy cost of a million output tokens, from the "
+                    "energy measured by NVML/RAPL (J per output token x 1e6 / 3.6e6 x price); rows without an "
+                    "energy counter say so, nothing is estimated");
     cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and report predicted against measured");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
@@ -172,6 +178,11 @@ void add_evaluate(CLI::App & root) {
         if (cmd->count("--n-prompt")) check_range(a->n_prompt, "-p", 1, 1 << 24);
         if (cmd->count("--n-predict")) check_range(a->n_predict, "-n", 1, 1 << 24);
         check_range(a->ctx_min, "--ctx-min", 0, INT32_MAX, "checked against the trained context and free memory too");
+        if (cmd->count("--price-per-kwh") &&
+            (!std::isfinite(a->price_per_kwh) || a->price_per_kwh <= 0 || a->price_per_kwh > 1000)) {
+            throw_usage("--price-per-kwh {}: give the electricity price in USD per kWh, a number > 0 and at most 1,000 "
+                        "(e.g. --price-per-kwh 0.15)", a->price_per_kwh);
+        }
         run(*a);
     });
 }

@@ -167,6 +167,7 @@ report::evaluation run_evaluate(const evaluate_options & opts, const evaluate_ca
     e.profile = profile_name(opts.prof);
     e.rec_opts.knee_min_marginal = opts.knee_min_marginal;
     e.price_per_hour = opts.price_per_hour;
+    e.price_per_kwh = opts.price_per_kwh;
     e.rec_opts.slo_ttft_s = opts.slo_ttft_s;
     e.rec_opts.slo_tpot_s = opts.slo_tpot_s;
     for (const auto & out : {paths_in(opts.out_dir).json, paths_in(opts.out_dir).md, paths_in(opts.out_dir).html}) {

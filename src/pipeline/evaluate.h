@@ -43,6 +43,7 @@ struct evaluate_options {
     bool fast = false;                   // --fast: the parallel stage predicted from step probes (docs/fast-mode.md)
     int verify = 0;                      // --verify W: with --fast, also measure W fully and compare
     double price_per_hour = 0;           // --price-per-hour USD: cost per million output tokens in the report
+    double price_per_kwh = 0;            // --price-per-kwh USD: energy cost per million output tokens (measured energy only)
     int64_t telemetry_interval_ns = 250'000'000;  // the telemetry sampler's period
     std::string command_line;
 };

@@ -48,6 +48,7 @@ struct evaluation {
     recommend_options rec_opts;
     recommendations rec;
     double price_per_hour = 0;            // --price-per-hour (USD): adds $ per million output tokens; 0: none
+    double price_per_kwh = 0;             // --price-per-kwh (USD): $ per million output tokens from measured energy; 0: none
     // Power, memory and CPU over the run, labelled by stage (telemetry/sampler.h); absent when not sampled.
     std::optional<telemetry::series> telemetry;
     // bookkeeping

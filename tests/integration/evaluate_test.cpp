@@ -67,11 +67,12 @@ TEST(evaluate_cli, small_run_writes_all_reports_and_records_history) {
 
 // Headless Chromium renders the report: every chart drew, no console error. The run reads the recorded
 // NVML library (tests/support/fake_nvml.c: 412.345 W, 3 GiB used, 700 J per energy read), so the
-// telemetry power chart is exercised on a machine without a GPU.
+// telemetry power chart and the energy cost are exercised on a machine without a GPU.
 TEST(evaluate_cli, html_report_renders_in_chromium) {
     if (access("/usr/bin/chromium", X_OK) != 0) GTEST_SKIP() << "chromium is not installed (scripts/install-deps --test)";
     const auto dir = im::test::temp_dir("render");
-    const auto evaluate_args = small_evaluate(dir / "out", dir / "results.db");
+    auto evaluate_args = small_evaluate(dir / "out", dir / "results.db");
+    for (const char * a : {"--price-per-kwh", "0.15"}) evaluate_args.push_back(a);
     ::setenv("INFERMETER_NVML_LIB", INFERMETER_FAKE_NVML, 1);
     const auto run = run_infermeter(evaluate_args);
     ::unsetenv("INFERMETER_NVML_LIB");
@@ -101,6 +102,11 @@ TEST(evaluate_cli, html_report_renders_in_chromium) {
         EXPECT_GT(row["peak_rss_mib"].get<double>(), 0.0) << row.dump();
         EXPECT_GT(row["joules_per_output_token"].get<double>(), 0.0) << row.dump();
     }
+    // --price-per-kwh: dollars per million output tokens from the rows' measured energy.
+    const auto & batch = j["recommendations"]["batch"];
+    EXPECT_NEAR(batch["usd_per_million_output_energy"].get<double>(),
+                batch["joules_per_output_token"].get<double>() * 1e6 / 3.6e6 * 0.15, 1e-9);
+    EXPECT_NE(slurp(dir / "out" / "report.md").find("Energy $ / M output tokens"), std::string::npos);
 
     const std::string url = "file://" + (dir / "out" / "report.html").string();
     const std::vector<std::string> common = {"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -248,6 +254,16 @@ TEST(evaluate_cli, bad_input) {
     EXPECT_NE(r.err.find("/no/such.jsonl"), std::string::npos) << r.err;
     r = run_infermeter({"evaluate", "-m", "synth:tiny", "--knee", "2", "--out", dir.string(), "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
+    // --price-per-kwh: finite and > 0, refused before anything runs (nothing is written).
+    for (const char * bad : {"0", "-0.1", "nan", "inf", "1e9"}) {
+        r = run_infermeter({"evaluate", "-m", "synth:tiny", "--price-per-kwh", bad, "--out", (dir / "kwh").string(), "--no-db"});
+        EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+        EXPECT_NE(r.err.find("--price-per-kwh"), std::string::npos) << bad << ": " << r.err;
+    }
+    r = run_infermeter({"evaluate", "-m", "synth:tiny", "--price-per-kwh", "cheap", "--out", (dir / "kwh").string(), "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--price-per-kwh"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "kwh"));
 }
 
 // evaluate --fast: the parallel stage predicted from step probes, the report says the recommendations

@@ -318,6 +318,46 @@ TEST(evaluation_cost, dollars_per_million_output_tokens) {
     EXPECT_EQ(j["recommendations"]["price_per_hour"].get<double>(), 2.5);
 }
 
+// issue 11: --price-per-kwh. Known numbers: 3.6 J per output token is 1 kWh per million tokens, so the
+// price itself; 0.5 J at $0.12/kWh: 0.5 · 1e6 / 3.6e6 · 0.12 = $0.016667.
+TEST(evaluation_cost, energy_dollars_per_million_output_tokens) {
+    EXPECT_NEAR(report::usd_per_million_output_energy(3.6, 0.25), 0.25, 1e-12);
+    EXPECT_NEAR(report::usd_per_million_output_energy(0.5, 0.12), 0.5 * 1e6 / 3.6e6 * 0.12, 1e-12);
+    EXPECT_NEAR(report::usd_per_million_output_energy(0.5, 0.12), 0.0166667, 1e-7);
+    EXPECT_EQ(report::usd_per_million_output_energy(0, 0.12), 0);
+    EXPECT_EQ(report::usd_per_million_output_energy(0.5, 0), 0);
+
+    // No row has an energy counter: the cell says so and nothing is estimated.
+    auto e = recorded();
+    e.price_per_hour = 2.5;
+    e.price_per_kwh = 0.12;
+    auto md = report::to_markdown(e);
+    EXPECT_NE(md.find("| Memory | $ / M output tokens | Energy $ / M output tokens | Best For |"), std::string::npos) << md;
+    EXPECT_NE(md.find("| no energy counter | Dataset generation |"), std::string::npos) << md;
+    EXPECT_NE(md.find("Energy cost at $0.12/kWh"), std::string::npos);
+    auto j = report::to_json(e);
+    EXPECT_TRUE(j["recommendations"]["batch"]["usd_per_million_output_energy"].is_null());
+    EXPECT_EQ(j["recommendations"]["batch"]["usd_per_million_output_energy_note"], "no energy counter");
+    EXPECT_EQ(j["recommendations"]["price_per_kwh"].get<double>(), 0.12);
+
+    // The 8-worker row measured 1,966.08 J over its one repetition: 8 · 4096 tokens → 0.06 J per token.
+    for (auto & r : e.lockstep.rows) {
+        if (r.workers == 8) r.energy_j = 0.06 * 8 * 4096;
+    }
+    e.rec = report::recommend(e.lockstep, e.rec_opts);
+    ASSERT_EQ(e.rec.batch.workers, 8);
+    ASSERT_TRUE(e.rec.batch.joules_per_output_token.has_value());
+    EXPECT_NEAR(*e.rec.batch.joules_per_output_token, 0.06, 1e-12);
+    md = report::to_markdown(e);
+    const double usd = 0.06 * 1e6 / 3.6e6 * 0.12;  // $0.002 per million output tokens
+    EXPECT_NE(md.find(fmt::format("| {} | Dataset generation |", im::fmtx::thousands(usd, 4))), std::string::npos) << md;
+    j = report::to_json(e);
+    EXPECT_NEAR(j["recommendations"]["batch"]["usd_per_million_output_energy"].get<double>(), usd, 1e-12);
+    EXPECT_NEAR(j["recommendations"]["batch"]["joules_per_output_token"].get<double>(), 0.06, 1e-12);
+    EXPECT_FALSE(j["recommendations"]["batch"].contains("usd_per_million_output_energy_note"));
+    EXPECT_TRUE(j["recommendations"]["interactive"]["usd_per_million_output_energy"].is_null()) << "W = 4 has no counter";
+}
+
 namespace {
 
 // A recorded series: bench then parallel at W = 1 and 2, GPU power and memory from NVML, RSS from /proc.
