@@ -46,6 +46,7 @@ struct evaluate_args {
     double price_per_hour = 0;
     bool tune = false;
     std::string tune_budget = "5m";
+    double price_per_kwh = 0;
     store::store_flags db;
     engine_flags engine;
 };
@@ -93,6 +94,7 @@ void run(const evaluate_args & a) {
     o.price_per_hour = a.price_per_hour;
     o.tune = a.tune;
     o.tune_budget_s = duration_seconds(a.tune_budget, "--tune-budget");
+    o.price_per_kwh = a.price_per_kwh;
     o.command_line = globals().command_line;
 
     progress_line progress;
@@ -170,6 +172,10 @@ void add_evaluate(CLI::App & root) {
     cmd->add_flag("--tune", a->tune, "Run `infermeter tune` at the sweep's largest W first and use the settings it finds "
                                      "for every stage (the search is a section of the report)");
     cmd->add_option("--tune-budget", a->tune_budget, "Time for --tune's search: seconds, or 90s, 10m, 1h")->capture_default_str();
+    cmd->add_option("--price-per-kwh", a->price_per_kwh,
+                    "Electricity price in USD per kWh: adds the energy cost of a million output tokens, from the "
+                    "energy measured by NVML/RAPL (J per output token x 1e6 / 3.6e6 x price); rows without an "
+                    "energy counter say so, nothing is estimated");
     cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and report predicted against measured");
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
@@ -179,6 +185,11 @@ void add_evaluate(CLI::App & root) {
         if (cmd->count("--n-prompt")) check_range(a->n_prompt, "-p", 1, 1 << 24);
         if (cmd->count("--n-predict")) check_range(a->n_predict, "-n", 1, 1 << 24);
         check_range(a->ctx_min, "--ctx-min", 0, INT32_MAX, "checked against the trained context and free memory too");
+        if (cmd->count("--price-per-kwh") &&
+            (!std::isfinite(a->price_per_kwh) || a->price_per_kwh <= 0 || a->price_per_kwh > 1000)) {
+            throw_usage("--price-per-kwh {}: give the electricity price in USD per kWh, a number > 0 and at most 1,000 "
+                        "(e.g. --price-per-kwh 0.15)", a->price_per_kwh);
+        }
         run(*a);
     });
 }

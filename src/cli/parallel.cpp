@@ -11,6 +11,7 @@
 #include "model/quant.h"
 #include "model/ref.h"
 #include "report/measurements.h"
+#include "telemetry/sampler.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
 #include "workload/plan.h"
@@ -236,7 +237,12 @@ void run(const parallel_args & a) {
         writer.update(ctx);
     };
     writer.update(ctx);  // from the start: an export and the last words exist whenever the run ends
+    telemetry::sampler sampler;  // each row's peak GPU memory and RSS (telemetry/sampler.h)
+    sampler.set_stage("parallel");
+    sampler.start();
+    cb.sampler = &sampler;
     auto result = workload::run_lockstep(c, cb);
+    sampler.stop();
     progress.clear();
     if (std::none_of(result.rows.begin(), result.rows.end(), [](const auto & r) { return r.skipped.empty(); }) &&
         !result.interrupted) {

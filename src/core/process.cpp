@@ -7,6 +7,10 @@
 #include <unistd.h>
 #endif
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/resource.h>
+#endif
+
 namespace im::process {
 
 uint64_t rss_bytes() {
@@ -22,6 +26,17 @@ uint64_t rss_bytes() {
     return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 #else
     return 0;
+#endif
+}
+
+double cpu_seconds() {
+#if defined(__unix__) || defined(__APPLE__)
+    rusage u{};
+    if (getrusage(RUSAGE_SELF, &u) != 0) return -1;
+    const auto s = [](const timeval & t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return s(u.ru_utime) + s(u.ru_stime);
+#else
+    return -1;
 #endif
 }
 

@@ -171,6 +171,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
     e.profile = profile_name(opts.prof);
     e.rec_opts.knee_min_marginal = opts.knee_min_marginal;
     e.price_per_hour = opts.price_per_hour;
+    e.price_per_kwh = opts.price_per_kwh;
     e.rec_opts.slo_ttft_s = opts.slo_ttft_s;
     e.rec_opts.slo_tpot_s = opts.slo_tpot_s;
     for (const auto & out : {paths_in(opts.out_dir).json, paths_in(opts.out_dir).md, paths_in(opts.out_dir).html}) {
@@ -193,11 +194,18 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
             log::warn("--resume: no {} yet; starting from the beginning", p.string());
         }
     }
+    // Power, memory and CPU over the whole run, each sample labelled with the stage (and W or concurrency).
+    telemetry::sampler_options tso;
+    tso.interval_ns = opts.telemetry_interval_ns;
+    telemetry::sampler sampler(tso);
+    sampler.start();
     const auto stage = [&](int i, const std::string & name, const std::string & detail, double eta_s = -1) {
+        sampler.set_stage(name);
         if (cb.stage) cb.stage({i, n_stages, name, detail, eta_s});
     };
     const auto save = [&] {
         e.seconds = static_cast<double>(clock::now_ns() - t0) / 1e9;
+        e.telemetry = sampler.snapshot();
         write_reports(e, opts.out_dir);
     };
 
@@ -331,6 +339,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
     // 2. single request
     e.kv_bytes_per_token = model::kv_bytes_per_token(info, opts.params.type_k, opts.params.type_v);
     stage(2 + tuned, "bench", fmt::format("pp{} and tg{}, {} repetitions", e.n_prompt, e.n_predict, pd.bench_repetitions));
+    sampler.set_level(1);  // one request at a time
     std::unique_ptr<engine::llama::model> loaded;
     {
         auto done = report::bench_from_json(previous);
@@ -388,6 +397,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
         workload::lockstep_callbacks lc;
         lc.progress = cb.lockstep_progress;
         lc.warn = cb.warn;
+        lc.sampler = &sampler;
         lc.row = [&](const workload::lockstep_row & row, const engine::llama::model &) {
             e.lockstep.rows.push_back(row);
             e.lockstep.base_workers = e.lockstep.base_workers ? e.lockstep.base_workers : row.workers;
@@ -449,7 +459,12 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
         stage(n_stages - 2, "serving", fmt::format("continuous batching with real sampling at {} concurrent requests{}",
                                                     fmt::join(serving_levels(so), ","), so.capacity ? ", then the capacity search" : ""));
         serving_callbacks sc;
-        sc.progress = cb.request_progress;
+        int level = -1;
+        sc.progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
+            const int now = w.arrivals == workload::arrival_kind::closed ? w.concurrency : w.max_concurrency;
+            if (now != level) sampler.set_level(level = now);
+            if (cb.request_progress) cb.request_progress(w, p);
+        };
         sc.warn = cb.warn;
         sc.saved = [&](const report::serving_result & s) {
             e.serving = s;
@@ -501,6 +516,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
 
     // 6. reports
     stage(n_stages, "report", opts.out_dir.string());
+    sampler.stop();
     save();
     return e;
 }

@@ -45,6 +45,8 @@ struct evaluate_options {
     double price_per_hour = 0;           // --price-per-hour USD: cost per million output tokens in the report
     bool tune = false;                   // --tune: `infermeter tune` first, its best settings for every stage
     double tune_budget_s = 300;          // --tune-budget
+    double price_per_kwh = 0;            // --price-per-kwh USD: energy cost per million output tokens (measured energy only)
+    int64_t telemetry_interval_ns = 250'000'000;  // the telemetry sampler's period
     std::string command_line;
 };
 

@@ -12,4 +12,9 @@ double usd_per_million_output(double price_per_hour, double output_tps) {
     return price_per_hour / (output_tps * 3600.0) * 1e6;
 }
 
+double usd_per_million_output_energy(double joules_per_output_token, double price_per_kwh) {
+    if (joules_per_output_token <= 0 || price_per_kwh <= 0) return 0;
+    return joules_per_output_token * 1e6 / 3.6e6 * price_per_kwh;
+}
+
 }  // namespace im::report

@@ -5,6 +5,7 @@
 #include "hardware/specs.h"
 #include "report/cost.h"
 #include "report/kinds.h"
+#include "report/telemetry.h"
 #include "model/quant.h"
 #include "workload/metrics.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-json choice_json(const worker_choice & c, int n_predict, double price_per_hour) {
+json choice_json(const worker_choice & c, int n_predict, double price_per_hour, double price_per_kwh) {
     if (!c.found) return nullptr;
     json j = {{"workers", c.workers},         {"overall_tps", c.overall_tps}, {"gen_tps", c.gen_tps},
               {"per_stream_tps", c.per_stream_tps}, {"speedup", c.speedup}, {"efficiency", c.efficiency},
@@ -28,6 +29,12 @@ json choice_json(const worker_choice & c, int n_predict, double price_per_hour) 
     const double out_tps = output_tokens_per_s(c.workers, n_predict, c.e2e_s);
     j["output_tps"] = out_tps;
     j["usd_per_million_output"] = price_per_hour > 0 ? json(usd_per_million_output(price_per_hour, out_tps)) : json(nullptr);
+    j["joules_per_output_token"] = c.joules_per_output_token ? json(*c.joules_per_output_token) : json(nullptr);
+    // --price-per-kwh: from the measured energy only; a row without a counter gets nothing estimated.
+    j["usd_per_million_output_energy"] = price_per_kwh > 0 && c.joules_per_output_token
+                                             ? json(usd_per_million_output_energy(*c.joules_per_output_token, price_per_kwh))
+                                             : json(nullptr);
+    if (price_per_kwh > 0 && !c.joules_per_output_token) j["usd_per_million_output_energy_note"] = "no energy counter";
     return j;
 }
 
@@ -168,10 +175,11 @@ json to_json(const evaluation & e) {
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
     j["tune"] = e.tune ? json(tune_json(*e.tune)) : json(nullptr);
-    j["recommendations"] = {{"interactive", choice_json(e.rec.interactive, e.n_predict, e.price_per_hour)},
-                            {"batch", choice_json(e.rec.batch, e.n_predict, e.price_per_hour)},
-                            {"max_throughput", choice_json(e.rec.max_throughput, e.n_predict, e.price_per_hour)},
+    j["recommendations"] = {{"interactive", choice_json(e.rec.interactive, e.n_predict, e.price_per_hour, e.price_per_kwh)},
+                            {"batch", choice_json(e.rec.batch, e.n_predict, e.price_per_hour, e.price_per_kwh)},
+                            {"max_throughput", choice_json(e.rec.max_throughput, e.n_predict, e.price_per_hour, e.price_per_kwh)},
                             {"price_per_hour", e.price_per_hour > 0 ? json(e.price_per_hour) : json(nullptr)},
+                            {"price_per_kwh", e.price_per_kwh > 0 ? json(e.price_per_kwh) : json(nullptr)},
                             {"max_stop", e.rec.max_stop},
                             {"knee_workers", e.rec.knee_workers},
                             {"steps", steps_json(e.rec.steps)},
@@ -181,6 +189,7 @@ json to_json(const evaluation & e) {
                             {"batch_within", e.rec_opts.batch_within},
                             {"slo_ttft_s", e.rec_opts.slo_ttft_s ? json(*e.rec_opts.slo_ttft_s) : json(nullptr)},
                             {"slo_tpot_s", e.rec_opts.slo_tpot_s ? json(*e.rec_opts.slo_tpot_s) : json(nullptr)}};
+    j["telemetry"] = e.telemetry ? telemetry_json(*e.telemetry) : json(nullptr);
     j["tables"] = json::object();
     for (const auto & t : tables_of(e)) j["tables"][t.name] = report::to_json(t);
     return j;
@@ -256,6 +265,11 @@ std::vector<workload::lockstep_row> lockstep_rows_from_json(const nlohmann::json
         r.n_threads = static_cast<int>(int_of(t.get(i, "n_threads")));
         r.test_time = text_of(t.get(i, "test_time"));
         r.extended = text_of(t.get(i, "extended")) == "1";
+        r.energy_j = real_of(t.get(i, "energy_j"));
+        r.avg_watts = real_of(t.get(i, "avg_watts"));
+        r.energy_source = text_of(t.get(i, "energy_source"));
+        r.peak_gpu_memory_mib = real_of(t.get(i, "peak_gpu_memory_mib"));
+        r.peak_rss_mib = real_of(t.get(i, "peak_rss_mib"));
         for (size_t k = 0; k < std::min(t_pp.size(), t_tg.size()); ++k) r.add_repetition(t_pp[k], t_tg[k]);
         r.summarize();
         out.push_back(r);
@@ -453,6 +467,7 @@ std::string to_markdown(const evaluation & e) {
     if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
     md += step_breakdown_markdown(e);
     if (e.serving) md += serving_markdown(*e.serving) + "\n";
+    if (e.telemetry) md += telemetry_markdown(*e.telemetry);
 
     md += "### Performance Recommendations\n\n";
     if (e.fast) {
@@ -524,16 +539,24 @@ std::string to_markdown(const evaluation & e) {
 
     // --price-per-hour: what a million output tokens cost at each choice (output tokens over the whole
     // request time: W·n_predict / (T_PP + T_TG)).
+    // --price-per-kwh: the energy those tokens took, from the row's counters; never estimated.
     const bool priced = e.price_per_hour > 0;
-    md += fmt::format("\n**Trade-off Decision Matrix:**\n\n| Scenario | Workers | Throughput | Efficiency | Memory |{} Best For |\n"
-                      "|----------|---------|------------|------------|--------|{}----------|\n",
-                      priced ? " $ / M output tokens |" : "", priced ? "---:|" : "");
+    const bool energy_priced = e.price_per_kwh > 0;
+    md += fmt::format("\n**Trade-off Decision Matrix:**\n\n| Scenario | Workers | Throughput | Efficiency | Memory |{}{} Best For |\n"
+                      "|----------|---------|------------|------------|--------|{}{}----------|\n",
+                      priced ? " $ / M output tokens |" : "", energy_priced ? " Energy $ / M output tokens |" : "",
+                      priced ? "---:|" : "", energy_priced ? "---:|" : "");
     const auto matrix_row = [&](const char * name, const worker_choice & c, const char * best) {
         if (!c.found) return std::string();
-        const std::string cost = priced ? fmt::format(" {} |", fmtx::thousands(usd_per_million_output(
-                                                                      e.price_per_hour, output_tokens_per_s(c.workers, e.n_predict, c.e2e_s)),
-                                                                  2))
-                                        : "";
+        std::string cost = priced ? fmt::format(" {} |", fmtx::thousands(usd_per_million_output(
+                                                                e.price_per_hour, output_tokens_per_s(c.workers, e.n_predict, c.e2e_s)),
+                                                            2))
+                                  : "";
+        if (energy_priced) {
+            cost += c.joules_per_output_token
+                        ? fmt::format(" {} |", fmtx::thousands(usd_per_million_output_energy(*c.joules_per_output_token, e.price_per_kwh), 4))
+                        : " no energy counter |";
+        }
         return fmt::format("| {} | {} | {} t/s | {} | {} MiB |{} {} |\n", name, c.workers, fmtx::thousands(c.overall_tps, 0),
                            fmtx::percent(c.efficiency), mib(c.kv_bytes), cost, best);
     };
@@ -545,6 +568,12 @@ std::string to_markdown(const evaluation & e) {
                           "the whole request time (prefill included) of the lockstep row; sampling and serving costs "
                           "are not in it (see Serving under load).\n",
                           fmtx::thousands(e.price_per_hour, 2));
+    }
+    if (energy_priced) {
+        md += fmt::format("\nEnergy cost at ${}/kWh: J per output token × 10⁶ / 3.6 × 10⁶ × price, from the energy the "
+                          "lockstep row measured (GPU through NVML, CPU packages through RAPL, prefill included); a row "
+                          "without such a counter says so and nothing is estimated.\n",
+                          fmt::format("{:g}", e.price_per_kwh));
     }
 
     md += "\n## Reproducibility\n\n";

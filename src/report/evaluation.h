@@ -7,6 +7,7 @@
 #include "report/run_context.h"
 #include "report/serving.h"
 #include "report/tune.h"
+#include "telemetry/sampler.h"
 #include "workload/bench.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
@@ -49,6 +50,9 @@ struct evaluation {
     recommend_options rec_opts;
     recommendations rec;
     double price_per_hour = 0;            // --price-per-hour (USD): adds $ per million output tokens; 0: none
+    double price_per_kwh = 0;             // --price-per-kwh (USD): $ per million output tokens from measured energy; 0: none
+    // Power, memory and CPU over the run, labelled by stage (telemetry/sampler.h); absent when not sampled.
+    std::optional<telemetry::series> telemetry;
     // bookkeeping
     std::vector<std::string> stages_done;  // analyze, bench, parallel, roofline
     bool interrupted = false;

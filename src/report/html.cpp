@@ -1,6 +1,7 @@
 #include "core/format.h"
 #include "report/evaluation.h"
 #include "report/svg.h"
+#include "report/telemetry.h"
 
 #include <fmt/format.h>
 
@@ -167,9 +168,18 @@ std::string to_html(const evaluation & e) {
     h += "<h2>Parallel Workload Performance</h2>";
     {
         std::vector<std::vector<std::string>> rows;
+        // Peak memory while each W ran (telemetry sampler), where it was sampled.
+        const bool peaks = std::any_of(e.lockstep.rows.begin(), e.lockstep.rows.end(),
+                                       [](const auto & r) { return r.peak_rss_mib || r.peak_gpu_memory_mib; });
+        const auto peak_cell = [](const workload::lockstep_row & r) {
+            std::string c = r.peak_rss_mib ? fmtx::thousands(*r.peak_rss_mib, 0) + " MiB" : "-";
+            if (r.peak_gpu_memory_mib) c += " / " + fmtx::thousands(*r.peak_gpu_memory_mib, 0) + " MiB";
+            return c;
+        };
         for (const auto & r : e.lockstep.rows) {
             if (!r.skipped.empty()) {
                 rows.push_back({std::to_string(r.workers), "does not fit in memory", "", "", "", "", "", "", ""});
+                if (peaks) rows.back().push_back("");
                 continue;
             }
             const std::string mark = r.predicted ? "~" : "";
@@ -183,9 +193,12 @@ std::string to_html(const evaluation & e) {
                             std::to_string(r.n_predict), fmtx::thousands(static_cast<int64_t>(r.total_kv)), mib(r.kv_bytes),
                             mark + fmtx::thousands(r.prompt_tps.mean), mark + fmtx::thousands(r.gen_tps.mean),
                             overall, fmt::format("{:.2f}x ({})", r.speedup, fmtx::percent(r.efficiency))});
+            if (peaks) rows.back().push_back(peak_cell(r));
         }
-        h += table_html({"Workers", "Prompt tokens", "Output tokens", "Total KV", "KV cache", "Prompt t/s", "Generation t/s",
-                         "Overall t/s", "Speedup (efficiency)"}, rows);
+        std::vector<std::string> head{"Workers", "Prompt tokens", "Output tokens", "Total KV", "KV cache", "Prompt t/s",
+                                      "Generation t/s", "Overall t/s", "Speedup (efficiency)"};
+        if (peaks) head.push_back("Peak RSS / GPU memory");
+        h += table_html(head, rows);
         if (e.fast) {
             h += "<p>~ predicted from step probes (--fast, docs/fast-mode.md), not measured; 95% prediction interval in "
                  "parentheses. The recommendations below rest on these predictions.</p>";
@@ -210,6 +223,7 @@ std::string to_html(const evaluation & e) {
         for (const auto & b : parts) h += "<li>" + escape(fmt::format("W={}: {}", b.workers, b.limiter)) + "</li>";
         h += "</ul>";
     }
+    h += telemetry_html(e.telemetry);
     if (e.roofline) {
         h += "<h2>Interpretation: roofline</h2><div class=\"charts\">" + roofline_chart(*e.roofline) + "</div><ul class=\"sentences\">";
         for (const auto & s : e.roofline->summary) h += "<li>" + escape(s) + "</li>";

@@ -119,6 +119,7 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
                        {"rss_bytes", field_type::integer},       {"device_used_bytes", field_type::integer},
                        {"energy_j", field_type::real},           {"joules_per_output_token", field_type::real},
                        {"avg_watts", field_type::real},          {"energy_source", field_type::text},
+                       {"peak_gpu_memory_mib", field_type::real}, {"peak_rss_mib", field_type::real},
                        {"samples_t_pp_s", field_type::real_array}, {"samples_t_tg_s", field_type::real_array},
                        {"skipped", field_type::text},            {"interrupted", field_type::boolean},
                        {"partial", field_type::boolean},         {"predicted", field_type::boolean},
@@ -164,13 +165,13 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         t.set(row, "rss_bytes", static_cast<int64_t>(w.rss_bytes));
         t.set(row, "device_used_bytes", static_cast<int64_t>(w.device_used_bytes));
         if (w.energy_j) {
-            // Output tokens of every timed repetition: what the energy was spent on (prefill included).
-            const double tokens = static_cast<double>(w.workers) * w.n_predict * static_cast<double>(w.t_tg_s.size());
             t.set(row, "energy_j", *w.energy_j);
-            t.set(row, "joules_per_output_token", optional_real(tokens > 0 ? std::optional<double>(*w.energy_j / tokens) : std::nullopt));
+            t.set(row, "joules_per_output_token", optional_real(w.joules_per_output_token()));
             t.set(row, "avg_watts", optional_real(w.avg_watts));
             t.set(row, "energy_source", w.energy_source);
         }
+        t.set(row, "peak_gpu_memory_mib", optional_real(w.peak_gpu_memory_mib));
+        t.set(row, "peak_rss_mib", optional_real(w.peak_rss_mib));
         t.set(row, "samples_t_pp_s", w.t_pp_s);
         t.set(row, "samples_t_tg_s", w.t_tg_s);
         t.set(row, "predicted", w.predicted);
@@ -337,10 +338,20 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
                            esc::md_text(with_energy->energy_source));
         for (const auto & w : r.rows) {
             if (!w.energy_j) continue;
-            const double tokens = static_cast<double>(w.workers) * w.n_predict * static_cast<double>(w.t_tg_s.size());
+            const auto per_token = w.joules_per_output_token();
             out += fmt::format("| {} | {} J | {} | {} |\n", w.workers, fmtx::thousands(*w.energy_j, 1),
                                w.avg_watts ? fmtx::thousands(*w.avg_watts, 1) + " W" : "-",
-                               tokens > 0 ? fmtx::thousands(*w.energy_j / tokens, 4) : "-");
+                               per_token ? fmtx::thousands(*per_token, 4) : "-");
+        }
+    }
+    // Peak memory (telemetry/sampler.h): the highest readings while each W ran, where a sampler ran.
+    if (std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.peak_rss_mib || w.peak_gpu_memory_mib; })) {
+        out += "\n**Peak memory while each W ran** (telemetry samples, context allocation and warmup included):\n\n"
+               "| Workers | Peak GPU memory | Peak RSS |\n|---:|---:|---:|\n";
+        const auto cell = [](const std::optional<double> & v) { return v ? fmtx::thousands(*v, 0) + " MiB" : std::string("-"); };
+        for (const auto & w : r.rows) {
+            if (!w.peak_rss_mib && !w.peak_gpu_memory_mib) continue;
+            out += fmt::format("| {} | {} | {} |\n", w.workers, cell(w.peak_gpu_memory_mib), cell(w.peak_rss_mib));
         }
     }
     if (any_predicted) {

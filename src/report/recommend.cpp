@@ -37,6 +37,7 @@ worker_choice choice_of(const workload::lockstep_row & row, const workload::lock
     c.ttft_s = row.t_pp_mean_s;
     c.tpot_s = row.n_predict > 0 ? row.t_tg_mean_s / row.n_predict : 0;
     c.e2e_s = row.t_pp_mean_s + row.t_tg_mean_s;
+    c.joules_per_output_token = row.joules_per_output_token();
     return c;
 }
 

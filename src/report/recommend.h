@@ -29,6 +29,7 @@ struct worker_choice {
     double ttft_s = 0;           // T_PP: all prompts of the step prefilled together
     double tpot_s = 0;           // T_TG / n_predict
     double e2e_s = 0;            // T_PP + T_TG: one request of n_predict tokens
+    std::optional<double> joules_per_output_token;  // the row's measured energy per output token; absent without a counter
     std::string reason;          // generated from the numbers
 };
 

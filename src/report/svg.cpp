@@ -84,7 +84,7 @@ std::string axes(const frame & f, const axis & x, const axis & y, const std::vec
 }  // namespace
 
 std::string line_chart(const std::string & title, const axis & x, const axis & y, const std::vector<series> & all,
-                       int width, int height) {
+                       int width, int height, const std::vector<marker> & markers) {
     double x0 = std::numeric_limits<double>::max(), x1 = -x0, y0 = x0, y1 = -x0;
     for (const auto & s : all) {
         for (const auto & [px, py] : s.points) {
@@ -109,6 +109,14 @@ std::string line_chart(const std::string & title, const axis & x, const axis & y
     else xt = nice_ticks(x0, x1);
     const frame f{width, height, x0, x1, y0, y1};
     out += axes(f, x, y, xt, yt);
+    for (const auto & m : markers) {
+        const double mx = tx(m.x, x);
+        if (mx < x0 || mx > x1) continue;
+        out += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#8a93a1\" "
+                           "stroke-dasharray=\"3 3\"/><text transform=\"translate({3:.1f} {4:.1f}) rotate(-90)\" "
+                           "class=\"tick\">{5}</text>",
+                           f.px(mx), f.py(y0), f.py(y1), f.px(mx) + 11, f.py(y0) - 4, escape(m.label));
+    }
     int legend_y = margin_top + 4;
     for (const auto & s : all) {
         std::string d;

@@ -23,8 +23,14 @@ struct axis {
     bool from_zero = true;
 };
 
+// A vertical dashed line at x with a label along it (e.g. where a stage of the run begins).
+struct marker {
+    double x = 0;
+    std::string label;
+};
+
 std::string line_chart(const std::string & title, const axis & x, const axis & y, const std::vector<series> & s,
-                       int width = 560, int height = 320);
+                       int width = 560, int height = 320, const std::vector<marker> & markers = {});
 
 struct bar {
     std::string label;

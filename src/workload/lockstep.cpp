@@ -38,6 +38,12 @@ int64_t n_ctx_for(const lockstep_config & c, int workers) {
 
 }  // namespace
 
+std::optional<double> lockstep_row::joules_per_output_token() const {
+    const double tokens = static_cast<double>(workers) * n_predict * static_cast<double>(t_tg_s.size());
+    if (!energy_j || tokens <= 0) return std::nullopt;
+    return *energy_j / tokens;
+}
+
 void lockstep_row::add_repetition(double t_pp, double t_tg) {
     const auto rates = lockstep_rates_of(workers, n_prompt, n_predict, t_pp, t_tg);
     t_pp_s.push_back(t_pp);
@@ -403,9 +409,14 @@ lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks
                 continue;
             }
             if (!model) model = std::make_unique<engine::llama::model>(c.model_path, c.params);
-            if (!measure(*model, c, p, cb, meter, row)) {
-                res.interrupted = true;
+            if (cb.sampler) cb.sampler->set_level(w);
+            const bool finished = measure(*model, c, p, cb, meter, row);
+            if (cb.sampler) {
+                const auto peaks = cb.sampler->close_segment();
+                row.peak_gpu_memory_mib = peaks.gpu_memory_used_mib;
+                row.peak_rss_mib = peaks.process_rss_mib;
             }
+            if (!finished) res.interrupted = true;
         }
         if (res.base_workers == 0) {
             res.base_workers = w;

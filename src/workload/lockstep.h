@@ -4,6 +4,7 @@
 #include "core/stats.h"
 #include "engine/llama/session.h"
 #include "predict/step_model.h"
+#include "telemetry/sampler.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -76,6 +77,9 @@ struct lockstep_row {
     // exist here (NVML for the GPU, RAPL for the CPU packages: telemetry/energy.h); absent without any.
     std::optional<double> energy_j, avg_watts;
     std::string energy_source;
+    // Highest GPU memory in use and process RSS while this W ran (context, warmup and repetitions), from
+    // the telemetry sampler's readings (telemetry/sampler.h); absent without a sampler or a reading.
+    std::optional<double> peak_gpu_memory_mib, peak_rss_mib;
     int n_threads = 0;
     std::string test_time;
     std::string skipped;           // why this W was not run (empty when it ran)
@@ -89,6 +93,9 @@ struct lockstep_row {
     bool prefill_measured = false;
     predict::row_prediction prediction;
 
+    // energy_j / (W · n_predict · repetitions): every timed output token, prefill time included;
+    // absent without energy or tokens.
+    std::optional<double> joules_per_output_token() const;
     // Appends one repetition's T_PP and T_TG and its rates (DESIGN §2.3).
     void add_repetition(double t_pp, double t_tg);
     // Recomputes the summaries and means from the samples.
@@ -116,6 +123,8 @@ struct lockstep_callbacks {
     std::function<void(const lockstep_progress &)> progress;  // about 10 times a second at most
     std::function<void(const lockstep_row &, const engine::llama::model &)> row;  // after each W
     std::function<void(const std::string &)> warn;
+    // Optional: labels its samples with each W measured and gives each row its peak memory.
+    telemetry::sampler * sampler = nullptr;
 };
 
 // Most context cells any W may have: llama.cpp's positions and n_ctx are 32-bit.

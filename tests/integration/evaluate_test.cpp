@@ -7,6 +7,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
@@ -64,11 +65,49 @@ TEST(evaluate_cli, small_run_writes_all_reports_and_records_history) {
     EXPECT_NE(h.out.find("evaluate"), std::string::npos) << h.out;
 }
 
-// Headless Chromium renders the report: every chart drew, no console error.
+// Headless Chromium renders the report: every chart drew, no console error. The run reads the recorded
+// NVML library (tests/support/fake_nvml.c: 412.345 W, 3 GiB used, 700 J per energy read), so the
+// telemetry power chart and the energy cost are exercised on a machine without a GPU.
 TEST(evaluate_cli, html_report_renders_in_chromium) {
     if (access("/usr/bin/chromium", X_OK) != 0) GTEST_SKIP() << "chromium is not installed (scripts/install-deps --test)";
     const auto dir = im::test::temp_dir("render");
-    ASSERT_EQ(run_infermeter(small_evaluate(dir / "out", dir / "results.db")).exit_code, 0);
+    auto evaluate_args = small_evaluate(dir / "out", dir / "results.db");
+    for (const char * a : {"--price-per-kwh", "0.15"}) evaluate_args.push_back(a);
+    ::setenv("INFERMETER_NVML_LIB", INFERMETER_FAKE_NVML, 1);
+    const auto run = run_infermeter(evaluate_args);
+    ::unsetenv("INFERMETER_NVML_LIB");
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+
+    // The telemetry series: every stage labelled, W on the lockstep samples, the recorded GPU readings.
+    const auto j = nlohmann::json::parse(slurp(dir / "out" / "report.json"));
+    const auto & t = j["telemetry"];
+    ASSERT_TRUE(t.is_object());
+    EXPECT_EQ(t["interval_s"], 0.25);
+    EXPECT_EQ(t["sources"][0], "nvml");
+    EXPECT_NE(std::find(t["sources"].begin(), t["sources"].end(), "proc"), t["sources"].end()) << t["sources"];
+    EXPECT_EQ(t["gpu"], "NVIDIA H200 (recorded)");
+    std::set<std::string> stages, levels_in_parallel;
+    for (const auto & x : t["series"]) {
+        if (x["stage"].is_string()) stages.insert(x["stage"].get<std::string>());
+        if (x["stage"] == "parallel" && x["level"].is_number()) levels_in_parallel.insert(x["level"].dump());
+        EXPECT_EQ(x["gpu_power_w"], 412.345) << x.dump();
+        EXPECT_EQ(x["gpu_memory_used_mib"], 3072.0) << x.dump();
+        EXPECT_TRUE(x.contains("process_rss_mib")) << x.dump();
+    }
+    for (const char * s : {"analyze", "bench", "parallel", "serving", "roofline", "report"}) EXPECT_TRUE(stages.count(s)) << s;
+    EXPECT_EQ(levels_in_parallel, (std::set<std::string>{"1", "2"}));
+    EXPECT_LE(t["samples_kept"].get<int>(), 20000);
+    for (const auto & row : j["tables"]["parallel"]) {
+        EXPECT_EQ(row["peak_gpu_memory_mib"], 3072.0) << row.dump();
+        EXPECT_GT(row["peak_rss_mib"].get<double>(), 0.0) << row.dump();
+        EXPECT_GT(row["joules_per_output_token"].get<double>(), 0.0) << row.dump();
+    }
+    // --price-per-kwh: dollars per million output tokens from the rows' measured energy.
+    const auto & batch = j["recommendations"]["batch"];
+    EXPECT_NEAR(batch["usd_per_million_output_energy"].get<double>(),
+                batch["joules_per_output_token"].get<double>() * 1e6 / 3.6e6 * 0.15, 1e-9);
+    EXPECT_NE(slurp(dir / "out" / "report.md").find("Energy $ / M output tokens"), std::string::npos);
+
     const std::string url = "file://" + (dir / "out" / "report.html").string();
     const std::vector<std::string> common = {"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                                              "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -88,9 +127,12 @@ TEST(evaluate_cli, html_report_renders_in_chromium) {
     args.push_back(url);
     const auto dom = im::test::run_program("/usr/bin/chromium", args);
     ASSERT_EQ(dom.exit_code, 0) << dom.err;
-    // 8 charts of the lockstep evaluation + 3 latency/throughput charts and the sampling-cost bars.
-    EXPECT_NE(dom.out.find("data-charts-drawn=\"12\""), std::string::npos) << "all 12 charts have a drawn, non-empty box";
-    EXPECT_NE(dom.out.find("data-charts-total=\"12\""), std::string::npos);
+    // 8 charts of the lockstep evaluation + 3 latency/throughput charts and the sampling-cost bars + the
+    // telemetry's power and memory over time.
+    EXPECT_NE(dom.out.find("data-charts-drawn=\"14\""), std::string::npos) << "all 14 charts have a drawn, non-empty box";
+    EXPECT_NE(dom.out.find("data-charts-total=\"14\""), std::string::npos);
+    EXPECT_NE(dom.out.find("aria-label=\"Power over time\""), std::string::npos);
+    EXPECT_NE(dom.out.find("aria-label=\"Memory over time\""), std::string::npos);
     EXPECT_EQ(dom.err.find("CONSOLE"), std::string::npos) << dom.err;
 }
 
@@ -212,6 +254,16 @@ TEST(evaluate_cli, bad_input) {
     EXPECT_NE(r.err.find("/no/such.jsonl"), std::string::npos) << r.err;
     r = run_infermeter({"evaluate", "-m", "synth:tiny", "--knee", "2", "--out", dir.string(), "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
+    // --price-per-kwh: finite and > 0, refused before anything runs (nothing is written).
+    for (const char * bad : {"0", "-0.1", "nan", "inf", "1e9"}) {
+        r = run_infermeter({"evaluate", "-m", "synth:tiny", "--price-per-kwh", bad, "--out", (dir / "kwh").string(), "--no-db"});
+        EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+        EXPECT_NE(r.err.find("--price-per-kwh"), std::string::npos) << bad << ": " << r.err;
+    }
+    r = run_infermeter({"evaluate", "-m", "synth:tiny", "--price-per-kwh", "cheap", "--out", (dir / "kwh").string(), "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--price-per-kwh"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "kwh"));
 }
 
 // evaluate --fast: the parallel stage predicted from step probes, the report says the recommendations

@@ -4,6 +4,7 @@
 #include "core/format.h"
 #include "report/cost.h"
 #include "report/evaluation.h"
+#include "report/telemetry.h"
 #include "support/golden.h"
 #include "support/reference.h"
 #include "workload/metrics.h"
@@ -315,4 +316,169 @@ TEST(evaluation_cost, dollars_per_million_output_tokens) {
     const auto j = report::to_json(e);
     EXPECT_NEAR(j["recommendations"]["max_throughput"]["usd_per_million_output"].get<double>(), usd, 1e-9);
     EXPECT_EQ(j["recommendations"]["price_per_hour"].get<double>(), 2.5);
+}
+
+// issue 11: --price-per-kwh. Known numbers: 3.6 J per output token is 1 kWh per million tokens, so the
+// price itself; 0.5 J at $0.12/kWh: 0.5 · 1e6 / 3.6e6 · 0.12 = $0.016667.
+TEST(evaluation_cost, energy_dollars_per_million_output_tokens) {
+    EXPECT_NEAR(report::usd_per_million_output_energy(3.6, 0.25), 0.25, 1e-12);
+    EXPECT_NEAR(report::usd_per_million_output_energy(0.5, 0.12), 0.5 * 1e6 / 3.6e6 * 0.12, 1e-12);
+    EXPECT_NEAR(report::usd_per_million_output_energy(0.5, 0.12), 0.0166667, 1e-7);
+    EXPECT_EQ(report::usd_per_million_output_energy(0, 0.12), 0);
+    EXPECT_EQ(report::usd_per_million_output_energy(0.5, 0), 0);
+
+    // No row has an energy counter: the cell says so and nothing is estimated.
+    auto e = recorded();
+    e.price_per_hour = 2.5;
+    e.price_per_kwh = 0.12;
+    auto md = report::to_markdown(e);
+    EXPECT_NE(md.find("| Memory | $ / M output tokens | Energy $ / M output tokens | Best For |"), std::string::npos) << md;
+    EXPECT_NE(md.find("| no energy counter | Dataset generation |"), std::string::npos) << md;
+    EXPECT_NE(md.find("Energy cost at $0.12/kWh"), std::string::npos);
+    auto j = report::to_json(e);
+    EXPECT_TRUE(j["recommendations"]["batch"]["usd_per_million_output_energy"].is_null());
+    EXPECT_EQ(j["recommendations"]["batch"]["usd_per_million_output_energy_note"], "no energy counter");
+    EXPECT_EQ(j["recommendations"]["price_per_kwh"].get<double>(), 0.12);
+
+    // The 8-worker row measured 1,966.08 J over its one repetition: 8 · 4096 tokens → 0.06 J per token.
+    for (auto & r : e.lockstep.rows) {
+        if (r.workers == 8) r.energy_j = 0.06 * 8 * 4096;
+    }
+    e.rec = report::recommend(e.lockstep, e.rec_opts);
+    ASSERT_EQ(e.rec.batch.workers, 8);
+    ASSERT_TRUE(e.rec.batch.joules_per_output_token.has_value());
+    EXPECT_NEAR(*e.rec.batch.joules_per_output_token, 0.06, 1e-12);
+    md = report::to_markdown(e);
+    const double usd = 0.06 * 1e6 / 3.6e6 * 0.12;  // $0.002 per million output tokens
+    EXPECT_NE(md.find(fmt::format("| {} | Dataset generation |", im::fmtx::thousands(usd, 4))), std::string::npos) << md;
+    j = report::to_json(e);
+    EXPECT_NEAR(j["recommendations"]["batch"]["usd_per_million_output_energy"].get<double>(), usd, 1e-12);
+    EXPECT_NEAR(j["recommendations"]["batch"]["joules_per_output_token"].get<double>(), 0.06, 1e-12);
+    EXPECT_FALSE(j["recommendations"]["batch"].contains("usd_per_million_output_energy_note"));
+    EXPECT_TRUE(j["recommendations"]["interactive"]["usd_per_million_output_energy"].is_null()) << "W = 4 has no counter";
+}
+
+namespace {
+
+// A recorded series: bench then parallel at W = 1 and 2, GPU power and memory from NVML, RSS from /proc.
+telemetry::series recorded_series(bool with_power) {
+    telemetry::series s;
+    s.interval_s = 0.25;
+    s.sources = with_power ? std::vector<std::string>{"nvml", "proc"} : std::vector<std::string>{"proc"};
+    if (with_power) s.gpu_name = "NVIDIA H200";
+    else s.nvml_why_not = "no NVML (libnvidia-ml.so.1 could not be loaded: no NVIDIA driver here)";
+    s.rapl_why_not = "no /sys/class/powercap (not Linux, or no RAPL driver: common in VMs)";
+    for (int i = 0; i < 40; ++i) {
+        telemetry::sample x;
+        x.t_s = 0.25 * i;
+        x.stage = i < 10 ? "bench" : "parallel";
+        x.level = i < 10 ? 1 : i < 25 ? 1 : 2;
+        if (with_power) {
+            x.gpu_power_w = 100.0 + i;
+            x.gpu_memory_used_mib = 1000.0 + 10 * i;
+        }
+        x.process_rss_mib = 500.0 + i;
+        if (i > 0) x.process_cpu_cores = 2.0;
+        s.samples.push_back(x);
+    }
+    s.samples_recorded = s.samples.size();
+    s.stages = {{"bench", 0.0, 2.25}, {"parallel", 2.5, 9.75}};
+    return s;
+}
+
+}  // namespace
+
+TEST(evaluation_telemetry, json_shape_and_decimation) {
+    const auto s = recorded_series(true);
+    auto j = report::telemetry_json(s);
+    EXPECT_EQ(j["interval_s"], 0.25);
+    EXPECT_EQ(j["sources"], nlohmann::json({"nvml", "proc"}));
+    EXPECT_EQ(j["gpu"], "NVIDIA H200");
+    EXPECT_TRUE(j["power_note"].is_null());
+    EXPECT_EQ(j["unavailable"]["rapl"], s.rapl_why_not);
+    EXPECT_FALSE(j["unavailable"].contains("nvml"));
+    EXPECT_EQ(j["samples_recorded"], 40);
+    EXPECT_EQ(j["samples_kept"], 40);
+    EXPECT_FALSE(j["decimated"].get<bool>());
+    ASSERT_EQ(j["stages"].size(), 2u);
+    EXPECT_EQ(j["stages"][1]["stage"], "parallel");
+    EXPECT_EQ(j["stages"][1]["start_s"], 2.5);
+    ASSERT_EQ(j["series"].size(), 40u);
+    const auto & first = j["series"][0];
+    EXPECT_EQ(first["t_s"], 0.0);
+    EXPECT_EQ(first["stage"], "bench");
+    EXPECT_EQ(first["level"], 1);
+    EXPECT_EQ(first["gpu_power_w"], 100.0);
+    EXPECT_EQ(first["gpu_memory_used_mib"], 1000.0);
+    EXPECT_EQ(first["process_rss_mib"], 500.0);
+    for (const char * absent : {"cpu_package_power_w", "gpu_util_pct", "gpu_sm_clock_mhz", "process_cpu_cores", "process_cpu_s"}) {
+        EXPECT_FALSE(first.contains(absent)) << absent << ": not read, so not written";
+    }
+    EXPECT_EQ(j["series"][39]["level"], 2);
+
+    j = report::telemetry_json(s, 16);  // bounded: evenly decimated, first and last kept
+    EXPECT_EQ(j["samples_kept"], 16);
+    EXPECT_TRUE(j["decimated"].get<bool>());
+    EXPECT_EQ(j["series"].size(), 16u);
+    EXPECT_EQ(j["series"][15]["t_s"], 9.75);
+
+    const auto none = report::telemetry_json(recorded_series(false));
+    EXPECT_EQ(none["power_note"].get<std::string>().rfind("no power counter on this machine: NVML absent", 0), 0u);
+
+    auto e = recorded();
+    EXPECT_TRUE(report::to_json(e)["telemetry"].is_null());
+    e.telemetry = s;
+    EXPECT_EQ(report::to_json(e)["telemetry"]["series"].size(), 40u);
+}
+
+TEST(evaluation_telemetry, markdown_summarizes_each_stage) {
+    const auto md = report::telemetry_markdown(recorded_series(true));
+    EXPECT_NE(md.find("Sampled every 250 ms from nvml, proc (40 samples)"), std::string::npos) << md;
+    // bench: samples 0..9, GPU power 100..109 W (mean 104.5), RSS peak 509 MiB.
+    EXPECT_NE(md.find(fmt::format("| bench | {} | 10 | 104.5 / 109.0 W | - | 1,090 MiB | 509 MiB | 2.00 |", im::fmtx::duration(2.25))),
+              std::string::npos) << md;
+    const auto quiet = report::telemetry_markdown(recorded_series(false));
+    EXPECT_NE(quiet.find("no power counter on this machine: NVML absent"), std::string::npos) << quiet;
+}
+
+// The HTML charts power and memory over time with the stage boundaries; without power it says why.
+TEST(evaluation_telemetry, html_charts_the_series_or_says_why_not) {
+    auto e = recorded();
+    e.telemetry = recorded_series(true);
+    e.telemetry->stages[0].stage = "<b>bench</b>";  // labels are escaped like every other string
+    auto h = report::to_html(e);
+    EXPECT_NE(h.find("<h2>Telemetry during the run</h2>"), std::string::npos);
+    EXPECT_NE(h.find("aria-label=\"Power over time\""), std::string::npos);
+    EXPECT_NE(h.find("aria-label=\"Memory over time\""), std::string::npos);
+    EXPECT_NE(h.find("&lt;b&gt;bench&lt;/b&gt;"), std::string::npos);
+    EXPECT_EQ(h.find("<b>bench</b>"), std::string::npos);
+    EXPECT_NE(h.find("stroke-dasharray=\"3 3\""), std::string::npos) << "stage boundaries are marked";
+
+    e.telemetry = recorded_series(false);
+    h = report::to_html(e);
+    EXPECT_EQ(h.find("aria-label=\"Power over time\""), std::string::npos);
+    EXPECT_NE(h.find("No power chart: no power counter on this machine: NVML absent"), std::string::npos);
+    EXPECT_NE(h.find("aria-label=\"Memory over time\""), std::string::npos) << "RSS is still charted";
+
+    e.telemetry.reset();
+    EXPECT_NE(report::to_html(e).find("No telemetry series"), std::string::npos);
+}
+
+// Each lockstep row's peak memory flows into every writer and back through --resume.
+TEST(evaluation_telemetry, row_peaks_in_tables_markdown_and_resume) {
+    auto e = recorded();
+    e.lockstep.rows[1].peak_rss_mib = 812.4;
+    e.lockstep.rows[1].peak_gpu_memory_mib = 3072.0;
+    const auto t = report::parallel_table(e.lockstep, e.lockstep_cfg, e.ctx);
+    EXPECT_EQ(std::get<double>(t.get(1, "peak_rss_mib")), 812.4);
+    EXPECT_EQ(std::get<double>(t.get(1, "peak_gpu_memory_mib")), 3072.0);
+    EXPECT_TRUE(std::holds_alternative<std::monostate>(t.get(0, "peak_rss_mib")));
+    const auto md = report::parallel_markdown(e.lockstep, e.lockstep_cfg, e.kv_bytes_per_token);
+    EXPECT_NE(md.find("| 2 | 3,072 MiB | 812 MiB |"), std::string::npos) << md;
+    EXPECT_NE(report::to_html(e).find("<th>Peak RSS / GPU memory</th>"), std::string::npos);
+    const auto rows = report::lockstep_rows_from_json(nlohmann::json::parse(report::to_json(e).dump()));
+    ASSERT_EQ(rows.size(), 4u);
+    EXPECT_EQ(rows[1].peak_rss_mib, 812.4);
+    EXPECT_EQ(rows[1].peak_gpu_memory_mib, 3072.0);
+    EXPECT_FALSE(rows[0].peak_rss_mib.has_value());
 }

@@ -1,3 +1,4 @@
+#include "support/powercap.h"
 #include "support/run.h"
 #include "telemetry/energy.h"
 
@@ -13,28 +14,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void put(const fs::path & p, const std::string & text) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text << "\n";
-}
-
-// A recorded /sys/class/powercap: two packages, a core subzone inside package 0 (not counted again), and
-// a psys zone (the whole platform: would count the packages twice).
-fs::path recorded_powercap() {
-    const auto root = im::test::temp_dir("powercap") / "powercap";
-    fs::remove_all(root);
-    put(root / "intel-rapl:0" / "name", "package-0");
-    put(root / "intel-rapl:0" / "energy_uj", "262143000000");
-    put(root / "intel-rapl:0" / "max_energy_range_uj", "262143328850");
-    put(root / "intel-rapl:0:0" / "name", "core");
-    put(root / "intel-rapl:0:0" / "energy_uj", "5000000");
-    put(root / "intel-rapl:1" / "name", "package-1");
-    put(root / "intel-rapl:1" / "energy_uj", "1000000");
-    put(root / "intel-rapl:1" / "max_energy_range_uj", "262143328850");
-    put(root / "intel-rapl:2" / "name", "psys");
-    put(root / "intel-rapl:2" / "energy_uj", "99000000");
-    return root;
-}
+void put(const fs::path & p, const std::string & text) { im::test::put_text(p, text); }
+fs::path recorded_powercap() { return im::test::recorded_powercap(); }
 
 }  // namespace
 
