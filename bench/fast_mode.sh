@@ -15,7 +15,7 @@ mkdir -p "$out"
 t0=$(date +%s.%N)
 "$bin" parallel -m "$model" -w "$W" -p "$P" -n "$N" -o json --no-db "$@" > "$out/full.json"
 t1=$(date +%s.%N)
-"$bin" parallel -m "$model" -w "$W" -p "$P" -n "$N" --fast -o json --no-db "$@" > "$out/fast.json"
+"$bin" parallel -m "$model" -w "$W" -p "$P" -n "$N" --fast -o json --no-db "$@" > "$out/fast.json" 2> "$out/fast.log"
 t2=$(date +%s.%N)
 python3 - "$out/full.json" "$out/fast.json" "$t0" "$t1" "$t2" <<'PY'
 import json, sys
@@ -35,8 +35,10 @@ for w in sorted(full):
     worst = max(worst, abs(err))
     iv = f"{lo:.2f}-{hi:.2f}" if lo is not None and hi is not None else "-"
     print(f"{w:<4} {m['overall_tps']:10.2f} {p['overall_tps']:10.2f} {iv:>21} {err:+7.1f}% {'yes' if inside else 'NO':>7} "
-          f"{m['gen_tps']:9.2f} {p['gen_tps']:9.2f}")
+          f"{m['gen_tps']:9.2f} {p['gen_tps']:9.2f}" + (f"  ({p['prediction_note']})" if p.get("prediction_note") else ""))
 print(f"wall: full {t1 - t0:.1f} s, fast {t2 - t1:.1f} s (model loads included)")
+probes = sum(1 for line in open(sys.argv[2].replace("fast.json", "fast.log")) if "probe step W=" in line)
+print(f"step probes {probes} (the sweep's W x depths, then any kernel-switch probes: fast.log)")
 print(f"max_error_pct {worst:.2f}")
 print(f"time_ratio {(t2 - t1) / (t1 - t0):.3f}")
 PY

@@ -166,7 +166,8 @@ void add_evaluate(CLI::App & root) {
                                          "refused unless model file, engine flags, lengths, workers, KV layout and "
                                          "--ctx-min all match");
     cmd->add_flag("--fast", a->fast, "Predict the lockstep sweep from decode-step and prefill probes instead of running it "
-                                     "(rows marked ~ with 95% intervals; docs/fast-mode.md)");
+                                     "(rows marked ~ with 95% intervals; a kernel switch between the swept W is located by a few bisection "
+                                     "probes; docs/fast-mode.md)");
     cmd->add_option("--price-per-hour", a->price_per_hour,
                     "The machine's price in USD per hour: adds dollars per million output tokens to the decision matrix");
     cmd->add_flag("--tune", a->tune, "Run `infermeter tune` at the sweep's largest W first and use the settings it finds "

@@ -270,7 +270,8 @@ void add_parallel(CLI::App & root) {
     cmd->add_flag("--plan", a->plan_only, "Print per-W context, KV and memory needs (llama.cpp dry run) without running");
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow p+n beyond the model's trained context");
     cmd->add_flag("--fast", a->fast, "Predict the sweep from short decode-step and prefill probes (rows marked ~, with 95% "
-                                     "prediction intervals; docs/fast-mode.md)");
+                                     "prediction intervals; a kernel switch between the swept W is located by a few bisection probes; "
+                                     "docs/fast-mode.md)");
     cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and print predicted against measured");
     cmd->add_option("--mode", a->mode,
                     "lockstep (batched-bench semantics: W sequences start and end together, no sampling) or continuous "

@@ -503,10 +503,206 @@ std::vector<regime_change> regime_changes(const step_fit & f, double depth) {
         const int w = f.regimes[k].w_min;
         regime_change c;
         c.workers = w;
+        c.workers_before = f.regimes[k - 1].w_max;
         c.per_seq_trend_s = step_value(f.regimes[k - 1], w, depth) / w;
         c.per_seq_s = step_value(f.regimes[k], w, depth) / w;
         c.jump_rel = c.per_seq_trend_s > 0 ? c.per_seq_s / c.per_seq_trend_s - 1 : 0;
         out.push_back(c);
+    }
+    return out;
+}
+
+step_fit fit_steps_at(std::span<const step_sample> samples, std::span<const int> starts) {
+    if (samples.empty()) {
+        throw_runtime("no decode-step probes to fit: the --fast step probes produced no timings (run without --fast "
+                      "to measure every row)");
+    }
+    std::vector<int> ws;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        check_step_sample(samples[i], i);
+        ws.push_back(samples[i].workers);
+    }
+    std::sort(ws.begin(), ws.end());
+    ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
+    for (size_t k = 0; k < starts.size(); ++k) {
+        IM_CHECK(starts[k] > ws.front() && std::binary_search(ws.begin(), ws.end(), starts[k]) &&
+                     (k == 0 || starts[k] > starts[k - 1]),
+                 fmt::format("regime start {} is not a sampled W above {} in ascending order", starts[k], ws.front()));
+    }
+    step_fit out;
+    int lo = ws.front();
+    for (size_t k = 0; k <= starts.size(); ++k) {
+        const auto end = k < starts.size() ? std::lower_bound(ws.begin(), ws.end(), starts[k]) : ws.end();
+        out.regimes.push_back(fit_regime(samples, lo, *(end - 1)));
+        if (k < starts.size()) {
+            out.regime_starts.push_back(starts[k]);
+            lo = starts[k];
+        }
+    }
+    for (const auto & r : out.regimes) {
+        out.max_rel_residual = std::max(out.max_rel_residual, r.max_rel_residual);
+    }
+    return out;
+}
+
+const char * switch_side_name(switch_side s) {
+    switch (s) {
+        case switch_side::before: return "before";
+        case switch_side::after: return "after";
+        case switch_side::neither: return "neither";
+    }
+    return "?";
+}
+
+side_test classify_step(const regime & before, const regime & after, const step_sample & s, double tolerance) {
+    IM_CHECK(tolerance > 0, fmt::format("tolerance = {}", tolerance));
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const auto resid = [&](const regime & r) {
+        return r.w_max > r.w_min ? (s.seconds - step_value(r, s.workers, s.depth)) / s.seconds : nan;
+    };
+    side_test t;
+    t.resid_before_rel = resid(before);
+    t.resid_after_rel = resid(after);
+    const double rb = std::fabs(t.resid_before_rel), ra = std::fabs(t.resid_after_rel);
+    const bool kb = !std::isnan(rb), ka = !std::isnan(ra);
+    if (kb && rb <= tolerance && (!ka || ra > tolerance || rb <= ra)) {
+        t.side = switch_side::before;
+    } else if (ka && ra <= tolerance) {
+        t.side = switch_side::after;
+    } else if (kb && !ka) {
+        t.side = switch_side::after;  // off the old trend; the new regime's trend in W is unknown
+    } else if (ka && !kb) {
+        t.side = switch_side::before;  // off the new fit; the old regime's trend in W is unknown
+    } else {
+        t.side = switch_side::neither;
+    }
+    return t;
+}
+
+int switch_probe_bound(int w_before, int w_after) {
+    IM_CHECK(w_after > w_before, fmt::format("w_before = {}, w_after = {}", w_before, w_after));
+    int n = 0;
+    for (int gap = w_after - w_before; gap > 1; gap = (gap + 1) / 2) {
+        ++n;
+    }
+    return n;
+}
+
+namespace {
+
+// max |t - fit| / t over the samples of W = `workers` in the regime that holds it.
+double worst_residual_at(const step_fit & f, std::span<const step_sample> samples, int workers) {
+    const regime * r = locate(f, workers).first;
+    double worst = 0;
+    for (const auto & s : samples) {
+        if (s.workers == workers) {
+            worst = std::max(worst, std::fabs(s.seconds - step_value(*r, s.workers, s.depth)) / s.seconds);
+        }
+    }
+    return worst;
+}
+
+std::string fmt_depth(double d) { return fmt::format("{:.0f}", d); }
+
+}  // namespace
+
+switch_search locate_switches(std::span<const step_sample> samples, std::span<const double> spread_rel,
+                              double tolerance, double depth, const step_prober & probe) {
+    IM_CHECK(spread_rel.empty() || spread_rel.size() == samples.size(),
+             fmt::format("{} spreads for {} samples", spread_rel.size(), samples.size()));
+    const step_fit first = fit_steps(samples, tolerance);
+    const auto spread_of = [&](size_t i) { return spread_rel.empty() ? 0.0 : spread_rel[i]; };
+    switch_search out;
+    std::vector<step_sample> all(samples.begin(), samples.end());
+    std::vector<int> starts;
+    bool can_probe = true;
+    for (size_t k = 0; k < first.regime_starts.size(); ++k) {
+        const regime & before = first.regimes[k];
+        const regime & after = first.regimes[k + 1];
+        kernel_switch sw;
+        sw.sweep_before = sw.w_before = before.w_max;
+        sw.sweep_after = sw.w_after = after.w_min;
+        sw.probe_bound = switch_probe_bound(sw.sweep_before, sw.sweep_after);
+        if (sw.probe_bound > 0) {
+            // Bisection needs W = sweep_after on the new side at this depth; otherwise the change shows only at
+            // other depths and nothing in between can be told apart here.
+            size_t at = samples.size();
+            for (size_t i = 0; i < samples.size(); ++i) {
+                if (samples[i].workers == sw.sweep_after &&
+                    (at == samples.size() || std::fabs(samples[i].depth - depth) < std::fabs(samples[at].depth - depth))) {
+                    at = i;
+                }
+            }
+            // Only the previous trend is asked: the new regime's fit contains this very sample.
+            const auto t = classify_step(before, after, samples[at], std::max(tolerance, 2 * spread_of(at)));
+            if (t.side == switch_side::before ||
+                (!std::isnan(t.resid_before_rel) && std::fabs(t.resid_before_rel) <= std::max(tolerance, 2 * spread_of(at)))) {
+                sw.stopped = fmt::format("at depth {} W = {} still follows the W <= {} trend", fmt_depth(samples[at].depth),
+                                         sw.sweep_after, sw.sweep_before);
+            } else if (std::isnan(t.resid_before_rel) && std::isnan(t.resid_after_rel)) {
+                sw.stopped = "neither side's fit spans two W";
+            }
+        }
+        while (!sw.located() && sw.stopped.empty()) {
+            if (static_cast<int>(sw.probes.size()) >= sw.probe_bound) {
+                sw.stopped = "probe bound reached";
+                break;
+            }
+            if (!can_probe) {
+                sw.stopped = "probe budget spent";
+                break;
+            }
+            const int m = sw.w_before + (sw.w_after - sw.w_before) / 2;
+            const auto got = probe(m);
+            if (!got) {
+                can_probe = false;
+                continue;
+            }
+            IM_CHECK(got->sample.workers == m, fmt::format("probed W = {} for W = {}", got->sample.workers, m));
+            check_step_sample(got->sample, all.size());
+            switch_probe p{*got, {}, std::max(tolerance, 2 * got->spread_rel)};
+            p.test = classify_step(before, after, got->sample, p.tolerance);
+            (p.test.side == switch_side::before ? sw.w_before : sw.w_after) = m;
+            all.push_back(got->sample);
+            sw.probes.push_back(p);
+            ++out.n_probes;
+        }
+        starts.push_back(sw.w_after);
+        out.switches.push_back(std::move(sw));
+    }
+
+    // The fit across W must hold at every sampled W of the input (a row of the sweep): one that misses its
+    // regime's fit gets a regime of its own, so its row rests on its own probes.
+    std::vector<int> ws, all_ws;
+    for (const auto & s : samples) ws.push_back(s.workers);
+    for (const auto & s : all) all_ws.push_back(s.workers);
+    for (auto * v : {&ws, &all_ws}) {
+        std::sort(v->begin(), v->end());
+        v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    out.fit = fit_steps_at(all, starts);
+    for (size_t round = 0; round < ws.size(); ++round) {
+        int misfit = 0;
+        for (const int w : ws) {
+            const regime * r = locate(out.fit, w).first;
+            if (r->w_min < r->w_max && worst_residual_at(out.fit, all, w) > tolerance) {
+                misfit = w;
+                break;
+            }
+        }
+        if (misfit == 0) {
+            break;
+        }
+        out.isolated.push_back(misfit);
+        if (misfit > all_ws.front()) {
+            starts.push_back(misfit);
+        }
+        if (const auto next = std::upper_bound(all_ws.begin(), all_ws.end(), misfit); next != all_ws.end()) {
+            starts.push_back(*next);
+        }
+        std::sort(starts.begin(), starts.end());
+        starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+        out.fit = fit_steps_at(all, starts);
     }
     return out;
 }

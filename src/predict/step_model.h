@@ -2,7 +2,10 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 // The fitted cost model behind `--fast` (docs/fast-mode.md): every lockstep row predicted, with a 95%
@@ -132,7 +135,8 @@ step_parts decompose(double step_s, double weight_flops, double matmul_rate_flop
 // extrapolates to (the trend) against the one the new regime fits. jump_rel = per_seq_s / per_seq_trend_s - 1;
 // > 0 is a jump against the trend (the new kernel costs more per sequence than the old one would have).
 struct regime_change {
-    int workers = 0;
+    int workers = 0;         // the new regime's smallest W
+    int workers_before = 0;  // the previous regime's largest W: the change lies between the two
     double per_seq_trend_s = 0;
     double per_seq_s = 0;
     double jump_rel = 0;
@@ -140,5 +144,76 @@ struct regime_change {
 
 // One entry per regime_starts element, in order.
 std::vector<regime_change> regime_changes(const step_fit & f, double depth);
+
+// ---- Locating a kernel switch between probed W (docs/fast-mode.md §2, "Locating a switch") ----
+
+// One regime per segment of the distinct W: the first from the smallest W, then one from each element of
+// `starts` (ascending, distinct, each a sampled W above the smallest: checked). Same input checks as fit_steps.
+step_fit fit_steps_at(std::span<const step_sample> samples, std::span<const int> starts);
+
+enum class switch_side { before, after, neither };
+const char * switch_side_name(switch_side s);  // "before", "after", "neither"
+
+// Which side of a regime change one step sample lies on: its relative residual |t - fit| / t against the
+// previous regime's fit (extrapolated up) and the new regime's (extrapolated down), each used only when that
+// regime spans two W or more (a single W's fit has no trend in W; its residual is NaN). before: within
+// `tolerance` of the previous fit and no farther from it than from the new one; after: within tolerance of
+// the new fit, or off the previous one when only that one is known; neither: off both (a transition the
+// model does not describe). With neither fit known the side is `neither`.
+struct side_test {
+    switch_side side = switch_side::neither;
+    double resid_before_rel = 0, resid_after_rel = 0;  // signed (t - fit) / t; NaN when that fit is not used
+};
+side_test classify_step(const regime & before, const regime & after, const step_sample & s, double tolerance);
+
+// Probes bisection may spend between two probed W: ceil(log2(w_after - w_before)), 0 when adjacent. Bisection
+// at the midpoint needs exactly this many to reach adjacent W.
+int switch_probe_bound(int w_before, int w_after);
+
+// One extra step probe: the sample and the spread of its timed windows, (max - min) / median.
+struct probed_step {
+    step_sample sample;
+    double spread_rel = 0;
+};
+
+// Times one step of `workers` sequences at the search's depth; nullopt when no probe may run any more (the
+// time budget is spent, or an interrupt): the search then stops narrowing.
+using step_prober = std::function<std::optional<probed_step>(int workers)>;
+
+struct switch_probe {
+    probed_step probe;
+    side_test test;
+    double tolerance = 0;  // the one the test used: max(search tolerance, 2 x the probe's spread)
+};
+
+// A regime change fit_steps found between the probed W sweep_before < sweep_after, narrowed by bisection
+// at one depth to w_before < w_after (adjacent when located).
+struct kernel_switch {
+    int sweep_before = 0, sweep_after = 0;
+    int w_before = 0, w_after = 0;
+    int probe_bound = 0;               // switch_probe_bound(sweep_before, sweep_after)
+    std::vector<switch_probe> probes;  // in the order probed
+    std::string stopped;               // why it was not narrowed to adjacent W; empty when located
+    bool located() const { return w_after == w_before + 1; }
+};
+
+struct switch_search {
+    // Over the samples and every probe, regimes starting at each switch's w_after, then split further at any
+    // sampled W of the input whose own samples miss its regime's fit by more than the tolerance: such a W
+    // gets a regime of its own (its row rests on its own probes, not on a fit across W).
+    step_fit fit;
+    std::vector<kernel_switch> switches;  // one per regime start of fit_steps(samples, tolerance), ascending
+    std::vector<int> isolated;            // the W given a regime of their own by that last rule
+    int n_probes = 0;
+};
+
+// fit_steps(samples, tolerance), then for each regime start s (previous sampled W p): the sample of W = s
+// nearest `depth` is tested first (classify_step, tolerance max(tolerance, 2 x its spread)); when it lies
+// on the new side, W strictly between p and s are bisected (midpoint p + (s-p)/2, `probe` at `depth`,
+// each probe classified with max(tolerance, 2 x its own spread); `neither` narrows like `after`: the old
+// trend no longer holds there) until the change lies between adjacent W, at most switch_probe_bound(p, s)
+// probes. `spread_rel` is per sample (empty: 0). Probes join the fit of the side they landed on.
+switch_search locate_switches(std::span<const step_sample> samples, std::span<const double> spread_rel,
+                              double tolerance, double depth, const step_prober & probe);
 
 }  // namespace im::predict

@@ -160,8 +160,29 @@ json to_json(const evaluation & e) {
         for (const auto & st : e.fast->probes.steps) steps.push_back({{"workers", st.workers}, {"depth", st.depth}, {"seconds", st.seconds}});
         json prefills = json::array();
         for (const auto & pf : e.fast->probes.prefills) prefills.push_back({{"tokens", pf.tokens}, {"seconds", pf.seconds}});
+        json changes = json::array();
+        for (const auto & ch : e.fast->changes) {
+            changes.push_back({{"workers_before", ch.workers_before}, {"workers", ch.workers}, {"located", ch.workers == ch.workers_before + 1},
+                               {"per_seq_trend_s", ch.per_seq_trend_s}, {"per_seq_s", ch.per_seq_s}, {"jump_rel", ch.jump_rel}});
+        }
+        json switches = json::array();
+        for (const auto & sw : e.fast->probes.switches.switches) {
+            json probes = json::array();
+            for (const auto & sp : sw.probes) {
+                const auto rel = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+                probes.push_back({{"workers", sp.probe.sample.workers}, {"depth", sp.probe.sample.depth},
+                                  {"seconds", sp.probe.sample.seconds}, {"spread_rel", sp.probe.spread_rel},
+                                  {"side", predict::switch_side_name(sp.test.side)}, {"resid_before_rel", rel(sp.test.resid_before_rel)},
+                                  {"resid_after_rel", rel(sp.test.resid_after_rel)}, {"tolerance", sp.tolerance}});
+            }
+            switches.push_back({{"sweep_before", sw.sweep_before}, {"sweep_after", sw.sweep_after}, {"w_before", sw.w_before},
+                                {"w_after", sw.w_after}, {"located", sw.located()}, {"probe_bound", sw.probe_bound},
+                                {"stopped", sw.stopped}, {"probes", probes}});
+        }
         json fj = {{"probe_seconds", e.fast->probes.seconds}, {"tolerance", e.fast->tolerance}, {"regimes", regimes},
-                   {"regime_starts", e.fast->steps.regime_starts}, {"prefill", {{"e_s", e.fast->prefill.e}, {"f_s", e.fast->prefill.f},
+                   {"regime_starts", e.fast->steps.regime_starts}, {"regime_changes", changes}, {"switches", switches},
+                   {"switch_probe_seconds", e.fast->probes.switch_probe_s}, {"isolated_workers", e.fast->probes.switches.isolated},
+                   {"prefill", {{"e_s", e.fast->prefill.e}, {"f_s", e.fast->prefill.f},
                    {"g_s", e.fast->prefill.g}}}, {"step_probes", steps}, {"prefill_probes", prefills}};
         if (e.verified) {
             fj["verified"] = {{"workers", e.verified->workers}, {"prompt_tps", e.verified->prompt_tps.mean},

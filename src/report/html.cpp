@@ -188,7 +188,8 @@ std::string to_html(const evaluation & e) {
                 overall += fmt::format(" ({}-{})", fmtx::thousands(r.prediction.overall_tps.lo),
                                        std::isfinite(r.prediction.overall_tps.hi) ? fmtx::thousands(r.prediction.overall_tps.hi) : "inf");
             }
-            rows.push_back({std::to_string(r.workers) + mark + (r.extended ? "*" : "") + (r.partial ? " (partial)" : ""),
+            rows.push_back({std::to_string(r.workers) + mark + (r.extended ? "*" : "") + (r.prediction_note.empty() ? "" : "†") +
+                                (r.partial ? " (partial)" : ""),
                             std::to_string(r.n_prompt),
                             std::to_string(r.n_predict), fmtx::thousands(static_cast<int64_t>(r.total_kv)), mib(r.kv_bytes),
                             mark + fmtx::thousands(r.prompt_tps.mean), mark + fmtx::thousands(r.gen_tps.mean),
@@ -202,6 +203,14 @@ std::string to_html(const evaluation & e) {
         if (e.fast) {
             h += "<p>~ predicted from step probes (--fast, docs/fast-mode.md), not measured; 95% prediction interval in "
                  "parentheses. The recommendations below rest on these predictions.</p>";
+            for (const auto & r : e.lockstep.rows) {
+                if (r.predicted && !r.prediction_note.empty()) h += "<p>† " + escape(fmt::format("W = {}: {}.", r.workers, r.prediction_note)) + "</p>";
+            }
+            if (const auto lines = workload::switch_sentences(*e.fast); !lines.empty()) {
+                h += "<ul class=\"sentences\">";
+                for (const auto & l : lines) h += "<li>" + escape(l) + "</li>";
+                h += "</ul>";
+            }
         }
         if (!e.lockstep.extension_stop.empty()) {
             h += std::string("<p>* ") + (e.fast ? "predicted" : "measured") + " by the sweep extension; it stopped because " + escape(e.lockstep.extension_stop) + ".</p>";

@@ -126,7 +126,8 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
                        {"prefill_measured", field_type::boolean},
                        {"prompt_tps_lo", field_type::real},      {"prompt_tps_hi", field_type::real},
                        {"gen_tps_lo", field_type::real},         {"gen_tps_hi", field_type::real},
-                       {"overall_tps_lo", field_type::real},     {"overall_tps_hi", field_type::real}});
+                       {"overall_tps_lo", field_type::real},     {"overall_tps_hi", field_type::real},
+                       {"steps_probed", field_type::boolean},    {"prediction_note", field_type::text}});
     for (const auto & w : r.rows) {
         auto & row = t.add_row();
         run_context rc = c;
@@ -185,6 +186,8 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
             t.set(row, "gen_tps_hi", bound(w.prediction.gen_tps.hi));
             t.set(row, "overall_tps_lo", bound(w.prediction.overall_tps.lo));
             t.set(row, "overall_tps_hi", bound(w.prediction.overall_tps.hi));
+            t.set(row, "steps_probed", w.steps_probed);
+            t.set(row, "prediction_note", w.prediction_note);
         }
     }
     mark_empty_interrupted(t, c, r.interrupted);
@@ -320,7 +323,8 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
             continue;
         }
         if (w.predicted) {
-            out += fmt::format("| {}~{} | {} | {} | {} | {} | {} | {} | ~{:.2f}x |\n", w.workers, w.extended ? "*" : "", w.n_prompt, w.n_predict,
+            out += fmt::format("| {}~{}{} | {} | {} | {} | {} | {} | {} | ~{:.2f}x |\n", w.workers, w.extended ? "*" : "",
+                               w.prediction_note.empty() ? "" : "†", w.n_prompt, w.n_predict,
                                fmtx::thousands(static_cast<int64_t>(w.total_kv)), predicted(w.prediction.prompt_tps, false),
                                predicted(w.prediction.gen_tps, false), predicted(w.prediction.overall_tps, true), w.speedup);
             continue;
@@ -357,6 +361,9 @@ std::string parallel_markdown(const workload::lockstep_result & r, const workloa
     if (any_predicted) {
         out += "\n~ predicted from step probes (`--fast`, docs/fast-mode.md), not measured; the overall column gives the 95% "
                "prediction interval.\n";
+        for (const auto & w : r.rows) {
+            if (w.predicted && !w.prediction_note.empty()) out += fmt::format("\n† W = {}: {}.\n", w.workers, w.prediction_note);
+        }
     }
     if (with_efficiency) out += "\n" + efficiency_block(r);
     if (std::any_of(r.rows.begin(), r.rows.end(), [](const auto & w) { return w.extended; })) {

@@ -14,7 +14,33 @@ namespace im::workload {
 namespace {
 // A 3% sd: 95% intervals of about ±6%, the largest probe-vs-sweep difference measured on the H200.
 constexpr double probe_bias_rel = 0.03;
+
+std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }
+
+std::string signed_pct(double rel) { return fmt::format("{:+.1f}%", 100 * rel); }
+
 }  // namespace
+
+void annotate_prediction(const fast_result & f, lockstep_row & row) {
+    const int w = row.workers;
+    if (f.steps.regimes.size() > 1) {
+        for (const auto & r : f.steps.regimes) {
+            if (r.w_min == w && r.w_max == w) {
+                row.steps_probed = true;
+                row.prediction_note = fmt::format("probed, not predicted: no step fit across W holds at W = {}; T_TG rests "
+                                                  "on its own step probes", w);
+                return;
+            }
+        }
+    }
+    for (const auto & sw : f.probes.switches.switches) {
+        if (w == sw.w_before || w == sw.w_after || w == sw.sweep_before || w == sw.sweep_after) {
+            row.prediction_note = fmt::format("next to the {} between W = {} and W = {}", sw.located() ? "kernel switch" : "regime change",
+                                              sw.w_before, sw.w_after);
+            return;
+        }
+    }
+}
 
 fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb) {
     fast_result f;
@@ -37,7 +63,8 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
     f.sweep.interrupted = f.probes.interrupted;
     if (f.probes.steps.empty() || f.probes.prefills.empty()) return f;
     f.tolerance = fit_tolerance(f.probes);
-    f.steps = predict::fit_steps(f.probes.steps, f.tolerance);
+    // The fit the switch search ended with (switch probes included); an interrupt before it: the sweep's W only.
+    f.steps = f.probes.switches.fit.regimes.empty() ? predict::fit_steps(f.probes.steps, f.tolerance) : f.probes.switches.fit;
     f.prefill = predict::fit_prefill(f.probes.prefills);
     // Probes and sweep differ by more than the probes' noise: on the H200 (2026-12-03, 128/1024,
     // W = 1..64) the probed rows came out -6.3% .. +2.6% of the measured ones with probe spreads of
@@ -69,6 +96,7 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
         row.prefill_measured = std::find(f.probes.prefill_workers.begin(), f.probes.prefill_workers.end(), p.workers) !=
                                f.probes.prefill_workers.end();
         row.prediction = predict::predict_row(f.steps, f.prefill, p.workers, c.n_prompt, c.n_predict);
+        annotate_prediction(f, row);
         // No samples: the summaries carry the predicted values (n = 0, repetitions 0 in every writer).
         row.t_pp_mean_s = row.prediction.t_pp_s.value;
         row.t_tg_mean_s = row.prediction.t_tg_s.value;
@@ -133,12 +161,6 @@ std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & 
     return measured;
 }
 
-namespace {
-
-std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }
-
-}  // namespace
-
 std::string fast_markdown(const fast_result & f) {
     std::string out = fmt::format(
         "Predicted by `--fast` (docs/fast-mode.md) from {} decode-step probes (W = {}; KV depths {}) and {} prefill "
@@ -151,6 +173,16 @@ std::string fast_markdown(const fast_result & f) {
             return w;
         }(), ","), fmt::join(f.probes.depths, ", "), f.probes.prefills.size(), fmt::join(f.probes.prefill_workers, ","),
         fmtx::thousands(f.probes.seconds, 1));
+    if (f.probes.switches.n_probes > 0) {
+        out += fmt::format("{} of the step probes (W = {}) located kernel switches between the sweep's W, in {} s.\n\n",
+                           f.probes.switches.n_probes, fmt::join([&] {
+                               std::vector<int> w;
+                               for (const auto & sw : f.probes.switches.switches) {
+                                   for (const auto & p : sw.probes) w.push_back(p.probe.sample.workers);
+                               }
+                               return w;
+                           }(), ","), fmtx::thousands(f.probes.switch_probe_s, 1));
+    }
     out += "| Regime (W) | a: per step (ms) | b: per sequence (ms) | c: per sequence per KV cell (ns) | residual sd | max residual | samples |\n";
     out += "|---|---:|---:|---:|---:|---:|---:|\n";
     for (const auto & r : f.steps.regimes) {
@@ -163,16 +195,53 @@ std::string fast_markdown(const fast_result & f) {
                        "fit leaves a residual above {}). Prefill T(N) = {} ms + {} ms per token{} over N = W·p tokens.\n",
                        fmtx::percent(f.tolerance, 0), ms(f.prefill.e), fmtx::thousands(f.prefill.f * 1e3, 4),
                        f.prefill.quadratic ? fmt::format(" + {} ns per token²", fmtx::thousands(f.prefill.g * 1e9, 4)) : "");
-    for (const auto & ch : f.changes) {
-        out += fmt::format("\nRegime change at W = {}: a step costs {} ms per sequence there, against {} ms the previous "
-                           "regime's trend predicts ({}{}): a different kernel or schedule from this batch size on.\n",
-                           ch.workers, ms(ch.per_seq_s), ms(ch.per_seq_trend_s), ch.jump_rel >= 0 ? "+" : "",
-                           fmtx::percent(ch.jump_rel, 1));
-    }
+    for (const auto & line : switch_sentences(f)) out += "\n" + line + "\n";
     const bool extrapolated = std::any_of(f.sweep.rows.begin(), f.sweep.rows.end(),
                                           [](const auto & r) { return r.predicted && r.prediction.extrapolated; });
     if (extrapolated) out += "\nSome rows are extrapolated beyond the probed W, depths or prompt tokens: read them as estimates.\n";
     if (f.sweep.interrupted) out += "\nInterrupted during the probes: only what was probed is predicted.\n";
+    return out;
+}
+
+std::vector<std::string> switch_sentences(const fast_result & f) {
+    std::vector<std::string> out;
+    const auto & switches = f.probes.switches.switches;
+    for (const auto & ch : f.changes) {
+        const auto sw = std::find_if(switches.begin(), switches.end(), [&](const auto & s) { return s.w_after == ch.workers; });
+        const bool located = ch.workers == ch.workers_before + 1;
+        std::string how;
+        if (sw != switches.end() && !sw->probes.empty()) {
+            std::vector<int> probed;
+            for (const auto & p : sw->probes) probed.push_back(p.probe.sample.workers);
+            how = fmt::format("{} by {} of at most {} probes between W = {} and {} at depth {:.0f}: W = {}",
+                              located ? "located" : "narrowed", sw->probes.size(), sw->probe_bound, sw->sweep_before,
+                              sw->sweep_after, sw->probes.front().probe.sample.depth, fmt::join(probed, ", "));
+        } else if (located) {
+            how = "adjacent W in the sweep";
+        }
+        if (sw != switches.end() && !sw->stopped.empty()) how += (how.empty() ? "" : "; ") + fmt::format("not narrowed further: {}", sw->stopped);
+        out.push_back(fmt::format("{} between W = {} and W = {}{}: the per-sequence step cost {} {} against the W <= {} trend "
+                                  "({} ms per sequence at W = {}, against {} ms).",
+                                  located ? "Kernel switch" : "Regime change", ch.workers_before, ch.workers,
+                                  how.empty() ? "" : " (" + how + ")", ch.jump_rel >= 0 ? "jumps" : "falls",
+                                  signed_pct(ch.jump_rel), ch.workers_before, ms(ch.per_seq_s), ch.workers, ms(ch.per_seq_trend_s)));
+    }
+    for (const auto & sw : switches) {
+        for (const auto & p : sw.probes) {
+            if (p.test.side != predict::switch_side::neither) continue;
+            out.push_back(fmt::format("W = {} (probed at depth {:.0f}: {} ms per step) fits neither side: {} against the W <= {} "
+                                      "trend, {} against the W >= {} fit: a transition the step model does not describe.",
+                                      p.probe.sample.workers, p.probe.sample.depth, ms(p.probe.sample.seconds),
+                                      signed_pct(p.test.resid_before_rel), sw.sweep_before, signed_pct(p.test.resid_after_rel),
+                                      sw.sweep_after));
+        }
+    }
+    for (const auto & r : f.sweep.rows) {
+        if (r.predicted && r.steps_probed) {
+            out.push_back(fmt::format("W = {} is probed, not predicted: no step fit across W holds there, so its row rests on its "
+                                      "own step probes (a + c·W·d through its probed depths).", r.workers));
+        }
+    }
     return out;
 }
 

@@ -37,6 +37,15 @@ const lockstep_row * predicted_row(const fast_result & f, int workers);
 // Markdown: how the prediction was made (probes, wall time, regimes and their residuals, regime changes).
 std::string fast_markdown(const fast_result & f);
 
+// Sets row.steps_probed and row.prediction_note from f's fit and switches (docs/fast-mode.md §2): a W whose
+// regime holds it alone (when there are several) is probed, not predicted; a W next to a regime change says so.
+void annotate_prediction(const fast_result & f, lockstep_row & row);
+
+// One sentence per regime change (located kernel switches: "Kernel switch between W = 8 and W = 9 (...): the
+// per-sequence step cost jumps +23.0% against the W <= 8 trend (...)"), per switch probe that fits neither side,
+// and per row that is probed rather than predicted. For report.md, report.html and the terminal.
+std::vector<std::string> switch_sentences(const fast_result & f);
+
 // --verify: predicted against measured for one W; "W=4: overall predicted 24.1 t/s (22.0-26.5), measured
 // 24.8 t/s: error -2.8%, inside the interval" and the same for prompt and generation t/s.
 std::string verify_markdown(const lockstep_row & predicted, const lockstep_row & measured);

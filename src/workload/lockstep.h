@@ -92,6 +92,10 @@ struct lockstep_row {
     bool predicted = false;
     bool prefill_measured = false;
     predict::row_prediction prediction;
+    // --fast: no step fit across W holds at this W (it has a regime of its own): its T_TG rests on its own
+    // step probes, not on a prediction from other W. The note says so, or that a kernel switch is next to it.
+    bool steps_probed = false;
+    std::string prediction_note;
 
     // energy_j / (W · n_predict · repetitions): every timed output token, prefill time included;
     // absent without energy or tokens.

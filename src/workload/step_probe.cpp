@@ -107,76 +107,125 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
     prefill(1, c.n_prompt, 0);
     llama_memory_clear(mem, true);
 
-    // 1. Decode steps: for each depth, sequence 0 is filled to it and copied to the others as W grows.
-    int depth_now = 0;
+    // One probe point: W sequences, each holding the cache of `d` cells, decode together (see
+    // steps_per_window); every sequence is taken back to depth d afterwards.
+    const auto probe_point = [&](int w, int d) {
+        const auto step = [&](int pos) {
+            batch::fill_step(b, w, pos, n_vocab);
+            if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, pos));
+        };
+        // Untimed: one step (a new shape: graph build, CUDA graph capture), and where that step
+        // is shorter than a window, two more pipelined ones whose time per step sizes the window
+        // (the first step's time alone, capture included, chose 2-step windows on the H200 and
+        // put the host's share back into W = 1: -17.6%).
+        int pos = d;
+        int64_t t = clock::now_ns();
+        step(pos++);
+        llama_synchronize(lctx);
+        double est_s = seconds_since(t);
+        if (est_s < c.window_min_s) {
+            t = clock::now_ns();
+            step(pos++);
+            step(pos++);
+            llama_synchronize(lctx);
+            est_s = seconds_since(t) / 2;
+        }
+        const int k = steps_per_window(c, est_s);
+        const int first_timed = pos;
+        std::vector<double> per_step;  // one per window: its time / k
+        for (int win = 0; win < c.windows; ++win) {
+            t = clock::now_ns();
+            for (int s = 0; s < k; ++s) step(pos++);
+            llama_synchronize(lctx);
+            per_step.push_back(seconds_since(t) / k);
+        }
+        llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
+        // The depth of a step is the position it decodes; the timed ones are first_timed .. pos-1.
+        const double depth = (first_timed + pos - 1) / 2.0;
+        const double med = median_of(per_step);
+        const double spread = (*std::max_element(per_step.begin(), per_step.end()) -
+                               *std::min_element(per_step.begin(), per_step.end())) / med;
+        say(fmt::format("step W={} depth {:.0f}: {:.3f} ms ({} windows of {} steps, spread {:.1f}%)", w, depth, med * 1e3,
+                        c.windows, k, 100 * spread));
+        return predict::probed_step{{w, depth, med}, spread};
+    };
+    // Sequences 1 .. w-1 hold copies of sequence 0's cache (`state`, at depth d); `have` of them do now.
     std::vector<uint8_t> state;
-    for (const int target : res.depths) {
-        if (stop()) return res;
-        const int d = fill_of(target);
-        if (d <= depth_now) continue;  // a short sweep: two targets share a fill
-        for (int j = 1; j < w_max; ++j) llama_memory_seq_rm(mem, j, -1, -1);
-        const double t_fill = prefill(1, d - depth_now, depth_now);
-        if (depth_now == 0) res.prefills.push_back({d, t_fill});  // a W=1 prefill from an empty cache
-        depth_now = d;
+    int have = 1;
+    const auto read_state = [&](int d) {
         state.resize(llama_state_seq_get_size(lctx, 0));
         if (llama_state_seq_get_data(lctx, state.data(), state.size(), 0) != state.size()) {
             throw_runtime("--fast: cannot read the KV cache of sequence 0 at depth {}", d);
         }
-        int have = 1;
+    };
+    const auto hold = [&](int w, int d) {
+        for (; have > w; --have) llama_memory_seq_rm(mem, have - 1, -1, -1);
+        for (; have < w; ++have) {
+            if (llama_state_seq_set_data(lctx, state.data(), state.size(), have) == 0) {
+                throw_runtime("--fast: cannot copy the KV cache to sequence {} at depth {} (context of {} cells)", have, d,
+                              res.n_ctx);
+            }
+        }
+    };
+
+    // 1. Decode steps: for each depth, sequence 0 is filled to it and copied to the others as W grows.
+    int depth_now = 0;
+    for (const int target : res.depths) {
+        if (stop()) return res;
+        const int d = fill_of(target);
+        if (d <= depth_now) continue;  // a short sweep: two targets share a fill
+        hold(1, d);
+        const double t_fill = prefill(1, d - depth_now, depth_now);
+        if (depth_now == 0) res.prefills.push_back({d, t_fill});  // a W=1 prefill from an empty cache
+        depth_now = d;
+        read_state(d);
         for (const int w : ws) {
             if (stop()) return res;
-            for (; have < w; ++have) {
-                if (llama_state_seq_set_data(lctx, state.data(), state.size(), have) == 0) {
-                    throw_runtime("--fast: cannot copy the KV cache to sequence {} at depth {} (context of {} cells)", have,
-                                  d, res.n_ctx);
-                }
-            }
-            const auto step = [&](int pos) {
-                batch::fill_step(b, w, pos, n_vocab);
-                if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, pos));
-            };
-            // Untimed: one step (a new shape: graph build, CUDA graph capture), and where that step
-            // is shorter than a window, two more pipelined ones whose time per step sizes the window
-            // (the first step's time alone, capture included, chose 2-step windows on the H200 and
-            // put the host's share back into W = 1: -17.6%).
-            int pos = d;
-            int64_t t = clock::now_ns();
-            step(pos++);
-            llama_synchronize(lctx);
-            double est_s = seconds_since(t);
-            if (est_s < c.window_min_s) {
-                t = clock::now_ns();
-                step(pos++);
-                step(pos++);
-                llama_synchronize(lctx);
-                est_s = seconds_since(t) / 2;
-            }
-            const int k = steps_per_window(c, est_s);
-            const int first_timed = pos;
-            std::vector<double> per_step;  // one per window: its time / k
-            for (int win = 0; win < c.windows; ++win) {
-                t = clock::now_ns();
-                for (int s = 0; s < k; ++s) step(pos++);
-                llama_synchronize(lctx);
-                per_step.push_back(seconds_since(t) / k);
-            }
-            llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
-            // The depth of a step is the position it decodes; the timed ones are first_timed .. pos-1.
-            const double depth = (first_timed + pos - 1) / 2.0;
-            const double med = median_of(per_step);
-            res.steps.push_back({w, depth, med});
-            res.step_spread_rel.push_back((*std::max_element(per_step.begin(), per_step.end()) -
-                                           *std::min_element(per_step.begin(), per_step.end())) / med);
-            const auto line = fmt::format("step W={} depth {:.0f}: {:.3f} ms ({} windows of {} steps, spread {:.1f}%)", w, depth,
-                                          med * 1e3, c.windows, k, 100 * res.step_spread_rel.back());
-            say(line);
+            hold(w, d);
+            const auto p = probe_point(w, d);
+            res.steps.push_back(p.sample);
+            res.step_spread_rel.push_back(p.spread_rel);
         }
     }
 
-    // 2. Prefills of W x n_prompt tokens, W ascending, while they cost a small share of the full sweep.
-    const auto fit = predict::fit_steps(res.steps, fit_tolerance(res));
+    // 2. Kernel switches between the sweep's W, located by bisection at the middle depth (docs/fast-mode.md
+    // §2): the cache goes back to that depth (every sequence's cells past it removed), and each probe
+    // runs only while its predicted cost keeps the switch probes within their share of the predicted sweep.
+    const double tolerance = fit_tolerance(res);
+    const auto sweep_fit = predict::fit_steps(res.steps, tolerance);
     double full_s = 0;
-    for (const int w : ws) full_s += predict::predict_tg_s(fit, w, c.n_prompt, c.n_predict).value;
+    for (const int w : ws) full_s += predict::predict_tg_s(sweep_fit, w, c.n_prompt, c.n_predict).value;
+    const int mid_target = res.depths[res.depths.size() / 2];
+    const int d_mid = std::min(fill_of(mid_target), depth_now);
+    bool mid_ready = false;
+    const int64_t t_switch = clock::now_ns();
+    const auto switch_probe = [&](int w) -> std::optional<predict::probed_step> {
+        if (stop()) return std::nullopt;
+        const double step_s = predict::predict_step_s(sweep_fit, w, mid_target).value;
+        const double cost_s = step_s * (3 + c.windows * steps_per_window(c, step_s));
+        if (seconds_since(t_switch) + cost_s > c.switch_budget_share * full_s) return std::nullopt;
+        if (!mid_ready) {
+            hold(1, d_mid);
+            llama_memory_seq_rm(mem, 0, d_mid, -1);
+            read_state(d_mid);
+            mid_ready = true;
+        }
+        hold(w, d_mid);
+        return probe_point(w, d_mid);
+    };
+    const size_t n_sweep = res.steps.size();
+    res.switches = predict::locate_switches(res.steps, res.step_spread_rel, tolerance, mid_target, switch_probe);
+    res.switch_probe_s = mid_ready ? seconds_since(t_switch) : 0.0;
+    for (const auto & sw : res.switches.switches) {
+        for (const auto & p : sw.probes) {
+            res.steps.push_back(p.probe.sample);
+            res.step_spread_rel.push_back(p.probe.spread_rel);
+        }
+    }
+    if (res.interrupted) return res;
+    IM_CHECK(res.steps.size() == n_sweep + static_cast<size_t>(res.switches.n_probes), "switch probes lost");
+
+    // 3. Prefills of W x n_prompt tokens, W ascending, while they cost a small share of the full sweep.
     // (the first fill was a W=1 prefill of about n_prompt tokens: it counts, but W=1 is timed exactly too)
     double spent_s = res.prefills.empty() ? 0 : res.prefills.front().seconds;
     int64_t spent_tokens = res.prefills.empty() ? 0 : res.prefills.front().tokens;
@@ -191,8 +240,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
         res.prefill_workers.push_back(w);
         spent_s += t;
         spent_tokens += static_cast<int64_t>(w) * c.n_prompt;
-        const auto line = fmt::format("prefill W={} ({} tokens): {:.3f} s", w, w * c.n_prompt, t);
-        say(line);
+        say(fmt::format("prefill W={} ({} tokens): {:.3f} s", w, w * c.n_prompt, t));
     }
     res.seconds = seconds_since(t0);
     return res;

@@ -31,11 +31,18 @@ struct step_probe_config {
     // Prefill probes: W ascending while their total time stays below this share of the predicted full
     // sweep's time (always the two smallest W when the sweep has two).
     double prefill_budget_share = 0.04;
+    // Kernel-switch probes (predict::locate_switches): W between the sweep's, at the middle depth, while
+    // their predicted cost keeps their total below this share of the predicted full sweep's time.
+    double switch_budget_share = 0.03;
 };
 
 struct step_probe_result {
-    std::vector<predict::step_sample> steps;
+    std::vector<predict::step_sample> steps;  // the sweep's W at every depth, then the switch probes
     std::vector<double> step_spread_rel;  // per step sample: (max - min) / median of its windows' times per step
+    // Regime changes between the sweep's W, narrowed by bisection at the middle depth (switch probes are in
+    // `steps` too), and the step fit over everything probed (empty when interrupted before the fit).
+    predict::switch_search switches;
+    double switch_probe_s = 0;  // wall time of the switch probes
     std::vector<predict::prefill_sample> prefills;
     std::vector<int> prefill_workers;  // W whose prefill was timed (the rest are predicted)
     std::vector<int> depths;           // KV depths probed

@@ -192,6 +192,36 @@ TEST(parallel_cli, bad_input) {
     EXPECT_EQ(r.exit_code, 1) << r.err;
 }
 
+// parallel --fast on a CPU: the sweep's W probed at three depths, every row predicted. CPU step times are
+// usually smooth in W: a switch probe is spent only where fit_steps split the sweep, at most
+// ceil(log2(gap)) per split (here: none between 1 and 2, one between 2 and 4), and the report names it.
+TEST(parallel_cli, fast_predicts_and_spends_switch_probes_only_with_cause) {
+    const auto dir = im::test::temp_dir("parallel-fast");
+    const auto json_path = (dir / "fast.json").string();
+    const auto r = run_infermeter({"parallel", "-m", "synth:tiny", "-w", "1,2,4", "-p", "32", "-n", "64", "-t", "2", "--fast",
+                                   "--export", json_path, "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const char * s : {"| 1~", "| 2~", "| 4~", "Predicted by `--fast`", "| Regime (W) |"}) {
+        EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+    }
+    int probe_lines = 0;
+    for (size_t at = 0; (at = r.err.find("probe step W=", at)) != std::string::npos; ++at) ++probe_lines;
+    const int switch_probes = probe_lines - 3 * 3;
+    EXPECT_GE(switch_probes, 0) << r.err;
+    EXPECT_LE(switch_probes, 1) << r.err;
+    if (switch_probes > 0) {
+        EXPECT_NE(r.out.find("located kernel switches"), std::string::npos) << r.out;
+    }
+    std::ifstream in(json_path);
+    const auto rows = nlohmann::json::parse(in);
+    ASSERT_EQ(rows.size(), 3u);
+    for (const auto & row : rows) {
+        EXPECT_TRUE(row["predicted"].get<bool>()) << row.dump();
+        EXPECT_TRUE(row.contains("steps_probed")) << row.dump();
+        EXPECT_TRUE(row.contains("prediction_note")) << row.dump();
+    }
+}
+
 TEST(parallel_cli, fast_flag_errors) {
     auto r = run_infermeter({"parallel", "-m", "synth:tiny", "--workers", "1,2", "--fast", "--verify", "4", "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;

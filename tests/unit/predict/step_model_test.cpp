@@ -371,3 +371,218 @@ TEST(step_model_interval, probe_bias_widens_every_time_interval) {
     EXPECT_LE(after.overall_tps.lo, after.overall_tps.value / 1.055);
     EXPECT_GE(after.overall_tps.hi, off * 0.999);
 }
+
+// ---- Locating a kernel switch between the sweep's W (docs/fast-mode.md §2, "Locating a switch") ----
+
+namespace {
+
+// A scripted engine: t(W, d) per W, each regime a + b·W + c·W·d; `noise_sd` relative gaussian noise on every
+// timing (sweep probes and bisection probes alike), each probe reporting `spread` as its windows' spread.
+struct scripted {
+    std::function<truth(int)> regime_of;
+    double noise_sd = 0;
+    double spread = 0.01;
+    std::mt19937 rng{0};
+    std::vector<int> probed;  // bisection probes, in order
+
+    double time(int w, double d) {
+        std::normal_distribution<double> noise(0.0, noise_sd);
+        return regime_of(w).at(w, d) * (noise_sd > 0 ? 1 + noise(rng) : 1.0);
+    }
+    std::vector<step_sample> sweep(const std::vector<int> & workers) {
+        std::vector<step_sample> out;
+        for (int w : workers) {
+            for (double d : k_depths) {
+                out.push_back({w, d, time(w, d)});
+            }
+        }
+        return out;
+    }
+    step_prober prober(double depth) {
+        return [this, depth](int w) -> std::optional<probed_step> {
+            probed.push_back(w);
+            return probed_step{{w, depth, time(w, depth)}, spread};
+        };
+    }
+};
+
+// W <= 10: a + b·W + c·W·d; from W = 11 on the per-sequence cost (b and c) is 30% higher.
+const truth k_small{1e-3, 2e-4, 2e-8};
+const truth k_switched{1e-3, 1.3 * 2e-4, 1.3 * 2e-8};
+truth switch_at_11(int w) { return w <= 10 ? k_small : k_switched; }
+const std::vector<int> k_sweep{1, 2, 4, 8, 16, 32};
+
+}  // namespace
+
+TEST(step_model_switch, probe_bound_is_the_bisection_depth) {
+    EXPECT_EQ(switch_probe_bound(1, 2), 0);
+    EXPECT_EQ(switch_probe_bound(2, 4), 1);
+    EXPECT_EQ(switch_probe_bound(4, 8), 2);
+    EXPECT_EQ(switch_probe_bound(8, 16), 3);
+    EXPECT_EQ(switch_probe_bound(8, 13), 3);  // 5 -> 3 -> 2 -> 1
+    EXPECT_EQ(switch_probe_bound(32, 64), 5);
+    EXPECT_THROW(switch_probe_bound(8, 8), im::error);
+}
+
+TEST(step_model_switch, fit_at_given_starts) {
+    auto samples = samples_of(k_small, {1, 2, 4, 8});
+    const auto more = samples_of(k_switched, {16, 32});
+    samples.insert(samples.end(), more.begin(), more.end());
+    const std::vector<int> starts{16};
+    const auto f = fit_steps_at(samples, starts);
+    ASSERT_EQ(f.regimes.size(), 2u);
+    EXPECT_EQ(f.regime_starts, starts);
+    EXPECT_EQ(f.regimes[0].w_max, 8);
+    EXPECT_EQ(f.regimes[1].w_min, 16);
+    expect_rel(f.regimes[1].b, k_switched.b, 1e-9);
+    EXPECT_EQ(fit_steps_at(samples, {}).regimes.size(), 1u);
+    const std::vector<int> not_sampled{12};
+    EXPECT_THROW(fit_steps_at(samples, not_sampled), im::error);
+    const std::vector<int> smallest{1};
+    EXPECT_THROW(fit_steps_at(samples, smallest), im::error);
+}
+
+// The known answer: the sweep brackets the switch between 8 and 16; three probes (12, 10, 11) put
+// it between 10 and 11, and they join the regime of their side.
+TEST(step_model_switch, bisection_finds_a_jump_between_10_and_11) {
+    scripted eng{switch_at_11};
+    const auto samples = eng.sweep(k_sweep);
+    EXPECT_EQ(fit_steps(samples).regime_starts, std::vector<int>{16});
+    const auto s = locate_switches(samples, {}, 0.05, k_depths[1], eng.prober(k_depths[1]));
+    ASSERT_EQ(s.switches.size(), 1u);
+    const auto & sw = s.switches[0];
+    EXPECT_EQ(sw.sweep_before, 8);
+    EXPECT_EQ(sw.sweep_after, 16);
+    EXPECT_EQ(sw.w_before, 10);
+    EXPECT_EQ(sw.w_after, 11);
+    EXPECT_TRUE(sw.located());
+    EXPECT_TRUE(sw.stopped.empty()) << sw.stopped;
+    EXPECT_EQ(sw.probe_bound, 3);
+    EXPECT_EQ(eng.probed, (std::vector<int>{12, 10, 11}));
+    EXPECT_EQ(s.n_probes, 3);
+    EXPECT_EQ(sw.probes[0].test.side, switch_side::after);
+    EXPECT_EQ(sw.probes[1].test.side, switch_side::before);
+    EXPECT_EQ(sw.probes[2].test.side, switch_side::after);
+    EXPECT_TRUE(s.isolated.empty());
+
+    ASSERT_EQ(s.fit.regimes.size(), 2u);
+    EXPECT_EQ(s.fit.regime_starts, std::vector<int>{11});
+    EXPECT_EQ(s.fit.regimes[0].w_max, 10);
+    EXPECT_EQ(s.fit.regimes[0].n_samples, 13);  // 4 W x 3 depths + W = 10
+    EXPECT_EQ(s.fit.regimes[1].n_samples, 8);   // W = 11, 12 + 2 W x 3 depths
+    expect_rel(s.fit.regimes[1].b, k_switched.b, 1e-9);
+    const auto ch = regime_changes(s.fit, k_depths[1]);
+    ASSERT_EQ(ch.size(), 1u);
+    EXPECT_EQ(ch[0].workers, 11);
+    EXPECT_EQ(ch[0].workers_before, 10);
+    expect_rel(ch[0].jump_rel, k_switched.at(11, k_depths[1]) / k_small.at(11, k_depths[1]) - 1, 1e-9);
+    EXPECT_GT(ch[0].jump_rel, 0.2);
+    EXPECT_FALSE(predict_step_s(s.fit, 10, k_depths[1]).extrapolated);
+    expect_rel(predict_step_s(s.fit, 10, k_depths[1]).value, k_small.at(10, k_depths[1]), 1e-9);
+}
+
+// Timing noise (1% on every probe, each reporting a 2% spread) must neither hide the switch nor move it, and
+// never cost more probes than the bound.
+TEST(step_model_switch, bisection_under_noise_stays_within_the_bound) {
+    int exact = 0;
+    for (unsigned seed = 0; seed < 100; ++seed) {
+        scripted eng{switch_at_11, 0.01, 0.02, std::mt19937(seed)};
+        const auto samples = eng.sweep(k_sweep);
+        const std::vector<double> spread(samples.size(), 0.02);
+        const auto s = locate_switches(samples, spread, 0.05, k_depths[1], eng.prober(k_depths[1]));
+        ASSERT_FALSE(s.switches.empty()) << seed;
+        for (const auto & sw : s.switches) EXPECT_LE(static_cast<int>(sw.probes.size()), sw.probe_bound) << seed;
+        const auto & sw = s.switches[0];
+        exact += sw.w_before == 10 && sw.w_after == 11;
+    }
+    EXPECT_GE(exact, 95);
+}
+
+// A smooth engine: no switch, and not one extra probe; with 1% noise (each probe's spread 2%) no seed
+// makes one up.
+TEST(step_model_switch, smooth_steps_spend_no_probe) {
+    scripted eng{[](int) { return k_small; }};
+    const auto s = locate_switches(eng.sweep({1, 2, 4, 8, 16, 32, 64}), {}, 0.05, k_depths[1], eng.prober(k_depths[1]));
+    EXPECT_TRUE(s.switches.empty());
+    EXPECT_TRUE(eng.probed.empty());
+    EXPECT_EQ(s.fit.regimes.size(), 1u);
+    int probes = 0, switches = 0;
+    for (unsigned seed = 0; seed < 200; ++seed) {
+        scripted noisy{[](int) { return k_small; }, 0.01, 0.02, std::mt19937(seed)};
+        const auto samples = noisy.sweep({1, 2, 4, 8, 16, 32, 64});
+        const std::vector<double> spread(samples.size(), 0.02);
+        const auto r = locate_switches(samples, spread, 0.05, k_depths[1], noisy.prober(k_depths[1]));
+        probes += r.n_probes;
+        switches += static_cast<int>(r.switches.size());
+    }
+    EXPECT_EQ(switches, 0);
+    EXPECT_EQ(probes, 0);
+    // 2% noise against the 5% tolerance: fit_steps splits about one sweep in six (32 of 200 seeds here), but
+    // W_k must also leave the previous trend at the bisection depth by more than its own tolerance before a
+    // probe is spent: 8 probes over the 200 seeds (49 when the test also asked the new regime's fit).
+    probes = 0;
+    for (unsigned seed = 0; seed < 200; ++seed) {
+        scripted noisy{[](int) { return k_small; }, 0.02, 0.04, std::mt19937(seed)};
+        const auto samples = noisy.sweep({1, 2, 4, 8, 16, 32, 64});
+        const std::vector<double> spread(samples.size(), 0.04);
+        probes += locate_switches(samples, spread, 0.05, k_depths[1], noisy.prober(k_depths[1])).n_probes;
+    }
+    EXPECT_LE(probes, 16);
+}
+
+// No probe budget: the switch stays between the sweep's W, said so, and the fit is fit_steps's.
+TEST(step_model_switch, no_budget_leaves_the_switch_between_the_sweep_w) {
+    scripted eng{switch_at_11};
+    const auto samples = eng.sweep(k_sweep);
+    const auto s = locate_switches(samples, {}, 0.05, k_depths[1], [](int) { return std::optional<probed_step>{}; });
+    ASSERT_EQ(s.switches.size(), 1u);
+    EXPECT_EQ(s.switches[0].w_before, 8);
+    EXPECT_EQ(s.switches[0].w_after, 16);
+    EXPECT_FALSE(s.switches[0].located());
+    EXPECT_EQ(s.switches[0].stopped, "probe budget spent");
+    EXPECT_EQ(s.fit.regime_starts, std::vector<int>{16});
+    EXPECT_EQ(s.n_probes, 0);
+}
+
+// Adjacent sweep W (8, 9): the sweep itself locates the switch, no probe.
+TEST(step_model_switch, adjacent_sweep_w_need_no_probe) {
+    scripted eng{[](int w) { return w <= 8 ? k_small : k_switched; }};
+    const auto s = locate_switches(eng.sweep({2, 4, 8, 9, 16}), {}, 0.05, k_depths[1], eng.prober(k_depths[1]));
+    ASSERT_EQ(s.switches.size(), 1u);
+    EXPECT_TRUE(s.switches[0].located());
+    EXPECT_EQ(s.switches[0].w_after, 9);
+    EXPECT_EQ(s.switches[0].probe_bound, 0);
+    EXPECT_TRUE(eng.probed.empty());
+}
+
+// A transition the model does not describe: W = 12 runs a third kernel, 40% above either trend. Its probe
+// fits neither side (narrowing like `after`), the switch is still located where the old trend ends.
+TEST(step_model_switch, a_w_that_fits_neither_side_is_reported) {
+    scripted eng{[](int w) { return w == 12 ? truth{1e-3, 1.9 * 2e-4, 1.9 * 2e-8} : switch_at_11(w); }};
+    const auto s = locate_switches(eng.sweep(k_sweep), {}, 0.05, k_depths[1], eng.prober(k_depths[1]));
+    ASSERT_EQ(s.switches.size(), 1u);
+    const auto & sw = s.switches[0];
+    ASSERT_FALSE(sw.probes.empty());
+    EXPECT_EQ(sw.probes[0].probe.sample.workers, 12);
+    EXPECT_EQ(sw.probes[0].test.side, switch_side::neither);
+    EXPECT_GT(sw.probes[0].test.resid_before_rel, 0.05);
+    EXPECT_GT(sw.probes[0].test.resid_after_rel, 0.05);
+    EXPECT_EQ(sw.w_before, 10);
+    EXPECT_EQ(sw.w_after, 11);
+}
+
+// A sweep W whose own samples miss the fit across W after the probes joined gets a regime of its own:
+// its row rests on its own probes. Here W = 16 runs 20% slow at every depth, and the bisection's probes pin
+// the W >= 11 regime to the 30% trend that 32 follows.
+TEST(step_model_switch, a_sweep_w_the_fit_misses_is_isolated) {
+    scripted eng{[](int w) { return w == 16 ? truth{1e-3, 1.56 * 2e-4, 1.56 * 2e-8} : switch_at_11(w); }};
+    const auto s = locate_switches(eng.sweep({1, 2, 4, 8, 16, 32, 64}), {}, 0.05, k_depths[1], eng.prober(k_depths[1]));
+    EXPECT_NE(std::find(s.isolated.begin(), s.isolated.end(), 16), s.isolated.end());
+    bool alone = false;
+    for (const auto & r : s.fit.regimes) alone = alone || (r.w_min == 16 && r.w_max == 16);
+    EXPECT_TRUE(alone);
+    ASSERT_EQ(s.switches.size(), 1u);
+    EXPECT_TRUE(s.switches[0].located());
+    EXPECT_EQ(s.fit.regime_starts.front(), 11);
+    expect_rel(predict_step_s(s.fit, 16, k_depths[1]).value, 1e-3 + 1.56 * (2e-4 * 16 + 2e-8 * 16 * k_depths[1]), 1e-6);
+}
