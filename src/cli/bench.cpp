@@ -145,7 +145,8 @@ void run(const bench_args & a) {
             ctx = report::make_run_context(&m, globals().command_line);
             cfg = {m.info().name, model::ftype_name(m.info().file_type), m.size_bytes(), m.n_params(),
                    ctx.gpu_info.empty() ? ctx.cpu_info : ctx.gpu_info + "; " + ctx.cpu_info, ctx.backends,
-                   r.n_threads, r.test.params};
+                   r.n_threads, ctx.devices, r.test.params};
+            note_devices(m);
         }
         results.push_back(r);
         progress.done(fmt::format("{}: {} t/s{}", r.test.name(), fmtx::mean_pm(r.ts.mean, r.ts.stddev),

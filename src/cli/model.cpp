@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include "cli/engine_flags.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/fs.h"
@@ -145,11 +146,61 @@ nlohmann::ordered_json info_json(const model::info & m) {
     return j;
 }
 
-void run_info(const std::string & ref, bool json) {
+struct info_args {
+    std::string ref;
+    bool json = false;
+    bool devices = false;
+    int n_ctx = 4096;
+    engine_flags engine;
+};
+
+// Loads the model with the engine flags and a context of n_ctx cells: where llama.cpp put each layer
+// and what each device holds (weights, KV cache, compute buffers).
+std::vector<engine::llama::device_use> load_devices(const std::filesystem::path & path, const info_args & a) {
+    const auto p = single(a.engine, "model info --devices");
+    check_range(a.n_ctx, "--ctx", 1, 1 << 24);
+    engine::llama::model loaded(path, p);
+    engine::llama::context ctx(loaded, p, {static_cast<uint32_t>(a.n_ctx), 1, false, false});
+    return engine::llama::devices_in_use(loaded, &ctx.alloc());
+}
+
+nlohmann::ordered_json devices_json(const std::vector<engine::llama::device_use> & devs) {
+    auto out = nlohmann::ordered_json::array();
+    for (const auto & d : devs) {
+        out.push_back({{"name", d.name}, {"description", d.description}, {"type", d.type}, {"layers", d.layers},
+                       {"input", d.input}, {"output", d.output}, {"model_bytes", d.model_bytes}, {"kv_bytes", d.kv_bytes},
+                       {"compute_bytes", d.compute_bytes}, {"memory_free_bytes", d.memory_free},
+                       {"memory_total_bytes", d.memory_total}});
+    }
+    return out;
+}
+
+void print_devices(const std::vector<engine::llama::device_use> & devs, int n_ctx) {
+    const auto mib = [](uint64_t b) { return fmtx::thousands(static_cast<double>(b) / fmtx::mib, 1); };
+    fmt::print("\ndevices (a context of {} cells)\n", n_ctx);
+    fmt::print("{:<24} {:<22} {:<20} {:>12} {:>10} {:>12} {:>12}\n", "device", "description", "layers", "weights MiB",
+               "KV MiB", "compute MiB", "free MiB");
+    for (const auto & d : devs) {
+        std::string holds = d.input ? "input" : "";
+        if (!d.layers.empty()) holds += (holds.empty() ? "" : "+") + engine::llama::layer_ranges(d.layers);
+        if (d.output) holds += (holds.empty() ? "" : "+") + std::string("output");
+        fmt::print("{:<24} {:<22} {:<20} {:>12} {:>10} {:>12} {:>12}\n", d.name,
+                   d.description.size() > 22 ? d.description.substr(0, 21) + "~" : d.description, holds.empty() ? "-" : holds,
+                   mib(d.model_bytes), mib(d.kv_bytes), mib(d.compute_bytes), mib(d.memory_free));
+    }
+}
+
+void run_info(const info_args & a) {
     init_engine();
-    const auto m = model::read_info(model::resolve(ref));
-    if (json) {
-        fmt::print("{}\n", info_json(m).dump(2));
+    const auto path = model::resolve(a.ref);
+    const auto m = model::read_info(path);
+    // --rpc and -ts only mean something for a load: they imply --devices.
+    const bool devices = a.devices || !a.engine.rpc.empty() || !a.engine.tensor_split.empty();
+    const auto devs = devices ? load_devices(path, a) : std::vector<engine::llama::device_use>{};
+    if (a.json) {
+        auto j = info_json(m);
+        if (devices) j["devices"] = devices_json(devs);
+        fmt::print("{}\n", j.dump(2));
         return;
     }
     const auto kv = [&](ggml_type t) { return fmtx::thousands(static_cast<int64_t>(model::kv_bytes_per_token(m, t, t))); };
@@ -169,6 +220,7 @@ void run_info(const std::string & ref, bool json) {
     fmt::print("params         {} ({})\n", fmtx::count_si(static_cast<double>(m.n_params)),
                fmtx::thousands(static_cast<int64_t>(m.n_params)));
     fmt::print("KV per token   f16 {} B, q8_0 {} B, q4_0 {} B\n", kv(GGML_TYPE_F16), kv(GGML_TYPE_Q8_0), kv(GGML_TYPE_Q4_0));
+    if (devices) print_devices(devs, a.n_ctx);
 }
 
 }  // namespace
@@ -198,12 +250,17 @@ void add_model(CLI::App & root) {
     synth->add_option("-t,--threads", a->threads, fmt::format("Threads (default: all cores; at most {})", max_threads()));
     synth->callback([a] { run_synth(*a); });
 
-    auto ref = std::make_shared<std::string>();
-    auto json = std::make_shared<bool>(false);
-    auto * info = cmd->add_subcommand("info", "Architecture, size, params and KV bytes per token of a GGUF model");
-    info->add_option("model", *ref, "A .gguf file or synth:PRESET[-QUANT] (e.g. synth:qwen2-1.5b-q4_k_m)")->required();
-    info->add_flag("--json", *json, "Print JSON");
-    info->callback([ref, json] { run_info(*ref, *json); });
+    auto ia = std::make_shared<info_args>();
+    auto * info = cmd->add_subcommand("info", "Architecture, size, params and KV bytes per token of a GGUF model; "
+                                              "with --devices, where llama.cpp places its layers");
+    info->add_option("model", ia->ref, "A .gguf file or synth:PRESET[-QUANT] (e.g. synth:qwen2-1.5b-q4_k_m)")->required();
+    info->add_flag("--json", ia->json, "Print JSON");
+    info->add_flag("--devices", ia->devices,
+                   "Load the model with the engine flags (-ngl, -sm, -mg, -ts, --rpc, ...) and a context of --ctx cells and "
+                   "show which device holds which layers and how much memory each uses (implied by --rpc and -ts)");
+    info->add_option("--ctx", ia->n_ctx, "Context cells for --devices (KV and compute buffers per device)")->capture_default_str();
+    add_engine_flags(info, ia->engine);
+    info->callback([ia] { run_info(*ia); });
 }
 
 }  // namespace im::cli

@@ -222,6 +222,7 @@ void run(const parallel_args & a) {
         if (!have_model_ctx) {
             ctx = report::make_run_context(&m, globals().command_line);
             have_model_ctx = true;
+            note_devices(m);
         }
         partial.rows.push_back(row);
         if (partial.base_workers == 0) partial.base_workers = row.workers;

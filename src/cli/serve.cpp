@@ -71,6 +71,10 @@ std::vector<std::string> server_engine_args(const engine_flags & f) {
     if (f.type_v != "f16") v.insert(v.end(), {"-ctv", f.type_v});
     if (f.mmap == "0") v.push_back("--no-mmap");
     if (f.poll != "50") v.insert(v.end(), {"--poll", f.poll});
+    if (f.split_mode != "layer") v.insert(v.end(), {"-sm", f.split_mode});
+    if (f.main_gpu != "0") v.insert(v.end(), {"-mg", f.main_gpu});
+    if (!f.tensor_split.empty()) v.insert(v.end(), {"-ts", f.tensor_split});  // llama-server reads "3,1" and "3/1"
+    if (!f.rpc.empty()) v.insert(v.end(), {"--rpc", f.rpc});
     return v;
 }
 

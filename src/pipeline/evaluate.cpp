@@ -105,6 +105,9 @@ nlohmann::ordered_json run_configuration(const evaluate_options & opts, const nl
             {"kv_unified", opts.kv_unified},
             {"ctx_min", opts.ctx_min},
             {"bench_repetitions", bench_repetitions}};
+    // Only where set: a report written before -ts/--rpc existed still resumes with the defaults.
+    if (!p.tensor_split.empty()) c["engine"]["tensor_split"] = engine::llama::tensor_split_name(p.tensor_split);
+    if (!p.rpc.empty()) c["engine"]["rpc"] = engine::llama::rpc_name(p.rpc);
     if (opts.fast) c["fast"] = true;  // predicted rows never mix with measured ones on --resume
     return c;
 }
@@ -373,7 +376,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
     e.ctx.command_line = opts.command_line;
     e.config = {info.name, model::ftype_name(info.file_type), e.ctx.model_size, e.ctx.model_n_params,
                 e.ctx.gpu_info.empty() ? e.ctx.cpu_info : e.ctx.gpu_info + "; " + e.ctx.cpu_info, e.ctx.backends,
-                e.bench.empty() ? engine::llama::default_threads() : e.bench.front().n_threads, opts.params};
+                e.bench.empty() ? engine::llama::default_threads() : e.bench.front().n_threads, e.ctx.devices, opts.params};
     if (!e.interrupted) e.stages_done.push_back("bench");
 
     // 3. parallel sweep

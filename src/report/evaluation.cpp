@@ -127,7 +127,8 @@ json to_json(const evaluation & e) {
     j["stages_done"] = e.stages_done;
     j["configuration"] = e.configuration;
     j["seconds"] = e.seconds;
-    j["machine"] = {{"cpu_info", e.ctx.cpu_info}, {"gpu_info", e.ctx.gpu_info}, {"backends", e.ctx.backends}};
+    j["machine"] = {{"cpu_info", e.ctx.cpu_info}, {"gpu_info", e.ctx.gpu_info}, {"backends", e.ctx.backends},
+                    {"devices", e.ctx.devices}};
     j["model"] = {{"filename", e.ctx.model_filename}, {"type", e.ctx.model_type},      {"name", e.config.model_name},
                   {"quantization", e.config.quantization}, {"size_bytes", e.ctx.model_size},
                   {"n_params", e.ctx.model_n_params}, {"kv_bytes_per_token", e.kv_bytes_per_token}};
@@ -135,7 +136,8 @@ json to_json(const evaluation & e) {
     j["engine"] = {{"n_threads", e.config.n_threads},     {"n_gpu_layers", p.n_gpu_layers},
                    {"flash_attn", engine::llama::flash_attn_name(p.fa)}, {"n_batch", p.n_batch},
                    {"n_ubatch", p.n_ubatch},             {"type_k", ggml_type_name(p.type_k)},
-                   {"type_v", ggml_type_name(p.type_v)}, {"split_mode", engine::llama::split_mode_name(p.split_mode)}};
+                   {"type_v", ggml_type_name(p.type_v)}, {"split_mode", engine::llama::split_mode_name(p.split_mode)},
+                   {"tensor_split", engine::llama::tensor_split_name(p.tensor_split)}, {"rpc", engine::llama::rpc_name(p.rpc)}};
     j["dataset"] = {{"path", e.dataset_path}, {"synthetic", e.dataset_synthetic}, {"note", e.dataset_note},
                     {"analysis", e.analysis ? dataset::to_json(*e.analysis) : json(nullptr)}};
     j["parameters"] = {{"scenario", e.scenario},           {"n_prompt", e.n_prompt},

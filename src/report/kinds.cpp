@@ -117,7 +117,8 @@ result_kind bench_kind() {
     k.key_description = "test";
     // llama-bench's test key: engine settings that make two rows different measurements.
     k.setting_fields = {{"n_threads", "t"}, {"n_gpu_layers", "ngl"}, {"flash_attn", "fa"}, {"type_k", "ctk"},
-                        {"type_v", "ctv"},  {"n_batch", "b"},        {"n_ubatch", "ub"}};
+                        {"type_v", "ctv"},  {"n_batch", "b"},        {"n_ubatch", "ub"},      {"split_mode", "sm"},
+                        {"tensor_split", "ts"}, {"rpc", "rpc"}};
     k.metrics = {{"t/s", "t/s", direction::higher_is_better, "avg_ts", "samples_ts", 0, {}}};
     k.label = bench_label;
     k.headline_of = bench_headline;

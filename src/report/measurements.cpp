@@ -17,6 +17,7 @@ std::vector<field> engine_fields() {
         {"n_batch", field_type::integer},  {"n_ubatch", field_type::integer},     {"n_threads", field_type::integer},
         {"poll", field_type::integer},     {"type_k", field_type::text},          {"type_v", field_type::text},
         {"n_gpu_layers", field_type::integer}, {"split_mode", field_type::text},  {"main_gpu", field_type::integer},
+        {"tensor_split", field_type::text}, {"rpc", field_type::text},
         {"use_mmap", field_type::boolean}, {"flash_attn", field_type::text},
     };
 }
@@ -31,6 +32,8 @@ void fill_engine(const table & t, std::vector<value> & row, const engine::llama:
     t.set(row, "n_gpu_layers", int64_t{p.n_gpu_layers});
     t.set(row, "split_mode", engine::llama::split_mode_name(p.split_mode));
     t.set(row, "main_gpu", int64_t{p.main_gpu});
+    t.set(row, "tensor_split", engine::llama::tensor_split_name(p.tensor_split));
+    t.set(row, "rpc", engine::llama::rpc_name(p.rpc));
     t.set(row, "use_mmap", p.use_mmap);
     t.set(row, "flash_attn", engine::llama::flash_attn_name(p.fa));
 }
@@ -198,6 +201,7 @@ std::string config_markdown(const config_summary & s) {
     std::string out = "### Test Configuration\n";
     out += fmt::format("- **Model:** {} ({} quantization)\n", esc::md_text(s.model_name), s.quantization);
     out += fmt::format("- **Hardware:** {} ({} backend)\n", esc::md_text(s.hardware), s.backends);
+    if (!s.devices.empty()) out += fmt::format("- **Devices:** {}\n", esc::md_text(s.devices));
     out += fmt::format("- **Model Size:** {} MiB (weights only)\n", fmtx::thousands(static_cast<double>(s.model_size) / fmtx::mib));
     out += fmt::format("- **Parameters:** {}\n", fmtx::count_si(static_cast<double>(s.model_n_params)));
     out += fmt::format("- **Batch Size:** {} tokens (micro-batch {})\n", fmtx::thousands(int64_t{s.params.n_batch}),
@@ -223,6 +227,8 @@ std::string bench_markdown(const std::vector<workload::bench_result> & results) 
         {"K cache", [](const auto & r) { return std::string(ggml_type_name(r.test.params.type_k)); }},
         {"V cache", [](const auto & r) { return std::string(ggml_type_name(r.test.params.type_v)); }},
         {"Split", [](const auto & r) { return engine::llama::split_mode_name(r.test.params.split_mode); }},
+        {"Main GPU", [](const auto & r) { return std::to_string(r.test.params.main_gpu); }},
+        {"Tensor split", [](const auto & r) { return engine::llama::tensor_split_name(r.test.params.tensor_split); }},
         {"mmap", [](const auto & r) { return std::string(r.test.params.use_mmap ? "1" : "0"); }},
         {"Depth", [](const auto & r) { return std::to_string(r.test.n_depth); }},
     };

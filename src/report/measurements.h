@@ -21,6 +21,7 @@ struct config_summary {
     std::string hardware;       // CPU model and GPUs
     std::string backends;
     int n_threads = 0;
+    std::string devices;        // run_context::devices
     engine::llama::engine_params params;
 };
 

@@ -22,6 +22,7 @@ run_context make_run_context(const engine::llama::model * m, const std::string &
         c.model_type = m->type_desc();
         c.model_size = m->size_bytes();
         c.model_n_params = m->n_params();
+        c.devices = engine::llama::describe_devices(engine::llama::devices_in_use(*m));
     }
     c.test_time = clock::rfc3339_now();
     c.command_line = command_line;
@@ -33,6 +34,7 @@ std::vector<field> context_fields() {
         {"schema_version", field_type::integer}, {"infermeter_version", field_type::text},
         {"build_commit", field_type::text},      {"cpu_info", field_type::text},
         {"gpu_info", field_type::text},          {"backends", field_type::text},
+        {"devices", field_type::text},
         {"model_filename", field_type::text},    {"model_type", field_type::text},
         {"model_size", field_type::integer},     {"model_n_params", field_type::integer},
         {"test_time", field_type::text},
@@ -55,6 +57,7 @@ void fill_context(const table & t, std::vector<value> & row, const run_context &
     t.set(row, "cpu_info", c.cpu_info);
     t.set(row, "gpu_info", c.gpu_info);
     t.set(row, "backends", c.backends);
+    t.set(row, "devices", c.devices);
     t.set(row, "model_filename", c.model_filename);
     t.set(row, "model_type", c.model_type);
     t.set(row, "model_size", static_cast<int64_t>(c.model_size));

@@ -22,6 +22,9 @@ struct run_context {
     std::string backends;         // "CPU", "CUDA", ...
     std::string cpu_info;
     std::string gpu_info;
+    // Which device holds which layers and how many weight bytes (engine::llama::describe_devices);
+    // empty for HTTP runs.
+    std::string devices;
     std::string model_filename;
     std::string model_type;       // llama.cpp's description, e.g. "qwen2 1.5B Q4_K - Medium"
     uint64_t model_size = 0;      // bytes

@@ -6,6 +6,7 @@
 #include "core/interrupt.h"
 #include "core/process.h"
 #include "engine/backend.h"
+#include "engine/llama/session.h"
 #include "telemetry/energy.h"
 #include "workload/batch.h"
 #include "workload/metrics.h"
@@ -62,12 +63,34 @@ void lockstep_row::summarize() {
 }
 
 std::pair<std::string, uint64_t> kv_device_free(const engine::llama::engine_params & p) {
-    if (p.n_gpu_layers != 0) {
-        for (const auto & d : engine::devices()) {
-            if (d.type == "gpu" || d.type == "igpu") return {d.name + " (" + d.description + ")", d.memory_free};
-        }
+    const auto devs = engine::llama::offload_devices(p);
+    if (devs.empty()) return {"host memory", host_available_bytes()};
+    // Weights and KV are split by layer in proportion to -ts (or, by default, to each device's free
+    // memory): what fits is bounded by the device whose free memory is the smallest multiple of its share.
+    std::vector<double> share(devs.size(), 0.0);
+    for (size_t i = 0; i < devs.size(); ++i) {
+        share[i] = p.tensor_split.empty() ? static_cast<double>(devs[i].memory_free)
+                                          : i < p.tensor_split.size() ? p.tensor_split[i] : 0.0;
     }
-    return {"host memory", host_available_bytes()};
+    double total_share = 0;
+    for (double s : share) total_share += s;
+    std::string names;
+    for (size_t i = 0; i < devs.size(); ++i) {
+        if (share[i] <= 0 && total_share > 0) continue;
+        names += (names.empty() ? "" : " + ") + devs[i].name + " (" + devs[i].description + ")";
+    }
+    if (total_share <= 0) {  // no device reports free memory (llama.cpp then splits evenly)
+        uint64_t sum = 0;
+        for (const auto & d : devs) sum += d.memory_free;
+        return {names, sum};
+    }
+    double capacity = -1;
+    for (size_t i = 0; i < devs.size(); ++i) {
+        if (share[i] <= 0) continue;
+        const double c = static_cast<double>(devs[i].memory_free) / (share[i] / total_share);
+        if (capacity < 0 || c < capacity) capacity = c;
+    }
+    return {names, static_cast<uint64_t>(std::max(0.0, capacity))};
 }
 
 void validate(const lockstep_config & c, const im::model::info & m) {
@@ -309,14 +332,7 @@ bool measure(const engine::llama::model & model, const lockstep_config & c, cons
     if (row.energy_j) row.energy_source = meter.sources();
     row.summarize();
     row.rss_bytes = process::rss_bytes();
-    if (c.params.n_gpu_layers != 0) {
-        for (const auto & d : engine::devices()) {
-            if (d.type == "gpu") {
-                row.device_used_bytes = d.memory_total - d.memory_free;
-                break;
-            }
-        }
-    }
+    for (const auto & d : engine::llama::offload_devices(c.params)) row.device_used_bytes += d.memory_total - d.memory_free;
     return true;
 }
 

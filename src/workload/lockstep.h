@@ -72,7 +72,7 @@ struct lockstep_row {
     double speedup = 0;            // overall / overall of the smallest W measured
     double efficiency = 0;
     uint64_t rss_bytes = 0;        // process resident memory after the run of this W
-    uint64_t device_used_bytes = 0;  // GPU memory in use after the run (0 on CPU)
+    uint64_t device_used_bytes = 0;  // memory in use on the offload devices after the run (0 on CPU)
     // Energy of the timed repetitions (prefill and decode, every repetition) from the counters that
     // exist here (NVML for the GPU, RAPL for the CPU packages: telemetry/energy.h); absent without any.
     std::optional<double> energy_j, avg_watts;
@@ -169,8 +169,10 @@ int next_extension_workers(const lockstep_config & c, const lockstep_row * befor
 // Runs the sweep. A W that does not fit is skipped with a message naming the largest W that fits.
 lockstep_result run_lockstep(const lockstep_config & c, const lockstep_callbacks & cb);
 
-// Free memory of the device that will hold the KV cache: the first GPU when layers are offloaded,
-// else the host's MemAvailable.
+// The memory that bounds weights + KV cache, and the devices it is on: with layers offloaded, every
+// device llama.cpp places them on (engine::llama::offload_devices), as the smallest free_i / share_i
+// (shares from -ts, by default from free memory, where this is the sum of their free memory); else
+// the host's MemAvailable. RPC servers on one host each report that host's memory.
 std::pair<std::string, uint64_t> kv_device_free(const engine::llama::engine_params & p);
 
 }  // namespace im::workload

@@ -5,6 +5,7 @@ CREATE TABLE IF NOT EXISTS bench (
   cpu_info TEXT,
   gpu_info TEXT,
   backends TEXT,
+  devices TEXT,
   model_filename TEXT,
   model_type TEXT,
   model_size INTEGER,
@@ -19,6 +20,8 @@ CREATE TABLE IF NOT EXISTS bench (
   n_gpu_layers INTEGER,
   split_mode TEXT,
   main_gpu INTEGER,
+  tensor_split TEXT,
+  rpc TEXT,
   use_mmap INTEGER,
   flash_attn TEXT,
   n_prompt INTEGER,
@@ -44,5 +47,5 @@ CREATE TABLE IF NOT EXISTS bench (
   partial INTEGER
 );
 
-INSERT INTO bench (schema_version, infermeter_version, build_commit, cpu_info, gpu_info, backends, model_filename, model_type, model_size, model_n_params, test_time, n_batch, n_ubatch, n_threads, poll, type_k, type_v, n_gpu_layers, split_mode, main_gpu, use_mmap, flash_attn, n_prompt, n_gen, n_depth, n_ctx_allocated, avg_ns, stddev_ns, avg_ts, stddev_ts, median_ts, ci95_low_ts, ci95_high_ts, n_outliers, n_warmup, warmup_converged, repetitions, ci95_rel, precision_met, samples_ns, samples_ts, interrupted, partial) VALUES ('1', '0.1.0', '80fb11a', 'Test CPU', '', 'CPU', 'qwen2-1.5b-q4_k_m.gguf', 'qwen2 1.5B Q4_K - Medium', '980092928', '1543714304', '2026-11-26T00:00:00Z', '2048', '512', '8', '50', 'f16', 'f16', '99', 'layer', '0', '1', 'auto', '128', '0', '0', '128', '107833969.38526213', '0', '1187.01', '2.015018610335881', '1187', '1182.0040122758608', '1192.0159877241392', '0', '2', '1', '3', '0.00421734433373145', '1', '108016877 107834877 107650774', '1185 1187 1189.03', '0', '0');
-INSERT INTO bench (schema_version, infermeter_version, build_commit, cpu_info, gpu_info, backends, model_filename, model_type, model_size, model_n_params, test_time, n_batch, n_ubatch, n_threads, poll, type_k, type_v, n_gpu_layers, split_mode, main_gpu, use_mmap, flash_attn, n_prompt, n_gen, n_depth, n_ctx_allocated, avg_ns, stddev_ns, avg_ts, stddev_ts, median_ts, ci95_low_ts, ci95_high_ts, n_outliers, n_warmup, warmup_converged, repetitions, ci95_rel, precision_met, samples_ns, samples_ts, interrupted, partial) VALUES ('1', '0.1.0', '80fb11a', 'Test CPU', '', 'CPU', 'qwen2-1.5b-q4_k_m.gguf', 'qwen2 1.5B Q4_K - Medium', '980092928', '1543714304', '2026-11-26T00:00:00Z', '2048', '512', '8', '50', 'f16', 'f16', '99', 'layer', '0', '1', 'auto', '0', '4096', '0', '4096', '63920099875.15606', '0', '64.08', '0', '64.08', NULL, NULL, '0', '2', '1', '1', '0', '0', '63920099875', '64.08', '0', '0');
+INSERT INTO bench (schema_version, infermeter_version, build_commit, cpu_info, gpu_info, backends, devices, model_filename, model_type, model_size, model_n_params, test_time, n_batch, n_ubatch, n_threads, poll, type_k, type_v, n_gpu_layers, split_mode, main_gpu, tensor_split, rpc, use_mmap, flash_attn, n_prompt, n_gen, n_depth, n_ctx_allocated, avg_ns, stddev_ns, avg_ts, stddev_ts, median_ts, ci95_low_ts, ci95_high_ts, n_outliers, n_warmup, warmup_converged, repetitions, ci95_rel, precision_met, samples_ns, samples_ts, interrupted, partial) VALUES ('1', '0.1.0', '80fb11a', 'Test CPU', '', 'CPU', '', 'qwen2-1.5b-q4_k_m.gguf', 'qwen2 1.5B Q4_K - Medium', '980092928', '1543714304', '2026-11-26T00:00:00Z', '2048', '512', '8', '50', 'f16', 'f16', '99', 'layer', '0', '0', '', '1', 'auto', '128', '0', '0', '128', '107833969.38526213', '0', '1187.01', '2.015018610335881', '1187', '1182.0040122758608', '1192.0159877241392', '0', '2', '1', '3', '0.00421734433373145', '1', '108016877 107834877 107650774', '1185 1187 1189.03', '0', '0');
+INSERT INTO bench (schema_version, infermeter_version, build_commit, cpu_info, gpu_info, backends, devices, model_filename, model_type, model_size, model_n_params, test_time, n_batch, n_ubatch, n_threads, poll, type_k, type_v, n_gpu_layers, split_mode, main_gpu, tensor_split, rpc, use_mmap, flash_attn, n_prompt, n_gen, n_depth, n_ctx_allocated, avg_ns, stddev_ns, avg_ts, stddev_ts, median_ts, ci95_low_ts, ci95_high_ts, n_outliers, n_warmup, warmup_converged, repetitions, ci95_rel, precision_met, samples_ns, samples_ts, interrupted, partial) VALUES ('1', '0.1.0', '80fb11a', 'Test CPU', '', 'CPU', '', 'qwen2-1.5b-q4_k_m.gguf', 'qwen2 1.5B Q4_K - Medium', '980092928', '1543714304', '2026-11-26T00:00:00Z', '2048', '512', '8', '50', 'f16', 'f16', '99', 'layer', '0', '0', '', '1', 'auto', '0', '4096', '0', '4096', '63920099875.15606', '0', '64.08', '0', '64.08', NULL, NULL, '0', '2', '1', '1', '0', '0', '63920099875', '64.08', '0', '0');
