@@ -352,10 +352,8 @@ estimate pp_estimate(const prefill_fit & f, int64_t tokens) {
     return e;
 }
 
-}  // namespace
-
-step_fit fit_steps(std::span<const step_sample> samples, double tolerance) {
-    IM_CHECK(tolerance > 0, fmt::format("tolerance = {}", tolerance));
+// The samples checked one by one, and their distinct W ascending; none is a runtime error.
+std::vector<int> distinct_workers(std::span<const step_sample> samples) {
     if (samples.empty()) {
         throw_runtime("no decode-step probes to fit: the --fast step probes produced no timings (run without --fast "
                       "to measure every row)");
@@ -367,6 +365,14 @@ step_fit fit_steps(std::span<const step_sample> samples, double tolerance) {
     }
     std::sort(ws.begin(), ws.end());
     ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
+    return ws;
+}
+
+}  // namespace
+
+step_fit fit_steps(std::span<const step_sample> samples, double tolerance) {
+    IM_CHECK(tolerance > 0, fmt::format("tolerance = {}", tolerance));
+    const std::vector<int> ws = distinct_workers(samples);
 
     step_fit out;
     size_t start = 0;
@@ -513,17 +519,7 @@ std::vector<regime_change> regime_changes(const step_fit & f, double depth) {
 }
 
 step_fit fit_steps_at(std::span<const step_sample> samples, std::span<const int> starts) {
-    if (samples.empty()) {
-        throw_runtime("no decode-step probes to fit: the --fast step probes produced no timings (run without --fast "
-                      "to measure every row)");
-    }
-    std::vector<int> ws;
-    for (size_t i = 0; i < samples.size(); ++i) {
-        check_step_sample(samples[i], i);
-        ws.push_back(samples[i].workers);
-    }
-    std::sort(ws.begin(), ws.end());
-    ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
+    const std::vector<int> ws = distinct_workers(samples);
     for (size_t k = 0; k < starts.size(); ++k) {
         IM_CHECK(starts[k] > ws.front() && std::binary_search(ws.begin(), ws.end(), starts[k]) &&
                      (k == 0 || starts[k] > starts[k - 1]),
