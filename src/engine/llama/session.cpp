@@ -7,6 +7,9 @@
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <fstream>
 #include <regex>
@@ -53,11 +56,7 @@ std::string tensor_split_name(const std::vector<float> & ts) {
     return out.empty() ? "0" : out;
 }
 
-std::string rpc_name(const std::vector<std::string> & endpoints) {
-    std::string out;
-    for (const auto & e : endpoints) out += (out.empty() ? "" : ",") + e;
-    return out;
-}
+std::string rpc_name(const std::vector<std::string> & endpoints) { return fmt::format("{}", fmt::join(endpoints, ",")); }
 
 namespace {
 
