@@ -379,7 +379,10 @@ step_fit fit_steps(std::span<const step_sample> samples, double tolerance) {
     regime current = fit_regime(samples, ws[0], ws[0]);
     for (size_t k = 1; k < ws.size(); ++k) {
         regime grown = fit_regime(samples, ws[start], ws[k]);
-        if (grown.max_rel_residual <= tolerance) {
+        // Noise the two sides already show on their own (probe-to-probe drift that a window's spread does not
+        // see) is not a kernel switch: joining W_k must cost more than the tolerance beyond it.
+        const double own = std::max(current.max_rel_residual, fit_regime(samples, ws[k], ws[k]).max_rel_residual);
+        if (grown.max_rel_residual <= tolerance + own) {
             current = grown;
             continue;
         }
@@ -510,7 +513,11 @@ std::vector<regime_change> regime_changes(const step_fit & f, double depth) {
         regime_change c;
         c.workers = w;
         c.workers_before = f.regimes[k - 1].w_max;
-        c.per_seq_trend_s = step_value(f.regimes[k - 1], w, depth) / w;
+        const regime & before = f.regimes[k - 1];
+        // A regime of one W has no trend in W (b = 0): the per-sequence cost at its W stands for it.
+        c.trend_is_one_w = before.w_min == before.w_max;
+        c.per_seq_trend_s = !c.trend_is_one_w ? step_value(before, w, depth) / w
+                                                        : step_value(before, before.w_max, depth) / before.w_max;
         c.per_seq_s = step_value(f.regimes[k], w, depth) / w;
         c.jump_rel = c.per_seq_trend_s > 0 ? c.per_seq_s / c.per_seq_trend_s - 1 : 0;
         out.push_back(c);
@@ -681,7 +688,8 @@ switch_search locate_switches(std::span<const step_sample> samples, std::span<co
         int misfit = 0;
         for (const int w : ws) {
             const regime * r = locate(out.fit, w).first;
-            if (r->w_min < r->w_max && worst_residual_at(out.fit, all, w) > tolerance) {
+            if (r->w_min < r->w_max &&
+                worst_residual_at(out.fit, all, w) > tolerance + fit_regime(all, w, w).max_rel_residual) {
                 misfit = w;
                 break;
             }

@@ -137,7 +137,8 @@ step_parts decompose(double step_s, double weight_flops, double matmul_rate_flop
 struct regime_change {
     int workers = 0;         // the new regime's smallest W
     int workers_before = 0;  // the previous regime's largest W: the change lies between the two
-    double per_seq_trend_s = 0;
+    double per_seq_trend_s = 0;  // the previous regime's fit extrapolated to `workers`, per sequence
+    bool trend_is_one_w = false;  // the previous regime holds one W: per_seq_trend_s is its cost per sequence there
     double per_seq_s = 0;
     double jump_rel = 0;
 };

@@ -165,7 +165,7 @@ json to_json(const evaluation & e) {
         json changes = json::array();
         for (const auto & ch : e.fast->changes) {
             changes.push_back({{"workers_before", ch.workers_before}, {"workers", ch.workers}, {"located", ch.workers == ch.workers_before + 1},
-                               {"per_seq_trend_s", ch.per_seq_trend_s}, {"per_seq_s", ch.per_seq_s}, {"jump_rel", ch.jump_rel}});
+                               {"per_seq_trend_s", ch.per_seq_trend_s}, {"trend_is_one_w", ch.trend_is_one_w}, {"per_seq_s", ch.per_seq_s}, {"jump_rel", ch.jump_rel}});
         }
         json switches = json::array();
         for (const auto & sw : e.fast->probes.switches.switches) {

@@ -220,11 +220,13 @@ std::vector<std::string> switch_sentences(const fast_result & f) {
             how = "adjacent W in the sweep";
         }
         if (sw != switches.end() && !sw->stopped.empty()) how += (how.empty() ? "" : "; ") + fmt::format("not narrowed further: {}", sw->stopped);
-        out.push_back(fmt::format("{} between W = {} and W = {}{}: the per-sequence step cost {} {} against the W <= {} trend "
+        const std::string against = ch.trend_is_one_w ? fmt::format("its cost at W = {}", ch.workers_before)
+                                                      : fmt::format("the W <= {} trend", ch.workers_before);
+        out.push_back(fmt::format("{} between W = {} and W = {}{}: the per-sequence step cost {} {} against {} "
                                   "({} ms per sequence at W = {}, against {} ms).",
                                   located ? "Kernel switch" : "Regime change", ch.workers_before, ch.workers,
                                   how.empty() ? "" : " (" + how + ")", ch.jump_rel >= 0 ? "jumps" : "falls",
-                                  signed_pct(ch.jump_rel), ch.workers_before, ms(ch.per_seq_s), ch.workers, ms(ch.per_seq_trend_s)));
+                                  signed_pct(ch.jump_rel), against, ms(ch.per_seq_s), ch.workers, ms(ch.per_seq_trend_s)));
     }
     for (const auto & sw : switches) {
         for (const auto & p : sw.probes) {

@@ -46,7 +46,8 @@ TEST(fast_mode, predicts_every_row_with_intervals_and_verify_measures_one) {
     const auto md = run_infermeter({"parallel", "-m", "synth:tiny", "-p", "32", "-n", "64", "--workers", "1,2", "--fast",
                                     "--verify", "1", "--no-db", "-t", "1"});
     ASSERT_EQ(md.exit_code, 0) << md.err;
-    for (const char * s : {"| 1~ |", "| 2~ |", "| 1 (measured) |", "predicted from step probes", "| Regime (W) |",
+    // "1~" or "1~†" (probed, not predicted, where no fit across W holds there: docs/fast-mode.md).
+    for (const char * s : {"| 1~", "| 2~", "| 1 (measured) |", "predicted from step probes", "| Regime (W) |",
                            "### Verification: W = 1 predicted and measured", "| Overall t/s |"}) {
         EXPECT_NE(md.out.find(s), std::string::npos) << s << "\n" << md.out;
     }
