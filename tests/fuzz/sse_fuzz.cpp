@@ -1,7 +1,7 @@
 // libFuzzer target for the SSE parser: any bytes, cut into reads anywhere, must give exactly the
 // events that the same bytes give in one read — never crash, hang, or buffer past the line cap.
 // Every event is then interpreted as each endpoint's stream chunk (engine/http/protocol.h), which
-// must accept or reject it without crashing.
+// must accept or reject it without crashing, and exactly as the document path does.
 #include "engine/http/protocol.h"
 #include "engine/http/sse.h"
 
@@ -43,10 +43,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     using im::engine::http::api;
     for (const auto & e : a) {
         for (api which : {api::completions, api::chat, api::llama}) {
-            im::engine::http::stream_chunk c;
-            std::string why;
+            im::engine::http::stream_chunk c, ref;
+            std::string why, ref_why;
             const bool ok = im::engine::http::interpret_event(which, e, c, why);
             if (!ok && why.empty()) std::abort();  // a rejection always says why
+            // The SAX fast path and the document path agree on every event.
+            const bool ref_ok = im::engine::http::interpret_event_dom(which, e, ref, ref_why);
+            if (ok != ref_ok || why != ref_why) std::abort();
+            if (ok && !(c == ref)) std::abort();
         }
     }
     return 0;

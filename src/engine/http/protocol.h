@@ -49,11 +49,15 @@ struct stream_chunk {
     int usage_prompt_tokens = -1;
     double timings_prompt_ms = -1;            // llama-server `timings.prompt_ms`
     double timings_predicted_per_second = -1; // llama-server `timings.predicted_per_second`
+    bool operator==(const stream_chunk &) const = default;
 };
 
 // Interprets one event. Returns false when the event is malformed (not JSON, or JSON of the wrong
 // shape); `why` then says what was wrong, in a few words.
 bool interpret_event(api a, const sse_event & e, stream_chunk & out, std::string & why);
+// The same through a JSON document: what interpret_event falls back to for anything but the common
+// shapes, and the reference it must agree with (tests/fuzz/sse_fuzz.cpp, tests/unit/engine).
+bool interpret_event_dom(api a, const sse_event & e, stream_chunk & out, std::string & why);
 
 // The server's error text from a non-2xx answer body ({"error":{"message":...}}, {"error":"..."},
 // {"message":...}, or the raw text), at most `max_chars` characters, control characters replaced.

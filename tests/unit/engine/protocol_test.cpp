@@ -186,3 +186,81 @@ TEST(http_protocol, error_text_from_bodies) {
     const std::string accents = "\xc3\xa9\xc3\xa9\xc3\xa9";
     EXPECT_EQ(error_text(accents, 3), "\xc3\xa9...");
 }
+
+// interpret_event reads the common shapes without a JSON document and hands anything else to
+// interpret_event_dom: both must give the same answer, the same words and the same fields on every
+// shape here (the fuzz target checks the same on arbitrary bytes).
+TEST(http_protocol, fast_path_agrees_with_the_document_path) {
+    const std::vector<std::string> payloads{
+        R"({"id":"x","choices":[{"index":0,"text":"Hel","finish_reason":null}]})",
+        R"({"choices":[{"text":"","finish_reason":"length"}]})",
+        R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34}})",
+        R"({"choices":[{"delta":{"role":"assistant","content":null}}]})",
+        R"({"choices":[{"delta":{"content":"lo"},"finish_reason":null}]})",
+        R"({"choices":[{"delta":{"content":"b","reasoning_content":"a"}}]})",
+        R"({"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"completion_tokens":3}})",
+        R"({"content":"ab","tokens":[11,12],"stop":false,"tokens_predicted":2})",
+        R"({"content":"","tokens":[],"stop":true,"tokens_predicted":64,"tokens_evaluated":9,"timings":{"prompt_ms":1.5,"predicted_per_second":88.1}})",
+        R"({"content":"x","tokens":[[1],{"a":2},3],"stop":true,"tokens_predicted":-1,"usage":{"completion_tokens":7}})",
+        R"({"prompt_progress":{"total":10,"processed":5}})",
+        R"({"error":{"code":500,"message":"m"}})",
+        R"({"error":"overloaded"})",
+        R"({"choices":[{"text":"x"}],"error":null})",
+        R"({"choices":[{"text":"a"}],"choices":[{"text":"b"}]})",            // a repeated key: the last one
+        R"({"choices":[{"text":"a","text":"b"}]})",
+        R"({"usage":{"completion_tokens":1,"completion_tokens":2},"choices":[]})",
+        R"({"usage":5})",                                                      // usage present, not an object
+        R"({"usage":[1],"choices":[]})",
+        R"({"choices":[{"text":"x"},7,[1]]})",                                 // only choices[0] is read
+        R"({"choices":[7]})", R"({"choices":[[1]]})", R"({"choices":{}})", R"({"choices":"x"})",
+        R"({"choices":[{"text":5}]})", R"({"choices":[{"text":{"a":1}}]})", R"({"choices":[{"delta":3}]})",
+        R"({"choices":[{"delta":[1]}]})", R"({"choices":[{"delta":{"content":[1]}}]})",
+        R"({"choices":[{"finish_reason":3,"text":"x"}]})", R"({"choices":[{"finish_reason":"stop","text":null}]})",
+        R"({"choices":[],"usage":{"completion_tokens":1e30,"prompt_tokens":-3}})",
+        R"({"choices":[],"usage":{"completion_tokens":12.7,"prompt_tokens":18446744073709551615}})",
+        R"({"timings":{"prompt_ms":"x","predicted_per_second":-2}})", R"({"timings":[1],"content":"a"})",
+        R"({"stop":false})", R"({"stop":"yes","content":null})", R"({"content":3})", R"({"content":["a"]})",
+        R"({"content":"a","tokens":{"n":2}})", R"({"content":"a","tokens":5})",
+        R"({"deep":{"choices":[{"text":5}],"error":"no"},"choices":[{"text":"ok"}]})",
+        R"({"id":1})", "{not json", "[1,2]", "3", "\"s\"", "null", "", "{}", R"({"a":1} x)", "\xff\xfe",
+        "{\"choices\":[{\"text\":\"\xff\"}]}", R"({"choices":[{"text":"\u00e9\ud83d\ude00"}]})",
+        // the scanner's own cases: escapes, UTF-8, numbers, structure
+        R"({"choices":[{"text":"a\n\t\"\\\/\b\f\r\u0041\u00e9\u20ac\u0000z"}]})",
+        R"({"choices":[{"text":"\ud800"}]})", R"({"choices":[{"text":"\udc00x"}]})", R"({"choices":[{"text":"\x"}]})",
+        R"({"choices":[{"text":"\u12g4"}]})", R"({"choices":[{"text":"\u12"}]})",
+        "{\"choices\":[{\"text\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}]}",    // é € 😀
+        "{\"choices\":[{\"text\":\"\xc0\x80\"}]}", "{\"choices\":[{\"text\":\"\xed\xa0\x80\"}]}",
+        "{\"choices\":[{\"text\":\"\xf4\x90\x80\x80\"}]}", "{\"choices\":[{\"text\":\"\xe2\x82\"}]}",
+        "{\"choices\":[{\"text\":\"a\tb\"}]}", "{\"choices\":[{\"text\":\"a\x01\"}]}",
+        R"({"choices":[],"usage":{"completion_tokens":-0,"prompt_tokens":1.5e3}})",
+        R"({"choices":[],"usage":{"completion_tokens":01}})", R"({"choices":[],"usage":{"completion_tokens":1.}})",
+        R"({"choices":[],"usage":{"completion_tokens":.5}})", R"({"choices":[],"usage":{"completion_tokens":1e}})",
+        R"({"choices":[],"usage":{"completion_tokens":-}})", R"({"choices":[],"usage":{"completion_tokens":1e400}})",
+        R"({"choices":[],"usage":{"completion_tokens":123456789012345678901234567890}})",
+        R"({"timings":{"prompt_ms":2.5E-3,"predicted_per_second":1e+2},"content":"a"})",
+        R"({"content":"a",})", R"({"content":"a" "b"})", R"({"content" "a"})", R"({"content":"a"]})", R"({"content":"a")",
+        R"({"content":tru})", R"({"content":"a","x":[1,2,]})", R"({,"content":"a"})", R"({"content":"a"}})",
+        " \t\r\n{ \"content\" : \"a\" , \"tokens\" : [ 1 , [ ] , { } ] } \n",
+        R"({"content":"a","x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})",
+        R"({"content":"a","x":{"choices":[{"text":1}],"stop":true}})",
+    };
+    for (const auto & p : payloads) {
+        for (api a : {api::completions, api::chat, api::llama}) {
+            for (const char * type : {"message", "", "error"}) {
+                sse_event e;
+                e.type = type;
+                e.data = p;
+                stream_chunk fast, ref;
+                std::string why, ref_why;
+                const bool ok = interpret_event(a, e, fast, why);
+                const bool ref_ok = interpret_event_dom(a, e, ref, ref_why);
+                EXPECT_EQ(ok, ref_ok) << api_name(a) << " " << p;
+                EXPECT_EQ(why, ref_why) << api_name(a) << " " << p;
+                if (ok && ref_ok) {
+                    EXPECT_TRUE(fast == ref) << api_name(a) << " " << p << ": text '" << fast.text << "' vs '" << ref.text
+                                             << "', finished " << fast.finished << " vs " << ref.finished;
+                }
+            }
+        }
+    }
+}
