@@ -155,16 +155,23 @@ TEST(evaluate_cli, interrupt_keeps_partial_results_and_resume_finishes) {
         execv(bin.c_str(), argv.data());
         _exit(127);
     }
-    // Wait until the single-request stage has saved its results, then interrupt.
+    // Wait until the single-request stage has saved its results, then interrupt. The bound only
+    // matters when something is wrong: on a loaded 2-core machine the stage took over 120 s once.
     bool saved = false;
-    for (int i = 0; i < 1200 && !saved; ++i) {
+    for (int i = 0; i < 4000 && !saved; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        int st = 0;
+        ASSERT_EQ(waitpid(pid, &st, WNOHANG), 0) << "evaluate ended before its single-request stage was saved";
         if (std::filesystem::exists(out / "report.json")) {
             try {
                 saved = nlohmann::json::parse(slurp(out / "report.json"))["tables"]["bench"].size() == 2;
             } catch (...) {
             }
         }
+    }
+    if (!saved) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
     }
     ASSERT_TRUE(saved);
     kill(pid, SIGINT);
