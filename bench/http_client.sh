@@ -12,7 +12,7 @@
 # with CPU sampling and without sampling, and their ratios, one line per level.
 #
 # Usage: bench/http_client.sh
-# Environment: BIN (build/bin), SECONDS_PER_LEVEL (10), WARMUP (2), CLIENT_THREADS (1),
+# Environment: BIN (build/bin), SECONDS_PER_LEVEL (10), WARMUP (2), CLIENT_THREADS (auto: serve's default),
 #              LEVELS ("100:2000:500 1000:20000:100" = streams:chunk interval us:chunks per request),
 #              SERVE_COMPARE (1), COMPARE_MODEL (synth:tiny), COMPARE_ARGS ("-p 128 -n 128 -t 2")
 set -euo pipefail
@@ -23,7 +23,7 @@ for b in fault_server http_client_bench; do
 done
 secs=${SECONDS_PER_LEVEL:-10}
 warmup=${WARMUP:-2}
-threads=${CLIENT_THREADS:-1}
+threads=${CLIENT_THREADS:-auto}
 levels=${LEVELS:-"100:2000:500 1000:20000:100"}
 echo "http_client: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), client threads $threads" >&2
 

@@ -3,7 +3,7 @@
 // clock). Prints, over the measured window: chunks/s, p50/p99/max |client-observed − server-sent|,
 // client CPU in cores (whole process: client threads and this driver), client peak RSS.
 // Usage: http_client_bench --url http://127.0.0.1:PORT/ok --streams C --chunks N [--seconds S]
-//                          [--warmup S] [--client-threads T]
+//                          [--warmup S] [--client-threads T|auto]  (auto, the default: as serve's)
 #include "core/stats.h"
 #include "engine/http/client.h"
 
@@ -36,7 +36,7 @@ static long status_kib(const char * key) {
 
 int main(int argc, char ** argv) {
     std::string url;
-    int streams = 100, chunks = 100, threads = 1;
+    int streams = 100, chunks = 100, threads = 0;  // 0: auto
     double seconds = 10, warmup = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i];
@@ -46,7 +46,7 @@ int main(int argc, char ** argv) {
         else if (k == "--chunks") chunks = std::atoi(v);
         else if (k == "--seconds") seconds = std::atof(v);
         else if (k == "--warmup") warmup = std::atof(v);
-        else if (k == "--client-threads") threads = std::atoi(v);
+        else if (k == "--client-threads") threads = std::strcmp(v, "auto") == 0 ? 0 : std::atoi(v);
         else {
             fmt::print(stderr, "http_client_bench: unknown flag {}\n", k);
             return 2;
@@ -55,7 +55,7 @@ int main(int argc, char ** argv) {
     http::client_options o;
     o.urls = {url};
     o.endpoint = http::api::completions;
-    o.client_threads = threads;
+    o.client_threads = threads > 0 ? threads : http::auto_client_threads(streams);
     o.request_timeout_ms = 120'000;
     http::http_engine eng(o);
 
@@ -111,9 +111,9 @@ int main(int argc, char ** argv) {
             const int64_t wall = eng.now_ns() - wall0;
             const double cores = double(cpu_ns_self() - cpu0) / double(wall);
             const double client_cores = double(eng.stats().cpu_ns - client_cpu0) / double(wall);
-            fmt::print("streams {} chunks_per_s {:.0f} delay_p50_us {:.0f} delay_p99_us {:.0f} delay_max_us {:.0f} "
+            fmt::print("streams {} client_threads {} chunks_per_s {:.0f} delay_p50_us {:.0f} delay_p99_us {:.0f} delay_max_us {:.0f} "
                        "cpu_cores {:.3f} client_thread_cores {:.3f} rss_mib {:.1f} failed {}\n",
-                       streams, double(n_chunks) / (double(wall) / 1e9),
+                       streams, o.client_threads, double(n_chunks) / (double(wall) / 1e9),
                        delay_us.empty() ? 0.0 : im::stats::percentile(delay_us, 50),
                        delay_us.empty() ? 0.0 : im::stats::percentile(delay_us, 99),
                        delay_us.empty() ? 0.0 : im::stats::percentile(delay_us, 100), cores, client_cores,

@@ -1,21 +1,27 @@
 #include "cli/http_flags.h"
 
 #include "core/error.h"
+#include "core/ranges.h"
 
 #include <cstdlib>
 
 namespace im::cli {
 
 void add_http_flags(CLI::App * cmd, http_flags & f) {
-    cmd->add_option("--url", f.urls, "Server base URL(s), comma-separated or repeated; used round-robin")
+    cmd->add_option("--url", f.urls, "Server base URL(s), comma-separated or repeated; spread by --balance")
         ->delimiter(',');
+    cmd->add_option("--balance", f.balance,
+                    "Spreading over several --url: round-robin, or least-outstanding (at send time, to the URL "
+                    "with the fewest requests in flight)")
+        ->capture_default_str();
     cmd->add_option("--endpoint", f.endpoint,
                     "completions (/v1/completions, default), chat (/v1/chat/completions) or llama (/completion)");
     cmd->add_option("--model", f.model, "The \"model\" field of each request (llama-server needs none)");
     cmd->add_option("--api-key-env", f.api_key_env,
                     "Name of the environment variable holding the API key (sent as a Bearer token, never shown)");
     cmd->add_option("--header", f.headers, "Extra request header 'Name: value' (repeatable)");
-    cmd->add_option("--client-threads", f.client_threads, "Client threads (one serves hundreds of streams)")
+    cmd->add_option("--client-threads", f.client_threads,
+                    "Client threads, or auto: one per 256 concurrent streams, at most half the cores")
         ->capture_default_str();
     cmd->add_flag("--http2", f.http2, "Use HTTP/2 (prior knowledge over http://)");
     cmd->add_flag("--http1.1", f.http1, "Never use HTTP/2");
@@ -36,7 +42,7 @@ void add_http_flags(CLI::App * cmd, http_flags & f) {
                     "Prometheus /metrics to scrape around each load level (default: the first --url's /metrics; none: off)");
 }
 
-engine::http::client_options client_options_from(const http_flags & f) {
+engine::http::client_options client_options_from(const http_flags & f, int max_streams) {
     engine::http::client_options o;
     o.urls = f.urls;
     if (!f.endpoint.empty()) o.endpoint = engine::http::parse_api(f.endpoint);
@@ -60,7 +66,14 @@ engine::http::client_options client_options_from(const http_flags & f) {
     o.request_timeout_ms = int64_t(f.request_timeout_s * 1000);
     o.connect_timeout_ms = int64_t(f.connect_timeout_s * 1000);
     o.verify_tls = !f.insecure;
-    o.client_threads = f.client_threads;
+    if (f.client_threads == "auto") {
+        o.client_threads = engine::http::auto_client_threads(max_streams);
+    } else {
+        const auto n = parse_int_list(f.client_threads, "--client-threads", 1, 256);
+        if (n.size() != 1) throw_usage("--client-threads takes one number or auto (got '{}')", f.client_threads);
+        o.client_threads = n.front();
+    }
+    o.spread = engine::http::parse_balance(f.balance);
     o.max_line_bytes = f.max_line_bytes;
     o.prefer_token_ids = f.token_prompts;
     return o;

@@ -16,7 +16,8 @@ struct http_flags {
     std::string model;                   // --model
     std::string api_key_env;             // --api-key-env VAR: the variable's name; its value is read at run time
     std::vector<std::string> headers;    // --header
-    int client_threads = 1;              // --client-threads
+    std::string client_threads = "auto"; // --client-threads N|auto (auto: engine::http::auto_client_threads)
+    std::string balance = "round-robin"; // --balance round-robin|least-outstanding
     bool http2 = false;                  // --http2
     bool http1 = false;                  // --http1.1
     double request_timeout_s = 600;      // --request-timeout
@@ -34,7 +35,8 @@ void add_http_flags(CLI::App * cmd, http_flags & f);
 
 // The client options; reads the API key from the environment (usage error naming --api-key-env when
 // the variable is unset or empty). Validation of URLs and values happens in http_engine.
-engine::http::client_options client_options_from(const http_flags & f);
+// `max_streams`: the most requests the workload keeps in flight, for --client-threads auto.
+engine::http::client_options client_options_from(const http_flags & f, int max_streams);
 
 // --metrics-url, or the first URL's scheme://host:port + "/metrics"; empty for "none".
 std::string metrics_url_from(const http_flags & f);

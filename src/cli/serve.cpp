@@ -183,10 +183,11 @@ std::string checks_markdown(const std::vector<level_check> & checks) {
         }
     }
     if (checks.front().endpoints.size() > 1) {
-        md += "\n### Per endpoint\n\n| load | URL | started | finished | failed |\n|---|---|---:|---:|---:|\n";
+        md += "\n### Per endpoint\n\n| load | URL | started | finished | failed | peak in flight |\n|---|---|---:|---:|---:|---:|\n";
         for (const auto & c : checks) {
             for (const auto & e : c.endpoints) {
-                md += fmt::format("| {} | {} | {} | {} | {} |\n", c.load, e.url, e.started, e.finished, e.failed);
+                md += fmt::format("| {} | {} | {} | {} | {} | {} |\n", c.load, e.url, e.started, e.finished, e.failed,
+                                  e.peak_outstanding);
             }
         }
     }
@@ -343,7 +344,8 @@ void run(const serve_args & a) {
     const auto eparams = single(a.engine, "serve");  // validates the engine flags (one value each)
     if (a.n_prompt < 1 || a.n_predict < 1) throw_usage("-p and -n must be at least 1 (got {} and {})", a.n_prompt, a.n_predict);
     if (a.launch) hf.urls = {"http://127.0.0.1:1"};  // placeholder for validation; replaced once the server runs
-    auto copts = client_options_from(hf);
+    const auto levels = a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests);
+    auto copts = client_options_from(hf, server_slots(a.requests, levels));
 
     std::unique_ptr<dataset::vocabulary> vocab;
     if (!a.model.empty() || !a.vocab.empty()) {
@@ -363,7 +365,6 @@ void run(const serve_args & a) {
         }
         return r;
     };
-    const auto levels = a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests);
     std::unique_ptr<launched_server> server;
     std::filesystem::path model_path;
     if (a.launch || a.compare) model_path = model::resolve(a.model);
@@ -425,7 +426,7 @@ void run(const serve_args & a) {
         if (server) md += "**Server:** launched for this run: " + esc::md_code(server->command_line()) + "\n\n";
         md += report::requests_markdown(runs, base.objectives);
         md += checks_markdown(checks);
-        md += report::per_endpoint_markdown(runs, hf.urls);
+        md += report::per_endpoint_markdown(runs, hf.urls, engine::http::balance_name(copts.spread));
         md += report::serve_comparison_markdown(comparison);
         if (!capacity_summary.empty()) md += "\n**Capacity:** " + capacity_summary + "\n";
         if (interrupted) md += report::interrupted_note();  // the same note as every other command's
@@ -473,6 +474,7 @@ void run(const serve_args & a) {
     const auto run_level = [&](const workload::request_workload & w) {
         current = &w;
         const auto before = scrape();
+        http.reset_peaks();  // peak in flight per level
         const auto counts0 = http.counts();
         const int64_t cpu0 = process_cpu_ns();
         const int64_t io_cpu0 = http.stats().cpu_ns;

@@ -217,46 +217,65 @@ endpoint_figures endpoint_of(const workload::request_run & r, int endpoint) {
 
 }  // namespace
 
-std::string per_endpoint_markdown(const std::vector<workload::request_run> & runs, const std::vector<std::string> & urls) {
-    if (urls.size() < 2) return "";
-    std::string md = "\n### Latency and Throughput per Endpoint\n\nRound-robin over the URLs; latencies of each endpoint's successful measured requests, "
-                     "output t/s over its first start to last end.\n\n"
-                     "| load | URL | requests | failed | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | E2E p99 | output t/s |\n"
-                     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-    for (const auto & r : runs) {
-        for (size_t e = 0; e < urls.size(); ++e) {
-            const auto f = endpoint_of(r, static_cast<int>(e));
-            md += fmt::format("| {} | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} ms | {} |\n", r.load_label(),
-                              esc::md_code(urls[e]), f.n, f.failed, ms(f.ttft.p50), ms(f.ttft.p99), ms(f.tpot.p50),
-                              ms(f.tpot.p99), ms(f.e2e.p99), tps(f.output_tps));
+endpoint_balance endpoint_imbalance(const workload::request_run & r, size_t n_endpoints) {
+    endpoint_balance b;
+    if (n_endpoints < 2) return b;
+    size_t total = 0, most = 0;
+    double fastest = 0, slowest = 0;
+    for (size_t e = 0; e < n_endpoints; ++e) {
+        const auto f = endpoint_of(r, static_cast<int>(e));
+        total += f.n;
+        if (f.n > most) {
+            most = f.n;
+            b.busiest = static_cast<int>(e);
+        }
+        const double t = f.tpot.p50;
+        if (!(f.ok > 0) || !std::isfinite(t)) continue;
+        if (fastest == 0 || t < fastest) fastest = t;
+        if (t > slowest) {
+            slowest = t;
+            b.slowest = static_cast<int>(e);
         }
     }
-    return md;
+    if (total > 0) b.requests_max_over_mean = double(most) / (double(total) / double(n_endpoints));
+    if (fastest > 0) b.tpot_p50_slowest_over_fastest = slowest / fastest;
+    return b;
 }
 
-nlohmann::ordered_json per_endpoint_json(const std::vector<workload::request_run> & runs, const std::vector<std::string> & urls) {
-    auto arr = nlohmann::ordered_json::array();
-    if (urls.size() < 2) return arr;
+std::string per_endpoint_markdown(const std::vector<workload::request_run> & runs, const std::vector<std::string> & urls,
+                                  const std::string & balance) {
+    if (urls.size() < 2) return "";
+    std::string md = fmt::format("\n### Latency and Throughput per Endpoint\n\nRequests spread {} over the URLs; latencies of each "
+                                 "endpoint's successful measured requests, output t/s over its first start to last end.\n\n",
+                                 balance);
+    md += "| load | URL | requests | share | failed | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | E2E p99 | output t/s |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    std::string notes;
     for (const auto & r : runs) {
+        size_t total = 0;
+        std::vector<endpoint_figures> figs;
         for (size_t e = 0; e < urls.size(); ++e) {
-            const auto f = endpoint_of(r, static_cast<int>(e));
-            nlohmann::ordered_json j;
-            j["load"] = r.load_label();
-            j["url"] = urls[e];
-            j["requests"] = f.n;
-            j["n_ok"] = f.ok;
-            j["n_failed"] = f.failed;
-            j["ttft_p50_ms"] = f.ttft.p50;
-            j["ttft_p99_ms"] = f.ttft.p99;
-            j["tpot_p50_ms"] = f.tpot.p50;
-            j["tpot_p99_ms"] = f.tpot.p99;
-            j["e2e_p50_ms"] = f.e2e.p50;
-            j["e2e_p99_ms"] = f.e2e.p99;
-            j["output_tps"] = f.output_tps;
-            arr.push_back(j);
+            figs.push_back(endpoint_of(r, static_cast<int>(e)));
+            total += figs.back().n;
+        }
+        for (size_t e = 0; e < urls.size(); ++e) {
+            const auto & f = figs[e];
+            md += fmt::format("| {} | {} | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} ms | {} |\n", r.load_label(),
+                              esc::md_code(urls[e]), f.n, total > 0 ? fmtx::percent(double(f.n) / double(total), 1) : "n/a",
+                              f.failed, ms(f.ttft.p50), ms(f.ttft.p99), ms(f.tpot.p50), ms(f.tpot.p99), ms(f.e2e.p99),
+                              tps(f.output_tps));
+        }
+        const auto b = endpoint_imbalance(r, urls.size());
+        if (b.requests_max_over_mean > 0 && b.tpot_p50_slowest_over_fastest > 0) {
+            notes += fmt::format("- {}: the busiest endpoint ({}) took {}x the mean number of requests; TPOT p50 of the "
+                                 "slowest ({}) is {}x the fastest's.\n",
+                                 r.load_label(), esc::md_code(urls[size_t(b.busiest)]),
+                                 fmtx::thousands(b.requests_max_over_mean, 2), esc::md_code(urls[size_t(b.slowest)]),
+                                 fmtx::thousands(b.tpot_p50_slowest_over_fastest, 2));
         }
     }
-    return arr;
+    if (!notes.empty()) md += "\n**Imbalance** (docs/metrics.md):\n\n" + notes;
+    return md;
 }
 
 nlohmann::ordered_json vllm_result(const workload::request_run & r, const std::string & model_id, const std::string & date,

@@ -40,10 +40,22 @@ workload::request_run lockstep_as_run(const workload::lockstep_row & row, const 
 std::string serve_comparison_markdown(const std::vector<serve_comparison_level> & levels);
 nlohmann::ordered_json serve_comparison_json(const std::vector<serve_comparison_level> & levels);
 
-// Per --url: requests, failures, TTFT/TPOT/E2E percentiles and output t/s of each endpoint at each
-// level (records carry the index of their endpoint). Empty with one URL.
-std::string per_endpoint_markdown(const std::vector<workload::request_run> & runs, const std::vector<std::string> & urls);
-nlohmann::ordered_json per_endpoint_json(const std::vector<workload::request_run> & runs, const std::vector<std::string> & urls);
+// How unevenly one level's measured requests went over n_endpoints --urls (docs/metrics.md): the
+// busiest endpoint's request count over the mean, and the slowest endpoint's TPOT p50 over the
+// fastest's (endpoints without a successful request left out). 0 where undefined (one endpoint, no
+// requests); indexes of the endpoints named.
+struct endpoint_balance {
+    double requests_max_over_mean = 0;
+    double tpot_p50_slowest_over_fastest = 0;
+    int busiest = 0, slowest = 0;
+};
+endpoint_balance endpoint_imbalance(const workload::request_run & r, size_t n_endpoints);
+
+// Per --url: requests, their share, failures, TTFT/TPOT/E2E percentiles and output t/s of each
+// endpoint at each level (records carry the index of their endpoint), then the imbalance of each
+// level. `balance` names how requests were spread ("round-robin"). Empty with one URL.
+std::string per_endpoint_markdown(const std::vector<workload::request_run> & runs, const std::vector<std::string> & urls,
+                                  const std::string & balance);
 
 // `vllm bench serve`'s result dict for one level (vLLM's definitions: duration from the first
 // measured request's start to the last one's end; throughputs over it; ms statistics with population

@@ -125,7 +125,32 @@ struct transfer {
 
 struct http_engine::shared_state {
     curl_slist * headers = nullptr;  // shared read-only by every transfer
+    // Requests in flight per endpoint, across the client threads (--balance least-outstanding reads
+    // them at send time), and the most there were at once.
+    std::vector<std::atomic<int64_t>> outstanding, peak_outstanding;
+    std::atomic<uint64_t> next_tie{0};
+    explicit shared_state(size_t n_endpoints) : outstanding(n_endpoints), peak_outstanding(n_endpoints) {}
     ~shared_state() { curl_slist_free_all(headers); }
+
+    // The endpoint with the fewest requests in flight; ties go in turn.
+    int least_outstanding() {
+        const size_t n = outstanding.size();
+        const size_t first = size_t(next_tie.fetch_add(1, std::memory_order_relaxed) % n);
+        size_t best = first;
+        for (size_t k = 1; k < n; ++k) {
+            const size_t e = (first + k) % n;
+            if (outstanding[e].load(std::memory_order_relaxed) < outstanding[best].load(std::memory_order_relaxed)) best = e;
+        }
+        return int(best);
+    }
+    void began(int endpoint) {
+        const int64_t now = outstanding[size_t(endpoint)].fetch_add(1, std::memory_order_relaxed) + 1;
+        auto & peak = peak_outstanding[size_t(endpoint)];
+        int64_t seen = peak.load(std::memory_order_relaxed);
+        while (now > seen && !peak.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+        }
+    }
+    void ended(int endpoint) { outstanding[size_t(endpoint)].fetch_sub(1, std::memory_order_relaxed); }
 };
 
 struct http_engine::worker {
@@ -134,6 +159,7 @@ struct http_engine::worker {
     api endpoint_api = api::completions;
     const std::vector<std::string> * urls = nullptr;
     curl_slist * headers = nullptr;
+    shared_state * shared = nullptr;
 
     int epfd = -1, wakefd = -1, timerfd = -1;
     CURLM * multi = nullptr;
@@ -162,8 +188,8 @@ struct http_engine::worker {
     std::vector<std::atomic<uint64_t>> per_endpoint_started, per_endpoint_finished, per_endpoint_failed;
     std::thread thread;
 
-    worker(http_engine * e, const client_options * o, api a, const std::vector<std::string> * u, curl_slist * h)
-        : engine(e), opts(o), endpoint_api(a), urls(u), headers(h), per_endpoint_started(u->size()),
+    worker(http_engine * e, const client_options * o, api a, const std::vector<std::string> * u, shared_state * sh)
+        : engine(e), opts(o), endpoint_api(a), urls(u), headers(sh->headers), shared(sh), per_endpoint_started(u->size()),
           per_endpoint_finished(u->size()), per_endpoint_failed(u->size()) {
         epfd = epoll_create1(EPOLL_CLOEXEC);
         wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -360,6 +386,7 @@ struct http_engine::worker {
         }
         t->easy = easy;
         t->owner = this;
+        if (opts->spread == balance::least_outstanding) t->endpoint = shared->least_outstanding();
         // Text when there is text; else token ids (exact lengths, no re-tokenizing by the server).
         const bool ids = !t->req.prompt_tokens.empty() && endpoint_api != api::chat &&
                          (t->req.prompt_text.empty() || opts->prefer_token_ids);
@@ -403,6 +430,7 @@ struct http_engine::worker {
             finish_failed(*t, now, failure::engine_error, "libcurl refused the transfer");
             return;
         }
+        shared->began(t->endpoint);
         active.emplace(easy, std::move(t));
     }
 
@@ -422,6 +450,7 @@ struct http_engine::worker {
         if (it == active.end()) return;
         std::unique_ptr<transfer> t = std::move(it->second);
         active.erase(it);
+        shared->ended(t->endpoint);
         curl_multi_remove_handle(multi, easy);
         spare_handles.push_back(easy);
         const int64_t now = clock::now_ns();
@@ -495,6 +524,7 @@ struct http_engine::worker {
         for (auto & [easy, t] : active) {
             curl_multi_remove_handle(multi, easy);
             spare_handles.push_back(easy);
+            shared->ended(t->endpoint);
             finish_failed(*t, now, failure::cancelled, "cancelled (interrupt)");
         }
         active.clear();
@@ -599,7 +629,7 @@ struct http_engine::worker {
     }
 };
 
-http_engine::http_engine(client_options o) : opts_(std::move(o)), shared_(std::make_unique<shared_state>()) {
+http_engine::http_engine(client_options o) : opts_(std::move(o)), shared_(std::make_unique<shared_state>(opts_.urls.size())) {
     if (opts_.urls.empty()) throw_usage("no server to measure: give --url (e.g. --url http://127.0.0.1:8080)");
     if (opts_.client_threads < 1 || opts_.client_threads > 256) {
         throw_usage("--client-threads {} is out of range (1..256)", opts_.client_threads);
@@ -633,7 +663,7 @@ http_engine::http_engine(client_options o) : opts_(std::move(o)), shared_(std::m
     shared_->headers = list;
 
     for (int i = 0; i < opts_.client_threads; ++i) {
-        workers_.push_back(std::make_unique<worker>(this, &opts_, api_, &urls_, shared_->headers));
+        workers_.push_back(std::make_unique<worker>(this, &opts_, api_, &urls_, shared_.get()));
     }
 }
 
@@ -686,6 +716,20 @@ void http_engine::cancel_all() {
     for (auto & w : workers_) w->post_cancel();
 }
 
+balance parse_balance(std::string_view name) {
+    if (name == "round-robin") return balance::round_robin;
+    if (name == "least-outstanding") return balance::least_outstanding;
+    throw_usage("--balance '{}': use round-robin or least-outstanding", name);
+}
+
+const char * balance_name(balance b) { return b == balance::round_robin ? "round-robin" : "least-outstanding"; }
+
+int auto_client_threads(int max_streams) {
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    const int wanted = (std::max(1, max_streams) + 255) / 256;
+    return std::clamp(wanted, 1, std::max(1, cores / 2));
+}
+
 std::string redact_url(const std::string & url) {
     const size_t scheme = url.find("://");
     if (scheme == std::string::npos) return url;
@@ -698,7 +742,7 @@ std::string redact_url(const std::string & url) {
 
 std::string http_engine::describe() const {
     std::string s = fmt::format("HTTP {} {}", api_name(api_), redact_url(urls_.front()));
-    if (urls_.size() > 1) s += fmt::format(" (+{} more, round-robin)", urls_.size() - 1);
+    if (urls_.size() > 1) s += fmt::format(" (+{} more, {})", urls_.size() - 1, balance_name(opts_.spread));
     s += fmt::format(", {} client thread{}", opts_.client_threads, opts_.client_threads == 1 ? "" : "s");
     if (!opts_.body.model.empty()) s += ", model " + opts_.body.model;
     return s;
@@ -713,8 +757,13 @@ std::vector<endpoint_counts> http_engine::counts() const {
             out[i].finished += w->per_endpoint_finished[i].load();
             out[i].failed += w->per_endpoint_failed[i].load();
         }
+        out[i].peak_outstanding = shared_->peak_outstanding[i].load();
     }
     return out;
+}
+
+void http_engine::reset_peaks() {
+    for (size_t i = 0; i < urls_.size(); ++i) shared_->peak_outstanding[i].store(shared_->outstanding[i].load());
 }
 
 client_stats http_engine::stats() const {

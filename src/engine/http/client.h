@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // The HTTP implementation of the request-level engine (DESIGN §2.5): streamed completions from any
@@ -21,13 +22,26 @@ namespace im::engine::http {
 
 enum class http_version { any, http1, http2 };  // http2 over http:// uses prior knowledge
 
+// How requests are spread over several --url (docs/scale-out.md): in turn at submission, or at send
+// time to the endpoint with the fewest requests in flight from this client (ties in turn).
+enum class balance { round_robin, least_outstanding };
+// "round-robin" | "least-outstanding"; throws im::error (usage) naming --balance otherwise.
+balance parse_balance(std::string_view name);
+const char * balance_name(balance b);
+
+// --client-threads auto: one thread per 256 concurrent streams (one thread drains a burst of a few
+// hundred chunks well within a millisecond; 1,000 streams on one thread did not: issue 15), at most
+// half the cores (the rest is the server's when it runs here, and the driver's), at least one.
+int auto_client_threads(int max_streams);
+
 struct client_options {
     std::vector<std::string> urls;        // --url; base URLs (the endpoint's path is appended) or full ones
     std::optional<api> endpoint;          // --endpoint; unset: inferred from the URL's path, else completions
     body_options body;                    // --model, ignore-EOS, usage, temperature
     std::vector<std::string> headers;     // --header "Name: value"
     std::string api_key;                  // Bearer token from --api-key-env; never printed, logged or stored
-    int client_threads = 1;               // --client-threads
+    int client_threads = 1;               // --client-threads (auto_client_threads for "auto")
+    balance spread = balance::round_robin; // --balance
     http_version version = http_version::any;
     int64_t request_timeout_ms = 600'000; // --request-timeout: whole answer, first byte to last
     int64_t connect_timeout_ms = 10'000;  // --connect-timeout
@@ -52,6 +66,7 @@ struct endpoint_counts {
     uint64_t started = 0;
     uint64_t finished = 0;
     uint64_t failed = 0;
+    int64_t peak_outstanding = 0;  // most requests in flight to it at once from this client
 };
 
 class http_engine : public request_engine {
@@ -77,6 +92,7 @@ class http_engine : public request_engine {
     const std::vector<std::string> & endpoints() const { return urls_; }
     api endpoint_api() const { return api_; }
     std::vector<endpoint_counts> counts() const;
+    void reset_peaks();  // peak_outstanding starts again from what is in flight now
     client_stats stats() const;
 
     struct worker;  // one client thread (client.cpp)
