@@ -41,10 +41,19 @@ class gz_source final : public byte_source {
 
     size_t read(char * buf, size_t n) override {
         const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n, 1u << 30));
-        const int got = gzread(file_, buf, chunk);
-        if (got < 0) {
+        int got = gzread(file_, buf, chunk);
+        while (got < 0) {
             int errnum = 0;
             const char * msg = gzerror(file_, &errnum);
+            // A signal landing while read() waits on a FIFO or a slow device: zlib consumed nothing, so
+            // clear its error and read again — or, for Ctrl-C / SIGTERM, end here and let the reader
+            // see the interrupt (it was "cannot read dataset: Interrupted system call", exit 1).
+            if (errnum == Z_ERRNO && errno == EINTR) {
+                gzclearerr(file_);
+                if (interrupt::requested()) return 0;
+                got = gzread(file_, buf, chunk);
+                continue;
+            }
             throw_runtime("cannot read dataset {}: {}", path_.string(),
                           errnum == Z_ERRNO ? std::strerror(errno) : msg);
         }
