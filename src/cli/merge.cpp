@@ -50,11 +50,10 @@ void run(const merge_args & a) {
         log::info("{}: {:.2f} req/s, output {:.1f} t/s, TTFT p99 {:.1f} ms, TPOT p99 {:.2f} ms, {} failed (from {} shard{})",
                   m.run.load_label(), mt.request_tps, mt.output_tps, mt.ttft.p99, mt.tpot.p99, mt.n_failed, m.shards.size(),
                   m.shards.size() == 1 ? "" : "s");
-        if (!m.started_at && mt.window_s > 0 && static_cast<double>(m.start_skew_ns) / 1e9 > 0.01 * mt.window_s) {
+        if (workload::start_skew_share(m) > workload::max_start_skew_share) {
             log::warn("{}: the shards' schedules started {:.1f} ms apart ({:.1f}% of the window): give every shard the same "
                       "--start-at to align them",
-                      m.run.load_label(), static_cast<double>(m.start_skew_ns) / 1e6,
-                      100 * static_cast<double>(m.start_skew_ns) / 1e9 / mt.window_s);
+                      m.run.load_label(), static_cast<double>(m.start_skew_ns) / 1e6, 100 * workload::start_skew_share(m));
         }
         interrupted = interrupted || m.run.interrupted;
         runs.push_back(m.run);

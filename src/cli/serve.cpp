@@ -386,12 +386,10 @@ void run(const serve_args & a) {
                         "with its own --start-at, per level)");
         }
         start_at_unix_ns = *t;
-        const int64_t wait_ns = start_at_unix_ns - clock::unix_ns();
-        if (wait_ns < 0) {
-            throw_usage("--start-at {}: that instant passed {:.3f} s ago; give a later one", clock::rfc3339_ms(start_at_unix_ns),
-                        static_cast<double>(-wait_ns) / 1e9);
+        workload::check_start_at(start_at_unix_ns);  // before loading anything: fail fast
+        if (start_at_unix_ns - clock::unix_ns() > int64_t{24} * 3600 * 1'000'000'000) {
+            throw_usage("--start-at {}: more than a day ahead", a.start_at);
         }
-        if (wait_ns > int64_t{24} * 3600 * 1'000'000'000) throw_usage("--start-at {}: more than a day ahead", a.start_at);
     }
     std::unique_ptr<launched_server> server;
     std::filesystem::path model_path;

@@ -225,10 +225,10 @@ std::string shard_alignment_note(const workload::merged_run & m) {
                                 "{} ms apart; records are placed on each host's wall clock, so the window spans what the "
                                 "server really saw.",
                                 m.run.load_label(), fmtx::thousands(skew_ms, 1));
-    if (m.run.metrics.window_s > 0 && skew_ms / 1e3 > 0.01 * m.run.metrics.window_s) {
+    if (workload::start_skew_share(m) > workload::max_start_skew_share) {
         s += fmt::format(" **That is {} of the window: the shards' schedules did not overlap as one schedule's would; give "
                          "every shard the same --start-at.**",
-                         fmtx::percent(skew_ms / 1e3 / m.run.metrics.window_s, 1));
+                         fmtx::percent(workload::start_skew_share(m), 1));
     }
     return s;
 }

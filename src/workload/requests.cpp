@@ -466,6 +466,14 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
     return m;
 }
 
+void check_start_at(int64_t start_at_unix_ns) {
+    const int64_t now = clock::unix_ns();
+    if (start_at_unix_ns < now) {
+        throw_usage("--start-at {}: that instant passed {:.3f} s ago; give a later one (the shards need time to start)",
+                    clock::rfc3339_ms(start_at_unix_ns), static_cast<double>(now - start_at_unix_ns) / 1e9);
+    }
+}
+
 request_run run_requests(engine::request_engine & eng, const request_workload & w, const request_factory & make,
                          const request_callbacks & cb, int64_t start_at_unix_ns) {
     validate(w);
@@ -478,11 +486,8 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
     int64_t t0 = now0;
     run.t0_unix_ns = unix0;
     if (start_at_unix_ns > 0) {
+        check_start_at(start_at_unix_ns);
         // Both clocks read together: the instant on the engine's (monotonic) clock is now + (instant − wall now).
-        if (start_at_unix_ns < unix0) {
-            throw_usage("--start-at {}: that instant passed {:.3f} s ago; give a later one", clock::rfc3339_ms(start_at_unix_ns),
-                        static_cast<double>(unix0 - start_at_unix_ns) / 1e9);
-        }
         t0 = now0 + (start_at_unix_ns - unix0);
         run.t0_unix_ns = start_at_unix_ns;
         run.started_at = true;

@@ -179,6 +179,9 @@ struct request_callbacks {
 // Builds request i (prompt tokens or text, n_prompt, n_predict); the driver sets id and t_intended_ns.
 using request_factory = std::function<engine::request(uint64_t index)>;
 
+// --start-at: throws a usage error naming it when `start_at_unix_ns` (wall clock) has passed.
+void check_start_at(int64_t start_at_unix_ns);
+
 // Runs one load level to completion (or until SIGINT: in-flight requests are cancelled, the run is
 // marked interrupted and what was measured is kept). Request i of the schedule is make(i), warmup when
 // i < warmup_requests; a shard runs only its own i (in_shard) and users (shard_users).

@@ -42,6 +42,11 @@ request_record shifted(request_record q, int64_t shift_ns) {
 
 }  // namespace
 
+double start_skew_share(const merged_run & m) {
+    if (m.started_at || m.run.metrics.window_s <= 0) return 0;
+    return static_cast<double>(m.start_skew_ns) / 1e9 / m.run.metrics.window_s;
+}
+
 merged_run merge_shards(const std::vector<shard_run> & parts) {
     IM_CHECK(!parts.empty());
     const auto & first = parts.front();

@@ -26,6 +26,11 @@ struct merged_run {
     bool started_at = false;           // every shard waited for one --start-at instant
 };
 
+// How far apart the shards' schedules started, as a share of the merged steady window (0 when they
+// waited for one --start-at instant); above max_start_skew_share the report and merge warn.
+double start_skew_share(const merged_run & m);
+inline constexpr double max_start_skew_share = 0.01;
+
 // Checks that `parts` are shards 1..N of one schedule (the same workload flags, seed, lengths and
 // sampling, the same N, each K once, each record in its shard) and merges them. Records move onto
 // the wall clock (Unix ns): t − t0_ns + t0_unix_ns of their shard, so clock offsets between hosts

@@ -233,6 +233,13 @@ TEST(shards, merge_places_shards_on_the_wall_clock) {
     EXPECT_FALSE(m.started_at);
     EXPECT_EQ(m.run.metrics.ttft.p99, whole.metrics.ttft.p99);  // per-request latencies do not depend on the clocks
     EXPECT_GT(m.run.metrics.window_s, whole.metrics.window_s + 1.0);
+    EXPECT_NEAR(start_skew_share(m), 2.0 / m.run.metrics.window_s, 1e-12);
+    EXPECT_GT(start_skew_share(m), max_start_skew_share);
+    for (auto & p : parts) {
+        p.run.t0_unix_ns = parts[0].run.t0_unix_ns;
+        p.run.started_at = true;
+    }
+    EXPECT_EQ(start_skew_share(merge_shards(parts)), 0.0);
 }
 
 TEST(shards, merge_refuses_what_is_not_one_schedule) {
