@@ -25,11 +25,12 @@ namespace {
 
 bool server_built() { return std::filesystem::exists(im::test::bin_path("llama-server")); }
 
-// The open-loop schedule every run shares: 48 requests of 32/16 tokens, Poisson at 8 req/s (about a
-// third of what synth:tiny serves on two busy cores, so the server keeps up and arrivals set the pace).
+// The open-loop schedule every run shares: 40 requests of 32/16 tokens, Poisson at 4 req/s. At 8 req/s
+// the server on this loaded 2-core VM kept up only just (7.1 req/s), queues came and went with the
+// neighbours' load and the latency medians of identical runs moved by 2.7x; at 4 it keeps up.
 std::vector<std::string> schedule_args(const std::string & url, const std::string & model, const std::string & seed = "11",
-                                       const std::string & requests = "48") {
-    return {"serve", "--url", url, "-m", model, "--token-prompts", "-p", "32", "-n", "16", "--rate", "8",
+                                       const std::string & requests = "40") {
+    return {"serve", "--url", url, "-m", model, "--token-prompts", "-p", "32", "-n", "16", "--rate", "4",
             "--requests", requests, "--seed", seed, "--metrics-url", "none", "--no-db"};
 }
 
@@ -75,14 +76,15 @@ double num(const nlohmann::json & row, const char * key) { return row.at(key).ge
 }  // namespace
 
 // Tolerances, for a shared 2-core VM where the server and up to three client processes compete for
-// the cores with other jobs (load average 8-10 while this was written): throughput over the steady
-// window follows the schedule's arrivals (the same 48 arrival times in every run), so it must agree
-// within 25% (measured: 6.85, 7.12, 7.02 req/s in three unsharded runs; 6.75-6.96 merged). Per-request
-// latencies move with the CPU the server gets: three identical unsharded runs in a row measured TTFT
-// p50 18.5 / 42.7 / 17.8 ms and TPOT p50 12.0 / 30.7 / 12.1 ms, so medians must agree within a factor
-// of 3 (plus 10 ms for TTFT, a few decode steps). The p99 of 48 samples is their largest and is only
-// checked for sanity. Exact agreement of merged and unsharded figures on the same records is the unit
-// test's (shards.merge_reproduces_the_unsharded_figures_exactly).
+// the cores with other jobs (load average 7-10 while this was written): throughput over the steady
+// window follows the schedule's arrivals (the same 40 arrival times in every run), so it must agree
+// within 25% (measured with 64 requests at 4 req/s: 4.40-4.53 req/s unsharded and merged, two rounds).
+// Per-request latencies move with the CPU the server gets: the same runs measured TTFT p50 from 12.8
+// to 20.6 ms and TPOT p50 from 10.2 to 14.8 ms, and at 8 req/s three identical unsharded runs in a row
+// gave TTFT p50 18.5 / 42.7 / 17.8 ms, so medians must agree within a factor of 3 (plus 10 ms for
+// TTFT, a few decode steps). The p99 of 40 samples is about their largest and is only checked for
+// sanity. Exact agreement of merged and unsharded figures on the same records is the unit test's
+// (shards.merge_reproduces_the_unsharded_figures_exactly).
 TEST(serve_shard, two_and_three_shards_merged_match_the_unsharded_run) {
     if (!server_built()) GTEST_SKIP() << "llama-server was not built";
     const auto model = im::test::tiny_model().string();
@@ -97,7 +99,7 @@ TEST(serve_shard, two_and_three_shards_merged_match_the_unsharded_run) {
     const auto whole_run = run_infermeter(args);
     ASSERT_EQ(whole_run.exit_code, 0) << whole_run.err;
     const auto whole = nlohmann::json::parse(whole_run.out).at(0);
-    ASSERT_EQ(whole["n_ok"], 48) << whole_run.out;
+    ASSERT_EQ(whole["n_ok"], 40) << whole_run.out;
     EXPECT_EQ(whole["n_shards"], 1);
 
     for (int n : {2, 3}) {
@@ -111,8 +113,8 @@ TEST(serve_shard, two_and_three_shards_merged_match_the_unsharded_run) {
                 EXPECT_EQ(id % static_cast<uint64_t>(n), static_cast<uint64_t>(k - 1)) << traces[static_cast<size_t>(k - 1)];
             }
         }
-        ASSERT_EQ(ids.size(), 48u);
-        for (uint64_t i = 0; i < 48; ++i) EXPECT_EQ(ids.count(i), 1u) << "request " << i;
+        ASSERT_EQ(ids.size(), 40u);
+        for (uint64_t i = 0; i < 40; ++i) EXPECT_EQ(ids.count(i), 1u) << "request " << i;
 
         std::vector<std::string> margs{"merge"};
         for (auto it = traces.rbegin(); it != traces.rend(); ++it) margs.push_back(*it);  // any order
@@ -121,15 +123,15 @@ TEST(serve_shard, two_and_three_shards_merged_match_the_unsharded_run) {
         const auto merged_run = run_infermeter(margs);
         ASSERT_EQ(merged_run.exit_code, 0) << merged_run.err;
         const auto merged = nlohmann::json::parse(merged_run.out).at(0);
-        EXPECT_EQ(merged["n_ok"], 48);
+        EXPECT_EQ(merged["n_ok"], 40);
         EXPECT_EQ(merged["n_failed"], 0);
-        EXPECT_EQ(merged["requests"], 48);
+        EXPECT_EQ(merged["requests"], 40);
         EXPECT_EQ(merged["shard"], 0);
         EXPECT_EQ(merged["n_shards"], n);
-        EXPECT_EQ(merged["rate"], 8.0);
-        EXPECT_EQ(merged["samples_ttft_ms"].size(), 48u);
+        EXPECT_EQ(merged["rate"], 4.0);
+        EXPECT_EQ(merged["samples_ttft_ms"].size(), 40u);
         const auto report = im::test::read_text(md);
-        EXPECT_NE(report.find("| 8.00 req/s, " + std::to_string(n) + " shards merged | 48 / 0 |"), std::string::npos) << report;
+        EXPECT_NE(report.find("| 4.00 req/s, " + std::to_string(n) + " shards merged | 40 / 0 |"), std::string::npos) << report;
         EXPECT_NE(report.find("every shard started its schedule at the --start-at instant"), std::string::npos) << report;
 
         const auto within = [](double got, double want, double rel, double abs = 0) {
