@@ -2,6 +2,7 @@
 // (synth:tiny, 127.0.0.1) run unsharded, then in 2 and in 3 shards as concurrent processes started at
 // one --start-at instant, merged from their traces and compared with the unsharded run; merge's
 // refusals (another seed, a missing shard, a broken trace) and serve's shard usage errors.
+#include "support/fault_server.h"
 #include "support/llama_server.h"
 #include "support/run.h"
 
@@ -202,4 +203,40 @@ TEST(serve_shard, usage_and_input_errors) {
     r = run_infermeter({"merge", (dir / "absent.jsonl").string(), "--no-db"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("absent.jsonl"), std::string::npos) << r.err;
+}
+
+// The shard is in every writer's output (the fault server's well-behaved endpoint as the server).
+TEST(serve_shard, every_writer_records_the_shard) {
+    im::test::fault_server srv;
+    const auto dir = im::test::temp_dir("serve-shard-writers");
+    const std::vector<std::string> base{"serve", "--url", srv.url("ok"), "--rate", "50", "--requests", "9", "-n", "4",
+                                        "--shard", "2/3", "--metrics-url", "none", "--no-db"};
+    const auto with = [&](std::vector<std::string> extra) {
+        auto a = base;
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run_infermeter(a);
+    };
+    const auto csv = dir / "shard.csv", trace = dir / "shard.jsonl";
+    auto r = with({"-o", "json", "--export", csv.string(), "--trace", trace.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto row = nlohmann::json::parse(r.out).at(0);
+    EXPECT_EQ(row["shard"], 2);
+    EXPECT_EQ(row["n_shards"], 3);
+    EXPECT_EQ(row["requests"], 3);  // requests 1, 4, 7 of the 9
+    const auto text = im::test::read_text(csv);
+    EXPECT_NE(text.find(",shard,n_shards,"), std::string::npos) << text.substr(0, 600);
+    const auto level = nlohmann::json::parse(im::test::read_text(trace).substr(0, im::test::read_text(trace).find('\n')));
+    EXPECT_EQ(level["kind"], "level");
+    EXPECT_EQ(level["shard"], 2);
+    EXPECT_EQ(level["n_shards"], 3);
+    EXPECT_EQ(trace_ids(trace.string()), (std::vector<uint64_t>{1, 4, 7}));
+    r = with({});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("| 50.00 req/s, shard 2/3 | 3 / 0 |"), std::string::npos) << r.out;
+    r = with({"-o", "json", "--format", "vllm"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto v = nlohmann::json::parse(r.out);
+    EXPECT_EQ(v["shard"], 2);
+    EXPECT_EQ(v["n_shards"], 3);
+    EXPECT_EQ(v["completed"], 3);
 }
