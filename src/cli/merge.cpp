@@ -82,7 +82,8 @@ void add_merge(CLI::App & root) {
     auto * cmd = root.add_subcommand(
         "merge", "Merge the --trace files of `serve --shard K/N` (shards 1..N of one schedule, one per client process or host) "
                  "into one serve result: percentiles from the merged per-request samples, throughput over the union's steady "
-                 "window, failures by cause (docs/scale-out.md)");
+                 "window, failures by cause. Records are placed on each host's wall clock (aligned when every shard had "
+                 "the same --start-at; otherwise the start skew is reported) (docs/scale-out.md)");
     cmd->add_option("TRACE", a->traces, "The shards' --trace files (JSON Lines), each shard once, in any order")
         ->required()
         ->check(CLI::ExistingFile);

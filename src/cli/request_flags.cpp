@@ -33,7 +33,7 @@ void add_request_flags(CLI::App * cmd, request_flags & f) {
     cmd->add_option("--slo", f.slo, "Objectives: ttft=500ms,tpot=30ms (p99; prefix p90: for another percentile)")->capture_default_str();
     cmd->add_flag("--find-capacity", f.find_capacity, "Search the highest concurrency and request rate that meet --slo");
     cmd->add_option("--capacity-max-concurrency", f.capacity_max_concurrency, "Upper bound of the capacity search")->capture_default_str();
-    cmd->add_option("--trace", f.trace, "Write per-step and per-request rows (JSON Lines) to FILE");
+    cmd->add_option("--trace", f.trace, "Write a row per load level, per step and per request (JSON Lines; every timestamp and chunk time) to FILE: what `infermeter merge` reads");
     cmd->add_option("--seed", f.seed, "Seed of arrivals and prompts")->capture_default_str();
 }
 

@@ -1,5 +1,6 @@
 #include "workload/shards.h"
 
+#include "core/clock.h"
 #include "core/error.h"
 
 #include <fmt/format.h>
@@ -60,6 +61,11 @@ merged_run merge_shards(const std::vector<shard_run> & parts) {
                 throw_usage("merge: {} and {} are not shards of one schedule: {} {} vs {}", first.source, p.source, id[i].first,
                             identity[i].second, id[i].second);
             }
+        }
+        if (p.run.started_at != first.run.started_at || (p.run.started_at && p.run.t0_unix_ns != first.run.t0_unix_ns)) {
+            const auto start = [](const request_run & r) { return r.started_at ? clock::rfc3339_ms(r.t0_unix_ns) : std::string("none"); };
+            throw_usage("merge: {} and {} are not shards of one run: --start-at {} vs {} (give every shard the same instant)",
+                        first.source, p.source, start(first.run), start(p.run));
         }
         const int k = p.run.workload.shard;
         IM_CHECK(k >= 1 && k <= n, fmt::format("shard {}/{}", k, n));

@@ -32,7 +32,8 @@ double start_skew_share(const merged_run & m);
 inline constexpr double max_start_skew_share = 0.01;
 
 // Checks that `parts` are shards 1..N of one schedule (the same workload flags, seed, lengths and
-// sampling, the same N, each K once, each record in its shard) and merges them. Records move onto
+// sampling, the same N, each K once, each record in its shard, the same --start-at instant or none)
+// and merges them. Records move onto
 // the wall clock (Unix ns): t − t0_ns + t0_unix_ns of their shard, so clock offsets between hosts
 // are those of their wall clocks (NTP). Throws a usage error naming the sources of a mismatch, the
 // missing or the duplicate shard.

@@ -258,6 +258,12 @@ TEST(shards, merge_refuses_what_is_not_one_schedule) {
     auto mixed = split(whole, 2);
     mixed.push_back(parts[2]);
     EXPECT_NE(error_of(mixed).find("--shard N 2 vs 3"), std::string::npos) << error_of(mixed);
+    auto other_start = parts;
+    for (auto & p : other_start) p.run.started_at = true;
+    other_start[1].run.t0_unix_ns += 60'000'000'000;
+    EXPECT_NE(error_of(other_start).find("not shards of one run: --start-at"), std::string::npos) << error_of(other_start);
+    other_start[1].run.started_at = false;
+    EXPECT_NE(error_of(other_start).find("vs none"), std::string::npos) << error_of(other_start);
     auto edited = parts;
     edited[0].run.records.push_back(parts[1].run.records.front());
     EXPECT_NE(error_of(edited).find("does not belong to shard 1/3"), std::string::npos) << error_of(edited);
