@@ -55,6 +55,9 @@ void run(const merge_args & a) {
                       "--start-at to align them",
                       m.run.load_label(), static_cast<double>(m.start_skew_ns) / 1e6, 100 * workload::start_skew_share(m));
         }
+        for (size_t i = 0; i < m.shards.size(); ++i) {
+            if (m.shards[i].interrupted) log::warn("{}: {} was interrupted: the merged result is partial", m.run.load_label(), m.sources[i]);
+        }
         interrupted = interrupted || m.run.interrupted;
         runs.push_back(m.run);
         levels.push_back(std::move(m));

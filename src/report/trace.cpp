@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -56,13 +57,13 @@ workload::arrival_kind arrival_from(const std::string & name) {
                          workload::arrival_kind::gamma}) {
         if (name == workload::arrival_name(a)) return a;
     }
-    throw std::invalid_argument("unknown arrival '" + name + "'");
+    throw std::invalid_argument(fmt::format("unknown arrival '{}'", name));
 }
 
 workload::request_run run_of(const nlohmann::json & j) {
     if (j.at("trace_version").get<int>() > trace_version) {
-        throw std::invalid_argument("trace_version " + std::to_string(j.at("trace_version").get<int>()) +
-                                    " is newer than this infermeter reads (" + std::to_string(trace_version) + ")");
+        throw std::invalid_argument(fmt::format("trace_version {} is newer than this infermeter reads ({})",
+                                                j.at("trace_version").get<int>(), trace_version));
     }
     workload::request_run r;
     auto & w = r.workload;
@@ -88,7 +89,7 @@ workload::request_run run_of(const nlohmann::json & j) {
     r.started_at = j.at("started_at").get<bool>();
     r.interrupted = j.at("interrupted").get<bool>();
     if (w.n_shards < 1 || w.shard < 1 || w.shard > w.n_shards) {
-        throw std::invalid_argument("shard " + std::to_string(w.shard) + "/" + std::to_string(w.n_shards) + " is not K/N with 1 <= K <= N");
+        throw std::invalid_argument(fmt::format("shard {}/{} is not K/N with 1 <= K <= N", w.shard, w.n_shards));
     }
     return r;
 }
@@ -114,7 +115,7 @@ workload::request_record record_of(const nlohmann::json & j) {
     if (q.chunk_tokens.size() != q.chunk_ns.size()) throw std::invalid_argument("chunk_ms and chunk_tokens differ in length");
     const auto status = j.at("status").get<std::string>();
     const auto cause = engine::failure_from_name(status);
-    if (!cause) throw std::invalid_argument("unknown status '" + status + "'");
+    if (!cause) throw std::invalid_argument(fmt::format("unknown status '{}'", status));
     q.cause = *cause;
     q.message = j.value("message", "");
     q.server_ttft_ms = j.at("server_ttft_ms").get<double>();
@@ -196,15 +197,15 @@ std::vector<workload::request_run> read_trace(const std::filesystem::path & path
             if (kind == "step") continue;
             const size_t level = j.at("level").get<size_t>();
             if (kind == "level") {
-                if (level != runs.size()) throw std::invalid_argument("level " + std::to_string(level) + " out of order");
+                if (level != runs.size()) throw std::invalid_argument(fmt::format("level {} out of order", level));
                 runs.push_back(run_of(j));
             } else if (kind == "request") {
                 if (runs.empty() || level != runs.size() - 1) {
-                    throw std::invalid_argument("a request row of level " + std::to_string(level) + " before its level row");
+                    throw std::invalid_argument(fmt::format("a request row of level {} before its level row", level));
                 }
                 runs.back().records.push_back(record_of(j));
             } else {
-                throw std::invalid_argument("unknown kind '" + kind + "'");
+                throw std::invalid_argument(fmt::format("unknown kind '{}'", kind));
             }
         } catch (const std::exception & e) {
             throw_runtime("{}:{}: not a trace row of this infermeter ({})", path.string(), line_no, e.what());
