@@ -1,7 +1,5 @@
 // The HTTP client against the real llama-server (built from the same llama.cpp) serving synth:tiny
 // on 127.0.0.1 with 4 slots and --metrics. The server is stopped even when an assertion fails.
-#include "cli/server_launch.h"
-#include "core/error.h"
 #include "engine/http/client.h"
 #include "engine/http/metrics.h"
 #include "support/fault_server.h"
@@ -14,7 +12,6 @@
 
 #include <filesystem>
 #include <map>
-#include <optional>
 
 using namespace im::engine;
 using namespace im::engine::http;
