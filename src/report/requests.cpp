@@ -215,7 +215,7 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
 
 std::string shard_alignment_note(const workload::merged_run & m) {
     if (m.shards.size() < 2) return "";
-    if (m.started_at) {
+    if (m.run.started_at) {
         return fmt::format("{}: every shard started its schedule at the --start-at instant {}; records are placed on each "
                            "host's wall clock, so what misaligns them is the hosts' clock offset (NTP/chrony: `chronyc tracking`).",
                            m.run.load_label(), clock::rfc3339_ms(m.run.t0_unix_ns));

@@ -44,7 +44,7 @@ request_record shifted(request_record q, int64_t shift_ns) {
 }  // namespace
 
 double start_skew_share(const merged_run & m) {
-    if (m.started_at || m.run.metrics.window_s <= 0) return 0;
+    if (m.run.started_at || m.run.metrics.window_s <= 0) return 0;
     return static_cast<double>(m.start_skew_ns) / 1e9 / m.run.metrics.window_s;
 }
 
@@ -92,7 +92,7 @@ merged_run merge_shards(const std::vector<shard_run> & parts) {
     m.run.workload.shard = 0;
     m.run.lengths = first.run.lengths;
     m.run.sampling = first.run.sampling;
-    m.started_at = true;
+    m.run.started_at = first.run.started_at;  // the same on every shard (checked above)
     int64_t t0_min = std::numeric_limits<int64_t>::max(), t0_max = std::numeric_limits<int64_t>::min();
     for (const auto * s : by_shard) {
         const auto & r = s->run;
@@ -107,7 +107,6 @@ merged_run merge_shards(const std::vector<shard_run> & parts) {
         if (m.run.engine.empty()) m.run.engine = r.engine;
         else if (m.run.engine.find(r.engine) == std::string::npos) m.run.engine += "; " + r.engine;
         m.run.interrupted = m.run.interrupted || r.interrupted;
-        m.started_at = m.started_at && r.started_at;
         t0_min = std::min(t0_min, r.t0_unix_ns);
         t0_max = std::max(t0_max, r.t0_unix_ns);
         m.shards.push_back(std::move(own));
@@ -115,7 +114,6 @@ merged_run merge_shards(const std::vector<shard_run> & parts) {
     }
     std::sort(m.run.records.begin(), m.run.records.end(), [](const auto & a, const auto & b) { return a.id < b.id; });
     m.run.t0_ns = m.run.t0_unix_ns = t0_min;
-    m.run.started_at = m.started_at;
     m.start_skew_ns = t0_max - t0_min;
     m.run.metrics = compute_metrics(m.run.records, {}, m.run.workload);
     return m;

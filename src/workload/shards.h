@@ -22,8 +22,7 @@ struct merged_run {
     std::vector<request_run> shards;   // each shard alone, in shard order, with its own metrics, same timeline
     std::vector<std::string> sources;  // in shard order
     // Latest minus earliest schedule origin on the wall clock: how far apart the shards' t = 0 were.
-    int64_t start_skew_ns = 0;
-    bool started_at = false;           // every shard waited for one --start-at instant
+    int64_t start_skew_ns = 0;         // 0 with --start-at (run.started_at: every shard waited for that instant)
 };
 
 // How far apart the shards' schedules started, as a share of the merged steady window (0 when they
@@ -33,10 +32,9 @@ inline constexpr double max_start_skew_share = 0.01;
 
 // Checks that `parts` are shards 1..N of one schedule (the same workload flags, seed, lengths and
 // sampling, the same N, each K once, each record in its shard, the same --start-at instant or none)
-// and merges them. Records move onto
-// the wall clock (Unix ns): t − t0_ns + t0_unix_ns of their shard, so clock offsets between hosts
-// are those of their wall clocks (NTP). Throws a usage error naming the sources of a mismatch, the
-// missing or the duplicate shard.
+// and merges them. Records move onto the wall clock (Unix ns): t − t0_ns + t0_unix_ns of their shard,
+// so clock offsets between hosts are those of their wall clocks (NTP). Throws a usage error naming the
+// sources of a mismatch, the missing or the duplicate shard.
 merged_run merge_shards(const std::vector<shard_run> & parts);
 
 }  // namespace im::workload

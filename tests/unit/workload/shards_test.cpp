@@ -230,7 +230,7 @@ TEST(shards, merge_places_shards_on_the_wall_clock) {
     parts[1].run.t0_unix_ns += 2'000'000'000;
     const auto m = merge_shards(parts);
     EXPECT_EQ(m.start_skew_ns, 2'000'000'000);
-    EXPECT_FALSE(m.started_at);
+    EXPECT_FALSE(m.run.started_at);
     EXPECT_EQ(m.run.metrics.ttft.p99, whole.metrics.ttft.p99);  // per-request latencies do not depend on the clocks
     EXPECT_GT(m.run.metrics.window_s, whole.metrics.window_s + 1.0);
     EXPECT_NEAR(start_skew_share(m), 2.0 / m.run.metrics.window_s, 1e-12);
