@@ -240,3 +240,23 @@ TEST(serve_shard, every_writer_records_the_shard) {
     EXPECT_EQ(v["n_shards"], 3);
     EXPECT_EQ(v["completed"], 3);
 }
+
+// Without --start-at each shard's t = 0 is its own start: run one after the other, the shards' origins
+// lie a whole run apart, and merge says so (a warning on stderr, the note in the report) but merges.
+TEST(serve_shard, merge_without_start_at_reports_the_skew) {
+    im::test::fault_server srv;
+    const auto dir = im::test::temp_dir("serve-shard-skew");
+    std::vector<std::string> traces;
+    for (const char * k : {"1/2", "2/2"}) {
+        traces.push_back((dir / (std::string("s") + k[0] + ".jsonl")).string());
+        const auto r = run_infermeter({"serve", "--url", srv.url("ok"), "--rate", "50", "--requests", "12", "-n", "4", "--shard", k,
+                                       "--trace", traces.back(), "--metrics-url", "none", "--no-db"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto r = run_infermeter({"merge", traces[0], traces[1], "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("the shards' schedules started"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("give every shard the same --start-at"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("the shards started their clocks independently"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("| 50.00 req/s, 2 shards merged | 12 / 0 |"), std::string::npos) << r.out;
+}
