@@ -52,6 +52,7 @@ int main(int argc, char ** argv) {
     im::cli::add_bench(app);
     im::cli::add_parallel(app);
     im::cli::add_serve(app);
+    im::cli::add_merge(app);
     im::cli::add_roofline(app);
     im::cli::add_evaluate(app);
     im::cli::add_tune(app);

@@ -15,6 +15,7 @@ void add_roofline(CLI::App & root);  // hardware ceilings and bottleneck
 void add_evaluate(CLI::App & root);  // the whole pipeline and the report
 void add_history(CLI::App & root);   // history | compare
 void add_serve(CLI::App & root);     // an OpenAI-compatible HTTP server under load
+void add_merge(CLI::App & root);     // the shards of `serve --shard K/N` merged into one result
 void add_tune(CLI::App & root);      // the engine settings that are fastest here
 
 // Options every command shares; set before any callback runs.

@@ -6,9 +6,9 @@
 #include "core/log.h"
 #include "core/ranges.h"
 #include "dataset/synth.h"
+#include "report/trace.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 
@@ -33,7 +33,7 @@ void add_request_flags(CLI::App * cmd, request_flags & f) {
     cmd->add_option("--slo", f.slo, "Objectives: ttft=500ms,tpot=30ms (p99; prefix p90: for another percentile)")->capture_default_str();
     cmd->add_flag("--find-capacity", f.find_capacity, "Search the highest concurrency and request rate that meet --slo");
     cmd->add_option("--capacity-max-concurrency", f.capacity_max_concurrency, "Upper bound of the capacity search")->capture_default_str();
-    cmd->add_option("--trace", f.trace, "Write per-step and per-request rows (JSON Lines) to FILE");
+    cmd->add_option("--trace", f.trace, "Write a row per load level, per step and per request (JSON Lines; every timestamp and chunk time) to FILE: what `infermeter merge` reads");
     cmd->add_option("--seed", f.seed, "Seed of arrivals and prompts")->capture_default_str();
 }
 
@@ -170,49 +170,7 @@ levels_outcome run_levels(const request_flags & f, const std::vector<workload::r
 }
 
 void write_trace(const std::string & path, const std::vector<workload::request_run> & runs) {
-    std::string out;
-    for (size_t li = 0; li < runs.size(); ++li) {
-        const auto & r = runs[li];
-        const int64_t t0 = r.records.empty() ? 0 : r.records.front().t_intended_ns;
-        for (const auto & s : r.steps) {
-            nlohmann::ordered_json j;
-            j["kind"] = "step";
-            j["level"] = li;
-            j["load"] = r.load_label();
-            j["t_ms"] = static_cast<double>(s.t_start_ns - t0) / 1e6;
-            j["decode_ms"] = static_cast<double>(s.t_decode_ns) / 1e6;
-            j["sample_ms"] = static_cast<double>(s.t_sample_ns) / 1e6;
-            j["tokens"] = s.n_tokens;
-            j["decoding"] = s.n_decoding;
-            j["prefilling"] = s.n_prefilling;
-            j["kv_cells_used"] = s.kv_cells_used;
-            out += j.dump() + "\n";
-        }
-        for (const auto & q : r.records) {
-            nlohmann::ordered_json j;
-            j["kind"] = "request";
-            j["level"] = li;
-            j["load"] = r.load_label();
-            j["id"] = q.id;
-            j["warmup"] = q.warmup;
-            j["n_prompt"] = q.n_prompt;
-            j["n_predict"] = q.n_predict;
-            j["n_output"] = q.n_output;
-            j["intended_ms"] = static_cast<double>(q.t_intended_ns - t0) / 1e6;
-            j["admitted_ms"] = q.t_admitted_ns >= 0 ? static_cast<double>(q.t_admitted_ns - t0) / 1e6 : -1.0;
-            j["first_ms"] = q.t_first_ns >= 0 ? static_cast<double>(q.t_first_ns - t0) / 1e6 : -1.0;
-            j["end_ms"] = q.t_end_ns >= 0 ? static_cast<double>(q.t_end_ns - t0) / 1e6 : -1.0;
-            j["status"] = engine::failure_name(q.cause);
-            if (!q.message.empty()) j["message"] = q.message;
-            if (q.ok()) {
-                j["ttft_ms"] = q.ttft_ms();
-                j["e2e_ms"] = q.e2e_ms();
-                if (std::isfinite(q.tpot_ms())) j["tpot_ms"] = q.tpot_ms();
-            }
-            out += j.dump() + "\n";
-        }
-    }
-    fs::write_output(path, out, "--trace");
+    fs::write_output(path, report::trace_jsonl(runs), "--trace");
 }
 
 std::string request_progress_text(const workload::request_workload & w, const workload::request_progress & p) {

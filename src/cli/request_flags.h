@@ -55,7 +55,8 @@ struct levels_outcome {
 levels_outcome run_levels(const request_flags & f, const std::vector<workload::request_workload> & levels,
                           const level_runner & run_level);
 
-// --trace FILE: per-step rows then per-request rows, JSON Lines (kind "step" / "request").
+// --trace FILE: per level a "level" row, its per-step rows, then its per-request rows, JSON Lines
+// (report/trace.h; `merge` reads them back).
 void write_trace(const std::string & path, const std::vector<workload::request_run> & runs);
 
 // "C=8  [#####.....] 40/80 req  1,234.5 t/s": one progress line.

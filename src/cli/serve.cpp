@@ -7,6 +7,7 @@
 #include "cli/output.h"
 #include "cli/request_flags.h"
 #include "cli/server_launch.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/escape.h"
 #include "core/format.h"
@@ -59,6 +60,8 @@ struct serve_args {
     bool backend_sampling = false;   // passed to the launched llama-server
     bool compare = false;
     engine_flags engine;
+    std::string shard;     // --shard K/N
+    std::string start_at;  // --start-at: RFC 3339 UTC or epoch seconds
 };
 
 // llama-server's flags for the engine flags given (the same ones the in-process runs use).
@@ -344,7 +347,31 @@ void run(const serve_args & a) {
     const auto eparams = single(a.engine, "serve");  // validates the engine flags (one value each)
     if (a.n_prompt < 1 || a.n_predict < 1) throw_usage("-p and -n must be at least 1 (got {} and {})", a.n_prompt, a.n_predict);
     if (a.launch) hf.urls = {"http://127.0.0.1:1"};  // placeholder for validation; replaced once the server runs
-    const auto levels = a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests);
+    auto levels = a.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(a.requests);
+    if (!a.shard.empty()) {
+        if (a.requests.find_capacity) throw_usage("--shard splits one schedule: give --concurrency or --rate, not --find-capacity");
+        if (a.launch) throw_usage("--shard: the shards drive one server; start it once and give every shard its --url");
+        if (a.compare) throw_usage("--shard: --compare-in-process runs the whole schedule in-process; run it unsharded");
+        for (auto & w : levels) {
+            workload::parse_shard(a.shard, w);
+            workload::validate(w);
+        }
+        if (a.requests.trace.empty()) log::warn("--shard {} without --trace FILE: `infermeter merge` needs every shard's trace", a.shard);
+    }
+    int64_t start_at_unix_ns = 0;
+    if (!a.start_at.empty()) {
+        const auto t = clock::parse_instant(a.start_at);
+        if (!t) throw_usage("--start-at '{}': give a UTC time (2026-12-03T12:00:00Z) or epoch seconds (1796299200)", a.start_at);
+        if (levels.size() != 1) {
+            throw_usage("--start-at aligns one load level across shards: give one --concurrency or --rate value (one command, "
+                        "with its own --start-at, per level)");
+        }
+        start_at_unix_ns = *t;
+        workload::check_start_at(start_at_unix_ns);  // before loading anything: fail fast
+        if (start_at_unix_ns - clock::unix_ns() > int64_t{24} * 3600 * 1'000'000'000) {
+            throw_usage("--start-at {}: more than a day ahead", a.start_at);
+        }
+    }
     auto copts = client_options_from(hf, server_slots(a.requests, levels));
 
     std::unique_ptr<dataset::vocabulary> vocab;
@@ -479,7 +506,11 @@ void run(const serve_args & a) {
         const int64_t cpu0 = process_cpu_ns();
         const int64_t io_cpu0 = http.stats().cpu_ns;
         const int64_t t0 = eng.now_ns();
-        workload::request_run r = workload::run_requests(eng, w, make, cb);
+        if (start_at_unix_ns > 0) {
+            log::info("serve: the schedule starts at {} (--start-at), in {:.1f} s", clock::rfc3339_ms(start_at_unix_ns),
+                      static_cast<double>(start_at_unix_ns - clock::unix_ns()) / 1e9);
+        }
+        workload::request_run r = workload::run_requests(eng, w, make, cb, start_at_unix_ns);
         const int64_t wall = std::max<int64_t>(1, eng.now_ns() - t0);
         const int64_t cpu = process_cpu_ns() - cpu0;
         const double io_busy = double(http.stats().cpu_ns - io_cpu0) / double(wall) / copts.client_threads;
@@ -591,6 +622,14 @@ void add_serve(CLI::App & root) {
     cmd->add_flag("--compare-in-process", a->compare,
                   "Run the same workload in-process too (lockstep, continuous without/with CPU/with backend sampling) and "
                   "attribute the gap (needs -m)");
+    cmd->add_option("--shard", a->shard,
+                    "K/N: run the K-th of N interleaved parts of the schedule, one per client process or host (same --seed "
+                    "and workload flags on all). Open loop: request i at its scheduled time when i mod N = K-1; closed loop: "
+                    "users u with u mod N = K-1 (C >= N), sending requests j*N+K-1. Merge the shards' --trace files with "
+                    "`infermeter merge`");
+    cmd->add_option("--start-at", a->start_at,
+                    "Start the schedule at this instant (UTC 2026-12-03T12:00:00Z or epoch seconds; one load level): give "
+                    "every shard the same one so their schedules align (otherwise each starts at its own t = 0)");
     cmd->add_option("--format", a->format, "JSON field names: native or vllm (vllm bench serve's result dict)")
         ->capture_default_str();
     cmd->add_option("-m", a->model,

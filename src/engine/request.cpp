@@ -18,4 +18,13 @@ const char * failure_name(failure f) {
     return "unknown";
 }
 
+std::optional<failure> failure_from_name(const std::string & name) {
+    for (const failure f : {failure::none, failure::rejected, failure::refused, failure::timeout, failure::http_status,
+                            failure::cut_stream, failure::malformed, failure::error_event, failure::cancelled,
+                            failure::engine_error}) {
+        if (name == failure_name(f)) return f;
+    }
+    return std::nullopt;
+}
+
 }  // namespace im::engine

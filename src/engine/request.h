@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ enum class failure {
     engine_error,    // the engine itself failed (llama_decode error)
 };
 const char * failure_name(failure f);
+// The failure failure_name() names; nullopt for any other text.
+std::optional<failure> failure_from_name(const std::string & name);
 
 enum class event_kind {
     sent,      // handed to the transport (HTTP: request written; in-process: same as admitted)

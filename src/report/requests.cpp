@@ -1,5 +1,6 @@
 #include "report/requests.h"
 
+#include "core/clock.h"
 #include "core/format.h"
 #include "report/measurements.h"
 
@@ -50,6 +51,7 @@ table requests_table(const std::string & name, const std::vector<workload::reque
     const std::vector<field> own = {
         {"mode", field_type::text},          {"engine", field_type::text},         {"arrival", field_type::text},
         {"concurrency", field_type::integer}, {"rate", field_type::real},          {"max_concurrency", field_type::integer},
+        {"shard", field_type::integer},      {"n_shards", field_type::integer},
         {"n_slots", field_type::integer},    {"n_ctx", field_type::integer},       {"lengths", field_type::text},
         {"sampling", field_type::text},      {"requests", field_type::integer},    {"warmup_requests", field_type::integer},
         {"n_ok", field_type::integer},       {"n_failed", field_type::integer},    {"failures", field_type::text},
@@ -87,6 +89,8 @@ table requests_table(const std::string & name, const std::vector<workload::reque
         if (w.arrivals == workload::arrival_kind::closed) t.set(row, "concurrency", int64_t{w.concurrency});
         else t.set(row, "rate", w.rate);
         t.set(row, "max_concurrency", int64_t{w.max_concurrency});
+        t.set(row, "shard", int64_t{w.shard});
+        t.set(row, "n_shards", int64_t{w.n_shards});
         t.set(row, "n_slots", int64_t{r.n_slots});
         t.set(row, "n_ctx", r.n_ctx);
         t.set(row, "lengths", r.lengths);
@@ -205,6 +209,49 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
                                r.load_label(), m.n_usage_mismatch);
         }
         if (r.interrupted) out += fmt::format("- {}: interrupted; the figures cover what finished before the stop.\n", r.load_label());
+    }
+    return out;
+}
+
+std::string shard_alignment_note(const workload::merged_run & m) {
+    if (m.shards.size() < 2) return "";
+    if (m.run.started_at) {
+        return fmt::format("{}: every shard started its schedule at the --start-at instant {}; records are placed on each "
+                           "host's wall clock, so what misaligns them is the hosts' clock offset (NTP/chrony: `chronyc tracking`).",
+                           m.run.load_label(), clock::rfc3339_ms(m.run.t0_unix_ns));
+    }
+    const double skew_ms = static_cast<double>(m.start_skew_ns) / 1e6;
+    std::string s = fmt::format("{}: the shards started their clocks independently (each shard's t = 0 at its own start), "
+                                "{} ms apart; records are placed on each host's wall clock, so the window spans what the "
+                                "server really saw.",
+                                m.run.load_label(), fmtx::thousands(skew_ms, 1));
+    if (workload::start_skew_share(m) > workload::max_start_skew_share) {
+        s += fmt::format(" **That is {} of the window: the shards' schedules did not overlap as one schedule's would; give "
+                         "every shard the same --start-at.**",
+                         fmtx::percent(workload::start_skew_share(m), 1));
+    }
+    return s;
+}
+
+std::string shards_markdown(const std::vector<workload::merged_run> & levels) {
+    if (levels.empty()) return "";
+    std::string out = "\n### Shards\n\n| Load | Shard | Trace | Requests (ok/failed) | Schedule origin (UTC) | Req/s | Output t/s | "
+                      "TTFT p99 (ms) | TPOT p99 (ms) | E2E p99 (s) |\n|------|------|------|------|------|-----:|-----:|-----:|-----:|-----:|\n";
+    for (const auto & l : levels) {
+        for (size_t i = 0; i < l.shards.size(); ++i) {
+            const auto & r = l.shards[i];
+            const auto & m = r.metrics;
+            out += fmt::format("| {} | {} | `{}` | {} / {} | {} | {} | {} | {} | {} | {} |\n", l.run.load_label(),
+                               workload::shard_label(r.workload), l.sources[i], m.n_ok, m.n_failed, clock::rfc3339_ms(r.t0_unix_ns),
+                               fmtx::thousands(m.request_tps, 2), fmtx::thousands(m.output_tps, 1), ms(m.ttft.p99), ms(m.tpot.p99),
+                               fmtx::thousands(m.e2e.p99 / 1e3, 2));
+        }
+    }
+    out += "\nThe merged rows above are computed from the union of the shards' per-request records (percentiles from the "
+           "merged raw samples, throughput over the steady window of the union), not from the shards' figures.\n\n";
+    for (const auto & l : levels) {
+        const auto note = shard_alignment_note(l);
+        if (!note.empty()) out += "- " + note + "\n";
     }
     return out;
 }

@@ -4,6 +4,7 @@
 #include "report/run_context.h"
 #include "report/table.h"
 #include "workload/requests.h"
+#include "workload/shards.h"
 
 #include <string>
 #include <vector>
@@ -21,5 +22,11 @@ table requests_table(const std::string & name, const std::vector<workload::reque
 // "Serving under load": one line per load level (throughput, TTFT/TPOT/ITL/E2E percentiles, goodput,
 // SLO), then the checks (Little's law, token counts, failures by cause, sampling share).
 std::string requests_markdown(const std::vector<workload::request_run> & runs, const workload::slo & objectives);
+
+// `merge`: per level, each shard's trace, schedule origin, requests and own figures, then how the
+// shards' clocks were aligned (a warning when their origins are far apart without --start-at).
+std::string shards_markdown(const std::vector<workload::merged_run> & levels);
+// The merged level's clock note: aligned by --start-at, or started `start_skew` apart ("" when 1 shard).
+std::string shard_alignment_note(const workload::merged_run & m);
 
 }  // namespace im::report

@@ -360,6 +360,10 @@ nlohmann::ordered_json vllm_result(const workload::request_run & r, const std::s
     metric("itl", itl);
     metric("e2el", e2e);
     j["interrupted"] = interrupted || r.interrupted;
+    if (r.workload.n_shards > 1) {  // infermeter's own keys too: this dict is one shard's part of a schedule
+        j["shard"] = r.workload.shard;
+        j["n_shards"] = r.workload.n_shards;
+    }
     return j;
 }
 

@@ -60,7 +60,8 @@ std::string per_endpoint_markdown(const std::vector<workload::request_run> & run
 // `vllm bench serve`'s result dict for one level (vLLM's definitions: duration from the first
 // measured request's start to the last one's end; throughputs over it; ms statistics with population
 // std; ttfts/itls in seconds). generated_texts are not kept and not written.
-// `interrupted` is infermeter's own key (vLLM readers ignore it): true while the run is incomplete.
+// `interrupted` is infermeter's own key (vLLM readers ignore it): true while the run is incomplete;
+// so are `shard` and `n_shards`, written for a --shard run.
 nlohmann::ordered_json vllm_result(const workload::request_run & r, const std::string & model_id, const std::string & date,
                                    bool interrupted);
 // One level: its dict; several: an array of them, in order.

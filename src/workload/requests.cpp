@@ -1,5 +1,6 @@
 #include "workload/requests.h"
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/process.h"
@@ -100,12 +101,68 @@ void validate(const request_workload & w) {
         throw_usage("--warmup-requests {} leaves no measured request of --requests {}", w.warmup_requests, w.n_requests);
     }
     if (w.think_time_s < 0) throw_usage("--think-time must be >= 0 seconds");
+    if (w.n_shards < 1 || w.shard < 0 || w.shard > w.n_shards) throw_usage("--shard {}/{}: K must be in 1..N", w.shard, w.n_shards);
+    if (w.n_shards > 1 && w.shard > 0) {
+        const auto where = fmt::format("--shard {}/{}", w.shard, w.n_shards);
+        if (w.arrivals == arrival_kind::closed && w.concurrency < w.n_shards) {
+            throw_usage("{} with --concurrency {}: users are split across the shards, so every shard needs one (C >= {})", where,
+                        w.concurrency, w.n_shards);
+        }
+        if (w.arrivals != arrival_kind::closed && w.max_concurrency > 0 && w.max_concurrency < w.n_shards) {
+            throw_usage("{} with --max-concurrency {}: the cap is split across the shards, so it must be >= {}", where,
+                        w.max_concurrency, w.n_shards);
+        }
+        if (w.n_requests > 0 && w.n_requests < w.n_shards) {
+            throw_usage("{} with --requests {}: every shard needs a request (--requests >= {})", where, w.n_requests, w.n_shards);
+        }
+    }
+}
+
+void parse_shard(const std::string & spec, request_workload & w) {
+    const auto slash = spec.find('/');
+    int k = 0, n = 0;
+    try {
+        size_t used_k = 0, used_n = 0;
+        if (slash == std::string::npos) throw std::invalid_argument("no slash");
+        k = std::stoi(spec.substr(0, slash), &used_k);
+        n = std::stoi(spec.substr(slash + 1), &used_n);
+        if (used_k != slash || used_n != spec.size() - slash - 1) throw std::invalid_argument("trailing text");
+    } catch (const std::exception &) {
+        throw_usage("--shard '{}': expected K/N, e.g. 2/3 (the 2nd of 3 client processes)", spec);
+    }
+    if (n < 1 || n > 1024) throw_usage("--shard '{}': N must be in 1..1024", spec);
+    if (k < 1 || k > n) throw_usage("--shard '{}': K must be in 1..{}", spec, n);
+    w.shard = k;
+    w.n_shards = n;
+}
+
+bool in_shard(const request_workload & w, uint64_t index) {
+    return w.shard == 0 || w.n_shards <= 1 || index % static_cast<uint64_t>(w.n_shards) == static_cast<uint64_t>(w.shard - 1);
+}
+
+namespace {
+
+// How many of 0..n-1 are congruent to K - 1 modulo N (all n unsharded or merged).
+int shard_part(int n, const request_workload & w) {
+    if (w.shard == 0 || w.n_shards <= 1) return n;
+    return n >= w.shard ? (n - w.shard) / w.n_shards + 1 : 0;
+}
+
+}  // namespace
+
+int shard_users(const request_workload & w) { return shard_part(w.concurrency, w); }
+int shard_max_concurrency(const request_workload & w) { return shard_part(w.max_concurrency, w); }
+
+std::string shard_label(const request_workload & w) {
+    if (w.n_shards <= 1) return "";
+    if (w.shard == 0) return fmt::format("merged {}", w.n_shards);
+    return fmt::format("{}/{}", w.shard, w.n_shards);
 }
 
 std::string load_label(const request_workload & w, bool with_cap) {
-    if (w.arrivals == arrival_kind::closed) return fmt::format("C={}", w.concurrency);
-    std::string s = fmt::format("{:.2f} req/s", w.rate);
-    if (with_cap && w.max_concurrency > 0) s += fmt::format(" (max {})", w.max_concurrency);
+    std::string s = w.arrivals == arrival_kind::closed ? fmt::format("C={}", w.concurrency) : fmt::format("{:.2f} req/s", w.rate);
+    if (w.arrivals != arrival_kind::closed && with_cap && w.max_concurrency > 0) s += fmt::format(" (max {})", w.max_concurrency);
+    if (w.n_shards > 1) s += w.shard == 0 ? fmt::format(", {} shards merged", w.n_shards) : fmt::format(", shard {}", shard_label(w));
     return s;
 }
 
@@ -261,7 +318,8 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
         last_submit = std::max(last_submit, r.t_intended_ns);
     }
     int64_t start = first_measured;
-    if (w.arrivals == arrival_kind::closed && w.concurrency > 1) {
+    const int users = shard_users(w);
+    if (w.arrivals == arrival_kind::closed && users > 1) {
         // Ramp-up: the first time `concurrency` requests are in flight at once.
         std::vector<std::pair<int64_t, int>> ev;
         for (const auto & r : records) {
@@ -274,13 +332,13 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
         int n = 0;
         for (const auto & [t, d] : ev) {
             n += d;
-            if (n >= w.concurrency) {
+            if (n >= users) {
                 start = std::max(start, t);
                 break;
             }
         }
     }
-    if (w.arrivals == arrival_kind::closed && w.concurrency > 1) {
+    if (w.arrivals == arrival_kind::closed && users > 1) {
         // ... and until every user has finished its first measured request: before that the requests in
         // flight all started together, their ages are not those of a steady state, and the window's
         // edges bias Little's law by about half an E2E over the window's length.
@@ -290,7 +348,7 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
             const auto [it, fresh] = first_end.try_emplace(r.user, r.t_end_ns);
             if (!fresh) it->second = std::min(it->second, r.t_end_ns);
         }
-        if (static_cast<int>(first_end.size()) >= w.concurrency) {
+        if (static_cast<int>(first_end.size()) >= users) {
             int64_t turned_over = 0;
             for (const auto & [user, t] : first_end) turned_over = std::max(turned_over, t);
             start = std::max(start, turned_over);
@@ -408,17 +466,41 @@ request_metrics compute_metrics(const std::vector<request_record> & records, con
     return m;
 }
 
+void check_start_at(int64_t start_at_unix_ns) {
+    const int64_t now = clock::unix_ns();
+    if (start_at_unix_ns < now) {
+        throw_usage("--start-at {}: that instant passed {:.3f} s ago; give a later one (the shards need time to start)",
+                    clock::rfc3339_ms(start_at_unix_ns), static_cast<double>(now - start_at_unix_ns) / 1e9);
+    }
+}
+
 request_run run_requests(engine::request_engine & eng, const request_workload & w, const request_factory & make,
-                         const request_callbacks & cb) {
+                         const request_callbacks & cb, int64_t start_at_unix_ns) {
     validate(w);
+    IM_CHECK(w.shard >= 1, "run_requests runs one shard, not a merged workload");
     request_run run;
     run.workload = w;
     run.engine = eng.describe();
     run.rss_start_bytes = process::rss_bytes();
-    const int64_t t0 = eng.now_ns();
+    const int64_t now0 = eng.now_ns(), unix0 = clock::unix_ns();
+    int64_t t0 = now0;
+    run.t0_unix_ns = unix0;
+    if (start_at_unix_ns > 0) {
+        check_start_at(start_at_unix_ns);
+        // Both clocks read together: the instant on the engine's (monotonic) clock is now + (instant − wall now).
+        t0 = now0 + (start_at_unix_ns - unix0);
+        run.t0_unix_ns = start_at_unix_ns;
+        run.started_at = true;
+    }
+    run.t0_ns = t0;
     const int64_t t_stop = w.duration_s > 0 ? t0 + static_cast<int64_t>(w.duration_s * 1e9) : std::numeric_limits<int64_t>::max();
     const size_t limit = w.n_requests > 0 ? static_cast<size_t>(w.n_requests) : std::numeric_limits<size_t>::max();
     const bool closed = w.arrivals == arrival_kind::closed;
+    // A shard's j-th closed-loop request is request j·N + K − 1 of the schedule (unsharded: j).
+    const bool sharded = w.n_shards > 1;
+    const size_t stride = sharded ? static_cast<size_t>(w.n_shards) : 1, offset = sharded ? static_cast<size_t>(w.shard - 1) : 0;
+    const size_t shard_total = w.n_requests > 0 ? static_cast<size_t>(shard_part(w.n_requests, w)) : 0;
+    const int cap = shard_max_concurrency(w);
 
     std::unordered_map<uint64_t, size_t> index_of;  // request id -> records index
     // Open loop: the schedule, generated lazily in blocks so a --duration run needs no bound up front.
@@ -431,8 +513,11 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
         auto more = open_loop_schedule(w.arrivals, w.rate, w.burstiness, block + 1, from, schedule_seed++);
         schedule.insert(schedule.end(), more.begin() + (schedule.empty() ? 0 : 1), more.end());
     };
-    // Closed loop: when each user may send next (-1: busy).
-    std::vector<int64_t> user_ready(closed ? static_cast<size_t>(w.concurrency) : 0, t0);
+    // Closed loop: when each user may send next (-1: busy, or another shard's user).
+    std::vector<int64_t> user_ready(closed ? static_cast<size_t>(w.concurrency) : 0, -1);
+    for (size_t u = 0; u < user_ready.size(); ++u) {
+        if (in_shard(w, u)) user_ready[u] = t0;
+    }
     std::deque<size_t> waiting;  // open loop with --max-concurrency: due, held back by the cap
 
     size_t submitted = 0, finished = 0, failed = 0;
@@ -441,14 +526,14 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
     bool stopping = false;
     std::vector<engine::event> events;
 
-    const auto submit = [&](int64_t intended, int user) {
-        engine::request r = make(submitted);
-        r.id = submitted;
+    const auto submit = [&](int64_t intended, int user, size_t index) {
+        engine::request r = make(index);
+        r.id = index;
         r.t_intended_ns = intended;
         request_record rec;
         rec.id = r.id;
         rec.user = user;
-        rec.warmup = static_cast<int>(submitted) < w.warmup_requests;
+        rec.warmup = index < static_cast<size_t>(w.warmup_requests);
         rec.n_prompt = r.n_prompt;
         rec.n_predict = r.n_predict;
         rec.t_intended_ns = intended;
@@ -465,14 +550,15 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
             run.interrupted = true;
             eng.cancel_all();
         }
-        const bool may_submit = !stopping && submitted < limit;
+        const auto next_closed = [&] { return submitted * stride + offset; };
+        const bool may_submit = !stopping && (closed ? next_closed() < limit : next_scheduled < limit || !waiting.empty());
         int64_t next_due = std::numeric_limits<int64_t>::max();
         if (may_submit && closed) {
-            for (size_t u = 0; u < user_ready.size() && submitted < limit; ++u) {
+            for (size_t u = 0; u < user_ready.size() && next_closed() < limit; ++u) {
                 if (user_ready[u] < 0) continue;
                 if (user_ready[u] >= t_stop) continue;
                 if (user_ready[u] <= now) {
-                    submit(user_ready[u], static_cast<int>(u));
+                    submit(user_ready[u], static_cast<int>(u), next_closed());
                     user_ready[u] = -1;
                 } else {
                     next_due = std::min(next_due, user_ready[u]);
@@ -482,15 +568,19 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
             for (;;) {
                 if (next_scheduled >= schedule.size()) extend_schedule();
                 const int64_t t = schedule[next_scheduled];
-                if (t >= t_stop || submitted + waiting.size() >= limit) break;
+                if (t >= t_stop || next_scheduled >= limit) break;
+                if (!in_shard(w, next_scheduled)) {  // another shard sends it
+                    ++next_scheduled;
+                    continue;
+                }
                 if (t > now) {
                     next_due = t;
                     break;
                 }
                 waiting.push_back(next_scheduled++);
             }
-            while (!waiting.empty() && (w.max_concurrency == 0 || eng.in_flight() < static_cast<size_t>(w.max_concurrency))) {
-                submit(schedule[waiting.front()], -1);  // intended time kept: queueing counts in TTFT
+            while (!waiting.empty() && (cap == 0 || eng.in_flight() < static_cast<size_t>(cap))) {
+                submit(schedule[waiting.front()], -1, waiting.front());  // intended time kept: queueing counts in TTFT
                 waiting.pop_front();
             }
         }
@@ -537,9 +627,8 @@ request_run run_requests(engine::request_engine & eng, const request_workload & 
         }
         if (cb.progress && eng.now_ns() - last_progress > 100'000'000) {
             last_progress = eng.now_ns();
-            const double el = static_cast<double>(last_progress - t0) / 1e9;
-            cb.progress({submitted, finished, failed, eng.in_flight(), w.n_requests > 0 ? limit : 0, el,
-                         el > 0 ? out_tokens / el : 0});
+            const double el = std::max(0.0, static_cast<double>(last_progress - t0) / 1e9);
+            cb.progress({submitted, finished, failed, eng.in_flight(), shard_total, el, el > 0 ? out_tokens / el : 0});
         }
     }
     run.steps = eng.take_steps();

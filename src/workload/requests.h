@@ -42,13 +42,29 @@ struct request_workload {
     double duration_s = 0;        // stop submitting after this long (0: until n_requests)
     int warmup_requests = 0;      // the first ones, excluded from every statistic
     uint64_t seed = 1;            // arrival gaps
+    // --shard K/N: the K-th of N interleaved parts of this schedule (every client host generates the
+    // whole schedule from the same seed and sends request i when i mod N = K - 1; closed loop: user u
+    // when u mod N = K - 1). shard 0 marks the N parts merged back into one run (`merge`).
+    int shard = 1, n_shards = 1;
     slo objectives;
 };
 
 // Checks the workload; throws usage errors naming the flag.
 void validate(const request_workload & w);
 
-// "C=8" (closed loop) or "4.00 req/s" (open loop), with " (max N)" for a --max-concurrency cap when asked.
+// Parses --shard "K/N" (1 <= K <= N <= 1024) into w.shard and w.n_shards; throws a usage error naming --shard.
+void parse_shard(const std::string & spec, request_workload & w);
+// Whether request `index` of the schedule belongs to this shard (always, unsharded or merged).
+bool in_shard(const request_workload & w, uint64_t index);
+// Closed loop: the users this shard runs (u < concurrency with u mod N = K - 1); all of them when
+// unsharded or merged. Open loop: this shard's part of --max-concurrency, split the same way (0: uncapped).
+int shard_users(const request_workload & w);
+int shard_max_concurrency(const request_workload & w);
+// "2/3", or "merged 3" (shard 0), or "" unsharded.
+std::string shard_label(const request_workload & w);
+
+// "C=8" (closed loop) or "4.00 req/s" (open loop), with " (max N)" for a --max-concurrency cap when asked,
+// and ", shard 2/3" or ", 3 shards merged" when sharded.
 std::string load_label(const request_workload & w, bool with_cap = true);
 // Requests a level runs when neither --requests nor --duration was given: max(16, 4·C) closed loop,
 // max(32, 20 s × rate) open loop.
@@ -141,6 +157,10 @@ struct request_run {
     int n_threads = 0;                     // in-process: the context's CPU threads; HTTP: 0
     bool interrupted = false;
     uint64_t rss_start_bytes = 0, rss_end_bytes = 0;  // process resident memory around the run (0: not available)
+    // The schedule's origin (t = 0 of every intended start) on the engine's clock and on the wall clock
+    // (Unix ns); `merge` places the shards' records on one timeline through the wall clock.
+    int64_t t0_ns = 0, t0_unix_ns = 0;
+    bool started_at = false;               // t0 was a given instant (--start-at), not the start of the run
     // "C=8" or "4.00 req/s" (open loop), for tables.
     std::string load_label() const;
 };
@@ -159,10 +179,16 @@ struct request_callbacks {
 // Builds request i (prompt tokens or text, n_prompt, n_predict); the driver sets id and t_intended_ns.
 using request_factory = std::function<engine::request(uint64_t index)>;
 
+// --start-at: throws a usage error naming it when `start_at_unix_ns` (wall clock) has passed.
+void check_start_at(int64_t start_at_unix_ns);
+
 // Runs one load level to completion (or until SIGINT: in-flight requests are cancelled, the run is
-// marked interrupted and what was measured is kept).
+// marked interrupted and what was measured is kept). Request i of the schedule is make(i), warmup when
+// i < warmup_requests; a shard runs only its own i (in_shard) and users (shard_users).
+// `start_at_unix_ns` (> 0): the schedule starts at that wall-clock instant (waiting for it; throws a
+// usage error naming --start-at when it has passed); otherwise now.
 request_run run_requests(engine::request_engine & engine, const request_workload & w, const request_factory & make,
-                         const request_callbacks & cb = {});
+                         const request_callbacks & cb = {}, int64_t start_at_unix_ns = 0);
 
 // Intended start times of an open-loop schedule of `n` requests from t0 (no drift: each from t0).
 std::vector<int64_t> open_loop_schedule(arrival_kind a, double rate, double burstiness, size_t n, int64_t t0_ns,

@@ -51,21 +51,27 @@ TEST(continuous_cli, closed_loop_real_sampling_exact_counts_and_trace) {
         EXPECT_NE(row["sampling"].get<std::string>().find("greedy, CPU sampling"), std::string::npos);
         EXPECT_EQ(row["n_slots"], row["concurrency"]);
     }
-    // Trace: one row per request with its token count, and step rows.
+    // Trace: a level row per level, one row per request with its token count and chunk times, and step rows.
     std::ifstream in(trace);
     std::string line;
-    int requests = 0, steps = 0;
+    int levels = 0, requests = 0, steps = 0;
     while (std::getline(in, line)) {
         const auto t = nlohmann::json::parse(line);
-        if (t["kind"] == "request") {
+        if (t["kind"] == "level") {
+            ++levels;
+            EXPECT_EQ(t["n_shards"], 1);
+            EXPECT_GT(t["t0_unix_ns"].get<int64_t>(), 0);
+        } else if (t["kind"] == "request") {
             ++requests;
             EXPECT_EQ(t["n_output"], 16);
             EXPECT_EQ(t["status"], "none");
+            EXPECT_EQ(t["chunk_ms"].size(), 16u);
         } else {
             ++steps;
             EXPECT_LE(t["kv_cells_used"].get<int>(), 4 * 256);
         }
     }
+    EXPECT_EQ(levels, 2);
     EXPECT_EQ(requests, 16);
     EXPECT_GT(steps, 16 * 16 / 4);
     EXPECT_NE(slurp(exp).find("| C=4 | 8 / 0 |"), std::string::npos) << slurp(exp);
