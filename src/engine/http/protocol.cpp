@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <charconv>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -587,15 +589,30 @@ class json_scanner {
             if (!at_end() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
             if (!digits()) return false;
         }
-        const auto [end, ec] = std::from_chars(s_.data() + start, s_.data() + i_, v);
-        return ec == std::errc() && end == s_.data() + i_;
+        const std::string_view text = s_.substr(start, i_ - start);
+        // Integers (ids, counts, "created") exactly; anything else through strtod in the "C" locale
+        // (std::from_chars for double is missing from older libc++, i.e. macOS). Out of range: the
+        // document path decides.
+        if (text.find_first_of(".eE") == std::string_view::npos && text.size() <= 16) {
+            int64_t n = 0;
+            for (char c : text) {
+                if (c != '-') n = n * 10 + (c - '0');
+            }
+            v = double(text.front() == '-' ? -n : n);
+            return true;
+        }
+        num_.assign(text);
+        errno = 0;
+        char * end = nullptr;
+        v = std::strtod(num_.c_str(), &end);
+        return errno == 0 && end == num_.c_str() + num_.size();
     }
 
     std::string_view s_;
     Handler & h_;
     size_t i_ = 0;
     std::vector<char> stack_;  // the closing bracket of each open container
-    std::string str_;
+    std::string str_, num_;
 };
 
 }  // namespace
