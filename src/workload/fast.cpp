@@ -161,6 +161,28 @@ std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & 
     return measured;
 }
 
+std::string interval_text(const predict::interval & i, double scale, int decimals) {
+    return fmt::format("~{} ({}-{})", fmtx::thousands(i.value * scale, decimals), fmtx::thousands(i.lo * scale, decimals),
+                       std::isfinite(i.hi) ? fmtx::thousands(i.hi * scale, decimals) : std::string("inf"));
+}
+
+std::string step_fit_markdown(const predict::step_fit & steps, const predict::prefill_fit & prefill, double tolerance) {
+    std::string out;
+    out += "| Regime (W) | a: per step (ms) | b: per sequence (ms) | c: per sequence per KV cell (ns) | residual sd | max residual | samples |\n";
+    out += "|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto & r : steps.regimes) {
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n",
+                           r.w_min == r.w_max ? std::to_string(r.w_min) : fmt::format("{}-{}", r.w_min, r.w_max), ms(r.a),
+                           ms(r.b), fmtx::thousands(r.c * 1e9, 3), fmtx::percent(r.resid_sd_rel, 1),
+                           fmtx::percent(r.max_rel_residual, 1), r.n_samples);
+    }
+    out += fmt::format("\nStep time t(W, d) = a + b·W + c·W·d per regime (weighted least squares; regimes split where one "
+                       "fit leaves a residual above {}). Prefill T(N) = {} ms + {} ms per token{} over N = W·p tokens.\n",
+                       fmtx::percent(tolerance, 0), ms(prefill.e), fmtx::thousands(prefill.f * 1e3, 4),
+                       prefill.quadratic ? fmt::format(" + {} ns per token²", fmtx::thousands(prefill.g * 1e9, 4)) : "");
+    return out;
+}
+
 std::string fast_markdown(const fast_result & f) {
     std::string out = fmt::format(
         "Predicted by `--fast` (docs/fast-mode.md) from {} decode-step probes (W = {}; KV depths {}) and {} prefill "
@@ -183,18 +205,7 @@ std::string fast_markdown(const fast_result & f) {
                                return w;
                            }(), ","), fmtx::thousands(f.probes.switch_probe_s, 1));
     }
-    out += "| Regime (W) | a: per step (ms) | b: per sequence (ms) | c: per sequence per KV cell (ns) | residual sd | max residual | samples |\n";
-    out += "|---|---:|---:|---:|---:|---:|---:|\n";
-    for (const auto & r : f.steps.regimes) {
-        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n",
-                           r.w_min == r.w_max ? std::to_string(r.w_min) : fmt::format("{}-{}", r.w_min, r.w_max), ms(r.a),
-                           ms(r.b), fmtx::thousands(r.c * 1e9, 3), fmtx::percent(r.resid_sd_rel, 1),
-                           fmtx::percent(r.max_rel_residual, 1), r.n_samples);
-    }
-    out += fmt::format("\nStep time t(W, d) = a + b·W + c·W·d per regime (weighted least squares; regimes split where one "
-                       "fit leaves a residual above {}). Prefill T(N) = {} ms + {} ms per token{} over N = W·p tokens.\n",
-                       fmtx::percent(f.tolerance, 0), ms(f.prefill.e), fmtx::thousands(f.prefill.f * 1e3, 4),
-                       f.prefill.quadratic ? fmt::format(" + {} ns per token²", fmtx::thousands(f.prefill.g * 1e9, 4)) : "");
+    out += step_fit_markdown(f.steps, f.prefill, f.tolerance);
     for (const auto & line : switch_sentences(f)) out += "\n" + line + "\n";
     const bool extrapolated = std::any_of(f.sweep.rows.begin(), f.sweep.rows.end(),
                                           [](const auto & r) { return r.predicted && r.prediction.extrapolated; });

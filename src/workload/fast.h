@@ -34,6 +34,12 @@ std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & 
 // The predicted row of `workers`, or nullptr.
 const lockstep_row * predicted_row(const fast_result & f, int workers);
 
+// "~24.1 (22.0-26.5)": a predicted value and its 95% interval, each times `scale`; "inf" for an unbounded end.
+std::string interval_text(const predict::interval & i, double scale = 1, int decimals = 2);
+
+// The regime table (a, b, c, residuals per regime) and the fitted step and prefill formulas, for report.md.
+std::string step_fit_markdown(const predict::step_fit & steps, const predict::prefill_fit & prefill, double tolerance);
+
 // Markdown: how the prediction was made (probes, wall time, regimes and their residuals, regime changes).
 std::string fast_markdown(const fast_result & f);
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "engine/request.h"
+#include "predict/step_model.h"
 
 #include <cstdint>
 #include <functional>
@@ -141,6 +142,10 @@ struct request_run {
     int n_threads = 0;                     // in-process: the context's CPU threads; HTTP: 0
     bool interrupted = false;
     uint64_t rss_start_bytes = 0, rss_end_bytes = 0;  // process resident memory around the run (0: not available)
+    // `--fast` (docs/fast-mode.md §8): predicted from probes, not measured; no records, no steps, and the metrics
+    // hold the predicted means (request_tps, output_tps, total_tps, ttft/tpot/e2e mean, sample_ms_mean).
+    std::optional<predict::continuous_prediction> prediction;
+    std::string prediction_note;           // where the model's assumptions do not hold for this level
     // "C=8" or "4.00 req/s" (open loop), for tables.
     std::string load_label() const;
 };
