@@ -243,9 +243,11 @@ std::pair<const regime *, bool> locate(const step_fit & f, int workers) {
     return {best, best_dist > 0};
 }
 
-// Depths within the probed range, with room for rounding.
+// Depths within the probed range, with room for rounding and for half a cell: a probe's depth is the centre
+// of its timed window, a whole or half cell (an even window centred on depth p records p + 0.5, and the
+// sweep's first step at p is no extrapolation).
 bool depth_outside(const regime & r, double lo, double hi) {
-    const double slack = 1e-9 * std::max(1.0, r.depth_max);
+    const double slack = 0.5 + 1e-9 * std::max(1.0, r.depth_max);
     return lo < r.depth_min - slack || hi > r.depth_max + slack;
 }
 

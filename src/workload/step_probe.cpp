@@ -211,7 +211,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
             const auto p = probe_point(w, d);
             res.steps.push_back(p.sample);
             res.step_spread_rel.push_back(p.spread_rel);
-            if (probe_samplings && target == res.depths.front()) probe_sampling(w);
+            if (probe_samplings) probe_sampling(w);
         }
     }
 

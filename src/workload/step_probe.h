@@ -36,7 +36,7 @@ struct step_probe_config {
     // Kernel-switch probes (predict::locate_switches): W between the sweep's, at the middle depth, while
     // their predicted cost keeps their total below this share of the predicted full sweep's time.
     double switch_budget_share = 0.03;
-    // Continuous --fast (docs/fast-mode.md §8): after each W's step probe at the first depth, the CPU sampling
+    // Continuous --fast (docs/fast-mode.md §8): after each step probe of the sweep's W, the CPU sampling
     // of that step's W sequences, one chain of these settings per sequence (the continuous engine's), timed in
     // `windows` windows of rounds (every sequence sampled once per round) lasting >= sampling_window_min_s.
     // Unset, or a mode other than cpu: not probed.
