@@ -55,8 +55,8 @@ engine::llama::sampling_params sampling_of(const continuous_flags & f) {
 }
 
 // --fast: every closed-loop level predicted from probes; --verify C also measures C and compares.
-void run_continuous_fast(const continuous_command & c, const workload::continuous_sweep & s,
-                         const std::vector<workload::request_workload> & levels, const output_target & out) {
+void run_fast_levels(const continuous_command & c, const workload::continuous_sweep & s,
+                     const std::vector<workload::request_workload> & levels, const output_target & out) {
     const auto & f = c.flags;
     if (f.requests.find_capacity) throw_usage("--fast predicts the given --concurrency levels: it does not combine with --find-capacity");
     if (const auto why = workload::continuous_fast_refusal(s, levels); !why.empty()) throw_usage("{}", why);
@@ -160,7 +160,7 @@ void run_continuous_command(const continuous_command & c) {
     }
     if (c.verify > 0 && !c.fast) throw_usage("--verify {} compares a --fast prediction with a measurement: add --fast", c.verify);
     if (c.fast) {
-        run_continuous_fast(c, s, levels, out);
+        run_fast_levels(c, s, levels, out);
         return;
     }
 

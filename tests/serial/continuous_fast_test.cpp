@@ -52,18 +52,3 @@ TEST(continuous_fast, predicts_every_level_and_verify_measures_one) {
         EXPECT_NE(md.out.find(s), std::string::npos) << s << "\n" << md.out;
     }
 }
-
-TEST(continuous_fast, refuses_what_the_model_does_not_describe) {
-    const auto open_loop = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--rate", "2", "--fast",
-                                           "--no-db", "-t", "1"});
-    EXPECT_EQ(open_loop.exit_code, 2);
-    EXPECT_NE(open_loop.err.find("closed-loop"), std::string::npos) << open_loop.err;
-    const auto backend = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "2",
-                                         "--backend-sampling", "--fast", "--no-db", "-t", "1"});
-    EXPECT_EQ(backend.exit_code, 2);
-    EXPECT_NE(backend.err.find("backend sampling"), std::string::npos) << backend.err;
-    const auto verify = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "1,2",
-                                        "--fast", "--verify", "4", "--no-db", "-t", "1"});
-    EXPECT_EQ(verify.exit_code, 2);
-    EXPECT_NE(verify.err.find("--verify 4"), std::string::npos) << verify.err;
-}
