@@ -46,9 +46,10 @@ std::string predicted_levels_markdown(const std::vector<workload::request_run> &
         if (!r.prediction) continue;
         const auto & p = *r.prediction;
         out += fmt::format("| {}~{} | {} | ~{} | {} | {} | ~{} | ~{} |\n", r.load_label(), r.prediction_note.empty() ? "" : "†",
-                           workload::interval_text(p.output_tps, 1, 1), fmtx::thousands(p.request_tps.value, 2), workload::interval_text(p.ttft_s, 1e3, 1),
-                           p.n_output > 1 ? workload::interval_text(p.tpot_s, 1e3, 2) : std::string("n/a"), fmtx::thousands(p.e2e_s.value, 2),
-                           ms(p.sampling_step_s.value * 1e3));
+                           workload::interval_text(p.output_tps, 1, 1), fmtx::thousands(p.request_tps.value, 2),
+                           workload::interval_text(p.ttft_s, 1e3, 1),
+                           p.n_output > 1 ? workload::interval_text(p.tpot_s, 1e3, 2) : std::string("n/a"),
+                           fmtx::thousands(p.e2e_s.value, 2), ms(p.sampling_step_s.value * 1e3));
     }
     out += "\n~ predicted from step, prefill and sampling probes (`--fast`, docs/fast-mode.md §8), not measured: means, "
            "with their 95% prediction intervals; percentiles need a measured run.\n\n";
