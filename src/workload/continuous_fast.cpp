@@ -13,8 +13,6 @@
 namespace im::workload {
 
 namespace {
-// As lockstep --fast's (workload/fast.cpp): the probes' systematic difference from the run they stand for.
-constexpr double probe_bias_rel = 0.03;
 
 std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }
 
@@ -81,10 +79,7 @@ continuous_fast_result run_continuous_fast(const continuous_sweep & s, const std
     f.interrupted = f.probes.interrupted;
     if (f.probes.steps.empty() || f.probes.prefills.empty()) return f;
     if (s.sampling.mode == engine::llama::sampling_mode::cpu && f.probes.samplings.empty()) return f;
-    f.tolerance = fit_tolerance(f.probes);
-    f.steps = f.probes.switches.fit.regimes.empty() ? predict::fit_steps(f.probes.steps, f.tolerance) : f.probes.switches.fit;
-    f.prefill = predict::fit_prefill(f.probes.prefills);
-    f.steps.probe_bias_rel = f.prefill.probe_bias_rel = probe_bias_rel;
+    fit_probes(f.probes, f.steps, f.prefill, f.tolerance);
     if (!f.probes.samplings.empty()) {
         f.sampling = predict::fit_prefill(f.probes.samplings);
         f.sampling->probe_bias_rel = probe_bias_rel;
@@ -118,7 +113,8 @@ continuous_fast_result run_continuous_fast(const continuous_sweep & s, const std
                                             "steps and the users drift apart, which the one-prefill cycle only approximates",
                                             w.concurrency, f.n_prompt, step_tokens);
         } else if (s.lengths.shape != length_source::kind::fixed) {
-            r.prediction_note = "lengths vary: the cycle uses the mean lengths (docs/fast-mode.md §8)";
+            r.prediction_note = "lengths vary: the cycle uses the mean lengths, and a prompt shares its step with decodes, "
+                                "so the mean TTFT comes out low (docs/fast-mode.md §8)";
         }
         r.prediction = p;
         f.runs.push_back(std::move(r));

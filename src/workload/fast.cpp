@@ -12,14 +12,20 @@
 namespace im::workload {
 
 namespace {
-// A 3% sd: 95% intervals of about ±6%, the largest probe-vs-sweep difference measured on the H200.
-constexpr double probe_bias_rel = 0.03;
 
 std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }
 
 std::string signed_pct(double rel) { return fmt::format("{:+.1f}%", 100 * rel); }
 
 }  // namespace
+
+void fit_probes(const step_probe_result & probes, predict::step_fit & steps, predict::prefill_fit & prefill, double & tolerance) {
+    tolerance = fit_tolerance(probes);
+    // The fit the switch search ended with (switch probes included); an interrupt before it: the sweep's W only.
+    steps = probes.switches.fit.regimes.empty() ? predict::fit_steps(probes.steps, tolerance) : probes.switches.fit;
+    prefill = predict::fit_prefill(probes.prefills);
+    steps.probe_bias_rel = prefill.probe_bias_rel = probe_bias_rel;
+}
 
 void annotate_prediction(const fast_result & f, lockstep_row & row) {
     const int w = row.workers;
@@ -62,14 +68,7 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
     f.probes = run_step_probes(pc, cb);
     f.sweep.interrupted = f.probes.interrupted;
     if (f.probes.steps.empty() || f.probes.prefills.empty()) return f;
-    f.tolerance = fit_tolerance(f.probes);
-    // The fit the switch search ended with (switch probes included); an interrupt before it: the sweep's W only.
-    f.steps = f.probes.switches.fit.regimes.empty() ? predict::fit_steps(f.probes.steps, f.tolerance) : f.probes.switches.fit;
-    f.prefill = predict::fit_prefill(f.probes.prefills);
-    // Probes and sweep differ by more than the probes' noise: on the H200 (2026-12-03, 128/1024,
-    // W = 1..64) the probed rows came out -6.3% .. +2.6% of the measured ones with probe spreads of
-    // 0.2-1%, and 5 of 7 measurements fell outside intervals built from the noise alone.
-    f.steps.probe_bias_rel = f.prefill.probe_bias_rel = probe_bias_rel;
+    fit_probes(f.probes, f.steps, f.prefill, f.tolerance);
     f.changes = predict::regime_changes(f.steps, c.n_prompt + c.n_predict / 2.0);
 
     double base_overall = 0;
