@@ -11,8 +11,12 @@
 #include "report/measurements.h"
 #include "report/requests.h"
 #include "workload/continuous.h"
+#include "workload/continuous_fast.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
 
 namespace im::cli {
 
@@ -50,6 +54,77 @@ engine::llama::sampling_params sampling_of(const continuous_flags & f) {
     return s;
 }
 
+// --fast: every closed-loop level predicted from probes; --verify C also measures C and compares.
+void run_fast_levels(const continuous_command & c, const workload::continuous_sweep & s,
+                     const std::vector<workload::request_workload> & levels, const output_target & out) {
+    const auto & f = c.flags;
+    if (f.requests.find_capacity) throw_usage("--fast predicts the given --concurrency levels: it does not combine with --find-capacity");
+    if (const auto why = workload::continuous_fast_refusal(s, levels); !why.empty()) throw_usage("{}", why);
+    const auto verified_level = std::find_if(levels.begin(), levels.end(),
+                                             [&](const auto & w) { return w.concurrency == c.verify; });
+    if (c.verify > 0 && verified_level == levels.end()) {
+        throw_usage("--verify {}: not one of the --concurrency levels", c.verify);
+    }
+    workload::continuous_fast_result fr;
+    std::optional<workload::request_run> measured;
+    report::run_context ctx = report::make_run_context(nullptr, globals().command_line);
+    const auto runs = [&] {
+        auto r = fr.runs;
+        if (measured) r.push_back(*measured);
+        return r;
+    };
+    const auto objectives = base_workload(f.requests).objectives;
+    const auto markdown = [&](bool interrupted) {
+        std::string md = fmt::format("## Serving Under Load (in-process continuous batching, predicted)\n\n{}",
+                                     report::requests_markdown(runs(), objectives));
+        if (!fr.probes.steps.empty()) md += "\n" + workload::continuous_fast_markdown(fr);
+        if (const auto * p = measured ? workload::predicted_run(fr, measured->workload.concurrency) : nullptr) {
+            md += workload::continuous_verify_markdown(*p, *measured);
+        }
+        if (interrupted) md += report::interrupted_note();
+        return md;
+    };
+    results_writer writer(out, c.db, "continuous",
+                          [&](bool interrupted) { return report::requests_table("continuous", runs(), ctx, &s.params, interrupted); },
+                          markdown);
+    writer.update(ctx);
+    progress_line progress;
+    workload::step_probe_callbacks pcb;
+    pcb.progress = [&](const std::string & line) { progress.done("probe " + line); };
+    fr = workload::run_continuous_fast(s, levels, pcb);
+    progress.clear();
+    {
+        engine::llama::model m(s.model_path, s.params, /*no_alloc=*/true);
+        ctx = report::make_run_context(&m, globals().command_line);
+    }
+    writer.update(ctx);
+    bool interrupted = fr.interrupted;
+    if (c.verify > 0 && !interrupted) {
+        workload::continuous_runner runner(s);
+        workload::continuous_callbacks cb;
+        cb.progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
+            progress.update(request_progress_text(w, p));
+        };
+        cb.info = [&](const std::string & msg) {
+            progress.clear();
+            log::warn("{}", msg);
+        };
+        auto r = runner.run(*verified_level, cb);
+        progress.clear();
+        interrupted = r.interrupted;
+        if (!interrupted) {
+            measured = std::move(r);
+            if (const auto * p = workload::predicted_run(fr, c.verify)) {
+                log::info("--verify C={}: output predicted {} t/s, measured {} t/s ({:+.1f}%)", c.verify,
+                          fmtx::thousands(p->metrics.output_tps), fmtx::thousands(measured->metrics.output_tps),
+                          workload::continuous_error_pct(*p, *measured));
+            }
+        }
+    }
+    writer.finish(ctx, interrupted);
+    if (interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
+}
+
 }  // namespace
 
 void run_continuous_command(const continuous_command & c) {
@@ -74,6 +149,20 @@ void run_continuous_command(const continuous_command & c) {
     if (c.ctx_min < 0) throw_usage("--ctx-min: {} is out of range (must be >= 0)", c.ctx_min);
     const auto base = base_workload(f.requests);
     const auto levels = f.requests.find_capacity ? std::vector<workload::request_workload>{} : load_levels(f.requests);
+
+    // Dataset prompts are tokenized with the model's own vocabulary (a vocab-only load, alive for the call).
+    s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict,
+                           f.requests.dataset.empty() ? nullptr : dataset::vocabulary(model_path).get());
+    if (info.n_ctx_train > 0 && s.lengths.shape == workload::length_source::kind::fixed &&
+        c.n_prompt + c.n_predict > info.n_ctx_train) {
+        throw_usage("-p {} + -n {} = {} tokens per request exceeds the model's trained context of {}", c.n_prompt, c.n_predict,
+                    c.n_prompt + c.n_predict, info.n_ctx_train);
+    }
+    if (c.verify > 0 && !c.fast) throw_usage("--verify {} compares a --fast prediction with a measurement: add --fast", c.verify);
+    if (c.fast) {
+        run_fast_levels(c, s, levels, out);
+        return;
+    }
 
     progress_line progress;
     workload::continuous_callbacks cb;
@@ -115,14 +204,6 @@ void run_continuous_command(const continuous_command & c) {
                                   fmtx::percent(mt.sample_share, 1), mt.slo_met ? ", SLO met" : ", SLO missed"));
         writer.update(ctx);
     };
-    // Dataset prompts are tokenized with the model's own vocabulary (a vocab-only load, alive for the call).
-    s.lengths = lengths_of(f.requests, c.n_prompt, c.n_predict,
-                           f.requests.dataset.empty() ? nullptr : dataset::vocabulary(model_path).get());
-    if (info.n_ctx_train > 0 && s.lengths.shape == workload::length_source::kind::fixed &&
-        c.n_prompt + c.n_predict > info.n_ctx_train) {
-        throw_usage("-p {} + -n {} = {} tokens per request exceeds the model's trained context of {}", c.n_prompt, c.n_predict,
-                    c.n_prompt + c.n_predict, info.n_ctx_train);
-    }
     writer.update(ctx);  // from the start: an export and the last words exist whenever the run ends
     workload::continuous_runner runner(s);
     const auto outcome = run_levels(f.requests, levels, [&](const workload::request_workload & w) {

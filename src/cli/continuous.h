@@ -36,6 +36,8 @@ struct continuous_command {
     store::store_flags db;
     engine_flags engine;
     continuous_flags flags;
+    bool fast = false;  // predict every closed-loop level from probes (docs/fast-mode.md §8)
+    int verify = 0;     // with fast: also measure this concurrency and compare
 };
 
 void run_continuous_command(const continuous_command & c);

@@ -135,7 +135,6 @@ void run(const parallel_args & a) {
     if (a.mode == "continuous") {
         if (a.plan_only) throw_usage("--plan is for lockstep sweeps; continuous runs size one context per load level");
         if (a.workers != "1,2,4,8") throw_usage("--workers is for lockstep; continuous mode takes --concurrency or --rate");
-        if (a.fast || a.verify > 0) throw_usage("--fast and --verify predict a lockstep sweep; drop --mode continuous");
         continuous_command c;
         c.model = a.model;
         c.n_prompt = a.n_prompt;
@@ -148,6 +147,8 @@ void run(const parallel_args & a) {
         c.db = a.db;
         c.engine = a.engine;
         c.flags = a.continuous;
+        c.fast = a.fast;
+        c.verify = a.verify;
         run_continuous_command(c);
         return;
     }
@@ -272,8 +273,10 @@ void add_parallel(CLI::App & root) {
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow p+n beyond the model's trained context");
     cmd->add_flag("--fast", a->fast, "Predict the sweep from short decode-step and prefill probes (rows marked ~, with 95% "
                                      "prediction intervals; a kernel switch between the swept W is located by a few bisection probes; "
+                                     "with --mode continuous, closed-loop levels from step, prefill and sampling probes; "
                                      "docs/fast-mode.md)");
-    cmd->add_option("--verify", a->verify, "With --fast: also measure this W fully and print predicted against measured");
+    cmd->add_option("--verify", a->verify, "With --fast: also measure this W (continuous: this concurrency) fully and print "
+                                           "predicted against measured");
     cmd->add_option("--mode", a->mode,
                     "lockstep (batched-bench semantics: W sequences start and end together, no sampling) or continuous "
                     "(continuous batching with real sampling, arrivals, latency percentiles)")->capture_default_str();

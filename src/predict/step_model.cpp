@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <utility>
 
@@ -242,9 +243,11 @@ std::pair<const regime *, bool> locate(const step_fit & f, int workers) {
     return {best, best_dist > 0};
 }
 
-// Depths within the probed range, with room for rounding.
+// Depths within the probed range, with room for rounding and for half a cell: a probe's depth is the centre
+// of its timed window, a whole or half cell (an even window centred on depth p records p + 0.5, and the
+// sweep's first step at p is no extrapolation).
 bool depth_outside(const regime & r, double lo, double hi) {
-    const double slack = 1e-9 * std::max(1.0, r.depth_max);
+    const double slack = 0.5 + 1e-9 * std::max(1.0, r.depth_max);
     return lo < r.depth_min - slack || hi > r.depth_max + slack;
 }
 
@@ -334,22 +337,41 @@ estimate tg_estimate(const step_fit & f, int workers, int n_prompt, int n_predic
     return e;
 }
 
-estimate pp_estimate(const prefill_fit & f, int64_t tokens) {
-    IM_CHECK(tokens >= 0, fmt::format("tokens = {}", tokens));
+// `repeats` (>= 0) independent calls of `tokens` each: the coefficients' error is shared by every call (it
+// scales with repeats), the noise is not (it grows with sqrt(repeats)), the probe bias is (it scales).
+estimate pp_estimate(const prefill_fit & f, int64_t tokens, double repeats = 1) {
+    IM_CHECK(tokens >= 0 && repeats >= 0, fmt::format("tokens = {}, repeats = {}", tokens, repeats));
     IM_CHECK(f.n_samples > 0, "a prefill_fit without samples (fit_prefill never returns one)");
     estimate e;
     e.dof = f.dof;
-    if (tokens == 0) {
+    if (tokens == 0 || repeats == 0) {
         return e;
     }
     const double n = static_cast<double>(tokens);
     const vec3 x{1.0, n, n * n};
-    e.value = dot(x, {f.e, f.f, f.g});
-    const double noise = f.resid_sd_rel * e.value;
-    e.sd = std::sqrt(quad_form(f.cov, x) + noise * noise);
+    const double one = dot(x, {f.e, f.f, f.g});
+    const double noise = f.resid_sd_rel * one;
+    e.value = repeats * one;
+    e.sd = std::sqrt(repeats * repeats * quad_form(f.cov, x) + repeats * noise * noise);
     e.bias_sd = f.probe_bias_rel * e.value;
     e.extrapolated = tokens < f.tokens_min || tokens > f.tokens_max;
     return e;
+}
+
+// The sum of independent predictions: half-widths in quadrature, the smallest dof, extrapolated if any is.
+interval sum_interval(std::initializer_list<estimate> parts) {
+    double value = 0, h2 = 0;
+    int dof = std::numeric_limits<int>::max();
+    bool extrapolated = false;
+    for (const auto & e : parts) {
+        const double h = half_width(e);
+        value += e.value;
+        h2 += h * h;
+        dof = std::min(dof, e.dof);
+        extrapolated = extrapolated || e.extrapolated;
+    }
+    const double h = std::sqrt(h2);
+    return {value, std::max(0.0, value - h), value + h, dof, extrapolated};
 }
 
 // The samples checked one by one, and their distinct W ascending; none is a runtime error.
@@ -472,10 +494,7 @@ row_prediction predict_row(const step_fit & s, const prefill_fit & p, int worker
     const double w = workers;
     const estimate pp = pp_estimate(p, static_cast<int64_t>(workers) * n_prompt);
     const estimate tg = tg_estimate(s, workers, n_prompt, n_predict);
-    const double h_pp = half_width(pp), h_tg = half_width(tg);
-    const double value = pp.value + tg.value, h = std::sqrt(h_pp * h_pp + h_tg * h_tg);
-    const interval total{value, std::max(0.0, value - h), value + h, std::min(pp.dof, tg.dof),
-                         pp.extrapolated || tg.extrapolated};
+    const interval total = sum_interval({pp, tg});
 
     row_prediction r;
     r.workers = workers;
@@ -487,6 +506,40 @@ row_prediction predict_row(const step_fit & s, const prefill_fit & p, int worker
     r.gen_tps = rate_interval(w * n_predict, r.t_tg_s);
     r.overall_tps = rate_interval(w * (n_prompt + n_predict), total);
     r.extrapolated = total.extrapolated;
+    return r;
+}
+
+continuous_prediction predict_continuous(const step_fit & s, const prefill_fit & p, const prefill_fit * sampling,
+                                         int concurrency, int n_prompt, int n_output) {
+    IM_CHECK(concurrency >= 1 && n_prompt >= 1 && n_output >= 1,
+             fmt::format("concurrency = {}, n_prompt = {}, n_output = {}", concurrency, n_prompt, n_output));
+    const double c = concurrency, n = n_output;
+    const estimate pp = pp_estimate(p, static_cast<int64_t>(concurrency) * n_prompt);
+    const estimate tg = tg_estimate(s, concurrency, n_prompt, n_output - 1);
+    // Sampling per step of C sequences: once in the prefill step, n - 1 times in the decode steps.
+    // No sampling: nothing to add, and no dof to limit the others'.
+    const auto sampled = [&](double steps) {
+        estimate none;
+        none.dof = std::numeric_limits<int>::max();
+        return sampling ? pp_estimate(*sampling, concurrency, steps) : none;
+    };
+    const estimate s_one = sampled(1);
+
+    continuous_prediction r;
+    r.concurrency = concurrency;
+    r.n_prompt = n_prompt;
+    r.n_output = n_output;
+    if (sampling) r.sampling_step_s = time_interval(s_one);
+    r.ttft_s = sum_interval({pp, s_one});
+    // One sampling estimate over all n steps: its coefficient error is the same in every step.
+    r.e2e_s = sum_interval({pp, tg, sampled(n)});
+    if (n_output > 1) {
+        const interval decode = sum_interval({tg, sampled(n - 1)});
+        r.tpot_s = {decode.value / (n - 1), decode.lo / (n - 1), decode.hi / (n - 1), decode.dof, decode.extrapolated};
+    }
+    r.output_tps = rate_interval(c * n, r.e2e_s);
+    r.request_tps = rate_interval(c, r.e2e_s);
+    r.extrapolated = r.e2e_s.extrapolated;
     return r;
 }
 

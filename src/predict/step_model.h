@@ -119,6 +119,29 @@ struct row_prediction {
 
 row_prediction predict_row(const step_fit & s, const prefill_fit & p, int workers, int n_prompt, int n_predict);
 
+// Continuous batching, closed loop (docs/fast-mode.md §8): C users on C slots, no think time, every request
+// p prompt tokens and n >= 1 output tokens (the workload's means). One cycle completes C requests: a step that
+// prefills the C prompts together and samples their first tokens, then n - 1 steps that decode C sequences at
+// depths p .. p+n-2 and sample each:
+//   TTFT  = T(C·p) + S(C)
+//   E2E   = T(C·p) + T_TG(C, p, n-1) + n·S(C)           (T_TG as predict_tg_s)
+//   TPOT  = (E2E - TTFT) / (n - 1) = T_TG(C, p, n-1) / (n-1) + S(C)   (0 when n = 1)
+//   output t/s = C·n / E2E,  requests/s = C / E2E
+// S(C) is one step's sampling time for C sequences from `sampling`'s fit T(N) = e + f·N over N sequences
+// (null: no sampling, S = 0). The three fits are independent: half-widths add in quadrature; the sampling fit's
+// coefficient error is shared by all n steps (scaled by n), its noise is independent per step (by sqrt(n)).
+struct continuous_prediction {
+    int concurrency = 0;
+    int n_prompt = 0, n_output = 0;
+    interval sampling_step_s;          // S(C)
+    interval ttft_s, e2e_s, tpot_s;    // means over requests
+    interval output_tps, request_tps;
+    bool extrapolated = false;         // any of the three fits used outside what was probed
+};
+
+continuous_prediction predict_continuous(const step_fit & s, const prefill_fit & p, const prefill_fit * sampling,
+                                         int concurrency, int n_prompt, int n_output);
+
 // A step time split for the report: matmul_s = weight_flops / matmul_rate_flops_per_s (the matmul rate
 // probed at the model's shapes with N = W columns), attention_s (c·W·d of the step's regime), sampling_s
 // (given; 0 in lockstep) and remainder_s = step_s minus the three (launch, synchronization, scheduling).

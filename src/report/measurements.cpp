@@ -181,14 +181,13 @@ table parallel_table(const workload::lockstep_result & r, const workload::lockst
         t.set(row, "predicted", w.predicted);
         if (w.predicted) {
             // 95% prediction intervals (--fast); an unbounded upper end is left empty.
-            const auto bound = [](double v) { return optional_real(std::isfinite(v) ? std::optional<double>(v) : std::nullopt); };
             t.set(row, "prefill_measured", w.prefill_measured);
-            t.set(row, "prompt_tps_lo", bound(w.prediction.prompt_tps.lo));
-            t.set(row, "prompt_tps_hi", bound(w.prediction.prompt_tps.hi));
-            t.set(row, "gen_tps_lo", bound(w.prediction.gen_tps.lo));
-            t.set(row, "gen_tps_hi", bound(w.prediction.gen_tps.hi));
-            t.set(row, "overall_tps_lo", bound(w.prediction.overall_tps.lo));
-            t.set(row, "overall_tps_hi", bound(w.prediction.overall_tps.hi));
+            t.set(row, "prompt_tps_lo", finite_or_null(w.prediction.prompt_tps.lo));
+            t.set(row, "prompt_tps_hi", finite_or_null(w.prediction.prompt_tps.hi));
+            t.set(row, "gen_tps_lo", finite_or_null(w.prediction.gen_tps.lo));
+            t.set(row, "gen_tps_hi", finite_or_null(w.prediction.gen_tps.hi));
+            t.set(row, "overall_tps_lo", finite_or_null(w.prediction.overall_tps.lo));
+            t.set(row, "overall_tps_hi", finite_or_null(w.prediction.overall_tps.hi));
             t.set(row, "steps_probed", w.steps_probed);
             t.set(row, "prediction_note", w.prediction_note);
         }

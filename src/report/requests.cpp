@@ -3,9 +3,11 @@
 #include "core/clock.h"
 #include "core/format.h"
 #include "report/measurements.h"
+#include "workload/fast.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace im::report {
@@ -35,6 +37,24 @@ std::string failures_text(const workload::request_metrics & m) {
 std::string ms(double v) {
     if (!std::isfinite(v)) return "n/a";
     return fmtx::thousands(v, v >= 100 ? 0 : v >= 10 ? 1 : 2);
+}
+
+// --fast levels: the predicted means with their 95% intervals (docs/fast-mode.md §8).
+std::string predicted_levels_markdown(const std::vector<workload::request_run> & runs) {
+    std::string out = "| Load | Output t/s | Req/s | TTFT mean (ms) | TPOT mean (ms) | E2E mean (s) | Sampling per step (ms) |\n"
+                      "|------|-----:|-----:|-----:|-----:|-----:|-----:|\n";
+    for (const auto & r : runs) {
+        if (!r.prediction) continue;
+        const auto & p = *r.prediction;
+        out += fmt::format("| {}~{} | {} | ~{} | {} | {} | ~{} | ~{} |\n", r.load_label(), r.prediction_note.empty() ? "" : "†",
+                           workload::interval_text(p.output_tps, 1, 1), fmtx::thousands(p.request_tps.value, 2),
+                           workload::interval_text(p.ttft_s, 1e3, 1),
+                           p.n_output > 1 ? workload::interval_text(p.tpot_s, 1e3, 2) : std::string("n/a"),
+                           fmtx::thousands(p.e2e_s.value, 2), ms(p.sampling_step_s.value * 1e3));
+    }
+    out += "\n~ predicted from step, prefill and sampling probes (`--fast`, docs/fast-mode.md §8), not measured: means, "
+           "with their 95% prediction intervals; percentiles need a measured run.\n\n";
+    return out;
 }
 
 }  // namespace
@@ -74,6 +94,13 @@ table requests_table(const std::string & name, const std::vector<workload::reque
         {"samples_tpot_ms", field_type::real_array}, {"samples_e2e_ms", field_type::real_array},
         {"rss_start_bytes", field_type::integer}, {"rss_end_bytes", field_type::integer},
         {"interrupted", field_type::boolean},
+        // --fast (docs/fast-mode.md §8): a predicted level and its 95% prediction intervals.
+        {"predicted", field_type::boolean},
+        {"output_tps_lo", field_type::real},     {"output_tps_hi", field_type::real},
+        {"request_tps_lo", field_type::real},    {"request_tps_hi", field_type::real},
+        {"ttft_mean_ms_lo", field_type::real},   {"ttft_mean_ms_hi", field_type::real},
+        {"tpot_mean_ms_lo", field_type::real},   {"tpot_mean_ms_hi", field_type::real},
+        {"prediction_note", field_type::text},
     };
     t.fields.insert(t.fields.end(), tail.begin(), tail.end());
 
@@ -143,6 +170,26 @@ table requests_table(const std::string & name, const std::vector<workload::reque
         t.set(row, "rss_start_bytes", static_cast<int64_t>(r.rss_start_bytes));
         t.set(row, "rss_end_bytes", static_cast<int64_t>(r.rss_end_bytes));
         t.set(row, "interrupted", r.interrupted || interrupted);
+        t.set(row, "predicted", r.prediction.has_value());
+        if (r.prediction) {
+            // The predicted means (no samples behind them), and their intervals; an unbounded end is left empty.
+            const auto & p = *r.prediction;
+            const auto set_interval = [&](const std::string & field, const predict::interval & i, double scale) {
+                t.set(row, field + "_lo", finite_or_null(i.lo * scale));
+                t.set(row, field + "_hi", finite_or_null(i.hi * scale));
+            };
+            t.set(row, "ttft_mean_ms", m.ttft.mean);
+            t.set(row, "e2e_mean_ms", m.e2e.mean);
+            set_interval("output_tps", p.output_tps, 1);
+            set_interval("request_tps", p.request_tps, 1);
+            set_interval("ttft_mean_ms", p.ttft_s, 1e3);
+            if (p.n_output > 1) {
+                t.set(row, "tpot_mean_ms", m.tpot.mean);
+                set_interval("tpot_mean_ms", p.tpot_s, 1e3);
+            }
+            if (p.sampling_step_s.value > 0) t.set(row, "sample_ms_mean", m.sample_ms_mean);
+            t.set(row, "prediction_note", r.prediction_note);
+        }
     }
     mark_empty_interrupted(t, c, interrupted);
     return t;
@@ -154,12 +201,17 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
     const auto & first = runs.front();
     out += fmt::format("**Engine:** {}  \n**Lengths:** {}; **Objectives:** {}\n\n", first.engine, first.lengths,
                        objectives.describe());
+    const bool any_predicted = std::any_of(runs.begin(), runs.end(), [](const auto & r) { return r.prediction.has_value(); });
+    if (any_predicted) out += predicted_levels_markdown(runs);
+    if (std::all_of(runs.begin(), runs.end(), [](const auto & r) { return r.prediction.has_value(); })) return out;
     out += "| Load | Requests (ok/failed) | Req/s | Output t/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) | "
            "ITL p99 (ms) | E2E p50 / p99 (s) | Queue p99 (ms) | Goodput (req/s) | SLO |\n";
     out += "|------|------|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|:---:|\n";
     for (const auto & r : runs) {
+        if (r.prediction) continue;
         const auto & m = r.metrics;
-        out += fmt::format("| {} | {} / {} | {} | {} | {} / {} | {} / {} | {} | {} / {} | {} | {} | {} |\n", r.load_label(),
+        out += fmt::format("| {}{} | {} / {} | {} | {} | {} / {} | {} / {} | {} | {} / {} | {} | {} | {} |\n", r.load_label(),
+                           any_predicted ? " (measured)" : "",
                            m.n_ok, m.n_failed, fmtx::thousands(m.request_tps, 2), fmtx::thousands(m.output_tps, 1),
                            ms(m.ttft.p50), ms(m.ttft.p99), ms(m.tpot.p50), ms(m.tpot.p99), ms(m.itl.p99),
                            fmtx::thousands(m.e2e.p50 / 1e3, 2), fmtx::thousands(m.e2e.p99 / 1e3, 2), ms(m.queue.p99),
@@ -174,6 +226,7 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
                "Little's law |\n";
         out += "|------|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n";
         for (const auto & r : runs) {
+            if (r.prediction) continue;
             const auto & m = r.metrics;
             out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.load_label(), m.n_steps, ms(m.step_ms_mean),
                                ms(m.decode_ms_mean), ms(m.sample_ms_mean), fmtx::percent(m.sample_share, 1),
@@ -184,6 +237,7 @@ std::string requests_markdown(const std::vector<workload::request_run> & runs, c
         out += "\n";
     }
     for (const auto & r : runs) {
+        if (r.prediction) continue;
         const auto & m = r.metrics;
         if (m.window_is_whole_run) {
             out += fmt::format("- {}: no steady window (every request started and ended together); figures over the whole run, "

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 
 namespace im::report {
 
@@ -26,6 +28,8 @@ void table::set(std::vector<value> & row, const std::string & field_name, value 
 }
 
 const value & table::get(size_t row, const std::string & field_name) const { return rows[row][index_of(field_name)]; }
+
+value finite_or_null(double v) { return std::isfinite(v) ? value(v) : value(std::monostate{}); }
 
 std::string sql_type(field_type t) {
     switch (t) {

@@ -35,6 +35,9 @@ struct table {
 
 std::string sql_type(field_type t);
 
+// A real, or null when it is not finite (an unbounded end of a prediction interval: empty in every writer).
+value finite_or_null(double v);
+
 // RFC 4180 quoting; text cells starting with = + - @ (a spreadsheet formula) get a leading ' (OWASP).
 std::string to_csv(const table & t);
 nlohmann::ordered_json to_json(const table & t);  // an array of objects, one per row

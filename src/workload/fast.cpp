@@ -12,14 +12,20 @@
 namespace im::workload {
 
 namespace {
-// A 3% sd: 95% intervals of about ±6%, the largest probe-vs-sweep difference measured on the H200.
-constexpr double probe_bias_rel = 0.03;
 
 std::string ms(double s) { return fmtx::thousands(s * 1e3, 3); }
 
 std::string signed_pct(double rel) { return fmt::format("{:+.1f}%", 100 * rel); }
 
 }  // namespace
+
+void fit_probes(const step_probe_result & probes, predict::step_fit & steps, predict::prefill_fit & prefill, double & tolerance) {
+    tolerance = fit_tolerance(probes);
+    // The fit the switch search ended with (switch probes included); an interrupt before it: the sweep's W only.
+    steps = probes.switches.fit.regimes.empty() ? predict::fit_steps(probes.steps, tolerance) : probes.switches.fit;
+    prefill = predict::fit_prefill(probes.prefills);
+    steps.probe_bias_rel = prefill.probe_bias_rel = probe_bias_rel;
+}
 
 void annotate_prediction(const fast_result & f, lockstep_row & row) {
     const int w = row.workers;
@@ -62,14 +68,7 @@ fast_result run_fast(const lockstep_config & c, const step_probe_callbacks & cb)
     f.probes = run_step_probes(pc, cb);
     f.sweep.interrupted = f.probes.interrupted;
     if (f.probes.steps.empty() || f.probes.prefills.empty()) return f;
-    f.tolerance = fit_tolerance(f.probes);
-    // The fit the switch search ended with (switch probes included); an interrupt before it: the sweep's W only.
-    f.steps = f.probes.switches.fit.regimes.empty() ? predict::fit_steps(f.probes.steps, f.tolerance) : f.probes.switches.fit;
-    f.prefill = predict::fit_prefill(f.probes.prefills);
-    // Probes and sweep differ by more than the probes' noise: on the H200 (2026-12-03, 128/1024,
-    // W = 1..64) the probed rows came out -6.3% .. +2.6% of the measured ones with probe spreads of
-    // 0.2-1%, and 5 of 7 measurements fell outside intervals built from the noise alone.
-    f.steps.probe_bias_rel = f.prefill.probe_bias_rel = probe_bias_rel;
+    fit_probes(f.probes, f.steps, f.prefill, f.tolerance);
     f.changes = predict::regime_changes(f.steps, c.n_prompt + c.n_predict / 2.0);
 
     double base_overall = 0;
@@ -161,6 +160,28 @@ std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & 
     return measured;
 }
 
+std::string interval_text(const predict::interval & i, double scale, int decimals) {
+    return fmt::format("~{} ({}-{})", fmtx::thousands(i.value * scale, decimals), fmtx::thousands(i.lo * scale, decimals),
+                       std::isfinite(i.hi) ? fmtx::thousands(i.hi * scale, decimals) : std::string("inf"));
+}
+
+std::string step_fit_markdown(const predict::step_fit & steps, const predict::prefill_fit & prefill, double tolerance) {
+    std::string out;
+    out += "| Regime (W) | a: per step (ms) | b: per sequence (ms) | c: per sequence per KV cell (ns) | residual sd | max residual | samples |\n";
+    out += "|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto & r : steps.regimes) {
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n",
+                           r.w_min == r.w_max ? std::to_string(r.w_min) : fmt::format("{}-{}", r.w_min, r.w_max), ms(r.a),
+                           ms(r.b), fmtx::thousands(r.c * 1e9, 3), fmtx::percent(r.resid_sd_rel, 1),
+                           fmtx::percent(r.max_rel_residual, 1), r.n_samples);
+    }
+    out += fmt::format("\nStep time t(W, d) = a + b·W + c·W·d per regime (weighted least squares; regimes split where one "
+                       "fit leaves a residual above {}). Prefill T(N) = {} ms + {} ms per token{} over N = W·p tokens.\n",
+                       fmtx::percent(tolerance, 0), ms(prefill.e), fmtx::thousands(prefill.f * 1e3, 4),
+                       prefill.quadratic ? fmt::format(" + {} ns per token²", fmtx::thousands(prefill.g * 1e9, 4)) : "");
+    return out;
+}
+
 std::string fast_markdown(const fast_result & f) {
     std::string out = fmt::format(
         "Predicted by `--fast` (docs/fast-mode.md) from {} decode-step probes (W = {}; KV depths {}) and {} prefill "
@@ -183,18 +204,7 @@ std::string fast_markdown(const fast_result & f) {
                                return w;
                            }(), ","), fmtx::thousands(f.probes.switch_probe_s, 1));
     }
-    out += "| Regime (W) | a: per step (ms) | b: per sequence (ms) | c: per sequence per KV cell (ns) | residual sd | max residual | samples |\n";
-    out += "|---|---:|---:|---:|---:|---:|---:|\n";
-    for (const auto & r : f.steps.regimes) {
-        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n",
-                           r.w_min == r.w_max ? std::to_string(r.w_min) : fmt::format("{}-{}", r.w_min, r.w_max), ms(r.a),
-                           ms(r.b), fmtx::thousands(r.c * 1e9, 3), fmtx::percent(r.resid_sd_rel, 1),
-                           fmtx::percent(r.max_rel_residual, 1), r.n_samples);
-    }
-    out += fmt::format("\nStep time t(W, d) = a + b·W + c·W·d per regime (weighted least squares; regimes split where one "
-                       "fit leaves a residual above {}). Prefill T(N) = {} ms + {} ms per token{} over N = W·p tokens.\n",
-                       fmtx::percent(f.tolerance, 0), ms(f.prefill.e), fmtx::thousands(f.prefill.f * 1e3, 4),
-                       f.prefill.quadratic ? fmt::format(" + {} ns per token²", fmtx::thousands(f.prefill.g * 1e9, 4)) : "");
+    out += step_fit_markdown(f.steps, f.prefill, f.tolerance);
     for (const auto & line : switch_sentences(f)) out += "\n" + line + "\n";
     const bool extrapolated = std::any_of(f.sweep.rows.begin(), f.sweep.rows.end(),
                                           [](const auto & r) { return r.predicted && r.prediction.extrapolated; });

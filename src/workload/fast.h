@@ -12,6 +12,12 @@
 // marked predicted with its 95% prediction interval, in a fraction of the sweep's time.
 namespace im::workload {
 
+// The probes' systematic difference from the run they stand for, a relative sd (docs/fast-mode.md §2): probes
+// and sweep differ by more than the probes' noise: on the H200 (2026-12-03, 128/1024, W = 1..64) the probed rows
+// came out -6.3% .. +2.6% of the measured ones with probe spreads of 0.2-1%, and 5 of 7 measurements fell outside
+// intervals built from the noise alone. 3%: 95% intervals of about ±6%.
+constexpr double probe_bias_rel = 0.03;
+
 struct fast_result {
     lockstep_result sweep;   // one predicted row per requested W (skipped when it does not fit), in order, then the extension
     step_probe_result probes;
@@ -20,6 +26,11 @@ struct fast_result {
     double tolerance = 0.05;  // the regime-split tolerance used
     std::vector<predict::regime_change> changes;  // at the sweep's middle depth
 };
+
+// The fits behind every prediction: the regime-split tolerance (fit_tolerance), the step fit the switch search
+// ended with (fit_steps over the probes when interrupted before it) and the prefill fit, both with probe_bias_rel.
+// Needs step and prefill samples (fit_steps / fit_prefill throw otherwise).
+void fit_probes(const step_probe_result & probes, predict::step_fit & steps, predict::prefill_fit & prefill, double & tolerance);
 
 // Probes and predicts every W of c.workers and, with c.extend, the doubling chain up to c.max_workers
 // (probed too), keeping the extension rows the gain rule admits (marked extended).
@@ -33,6 +44,12 @@ std::optional<lockstep_row> verify_one(const lockstep_config & c, fast_result & 
 
 // The predicted row of `workers`, or nullptr.
 const lockstep_row * predicted_row(const fast_result & f, int workers);
+
+// "~24.1 (22.0-26.5)": a predicted value and its 95% interval, each times `scale`; "inf" for an unbounded end.
+std::string interval_text(const predict::interval & i, double scale = 1, int decimals = 2);
+
+// The regime table (a, b, c, residuals per regime) and the fitted step and prefill formulas, for report.md.
+std::string step_fit_markdown(const predict::step_fit & steps, const predict::prefill_fit & prefill, double tolerance);
 
 // Markdown: how the prediction was made (probes, wall time, regimes and their residuals, regime changes).
 std::string fast_markdown(const fast_result & f);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "engine/request.h"
+#include "predict/step_model.h"
 
 #include <cstdint>
 #include <functional>
@@ -161,6 +162,10 @@ struct request_run {
     // (Unix ns); `merge` places the shards' records on one timeline through the wall clock.
     int64_t t0_ns = 0, t0_unix_ns = 0;
     bool started_at = false;               // t0 was a given instant (--start-at), not the start of the run
+    // `--fast` (docs/fast-mode.md §8): predicted from probes, not measured; no records, no steps, and the metrics
+    // hold the predicted means (request_tps, output_tps, total_tps, ttft/tpot/e2e mean, sample_ms_mean).
+    std::optional<predict::continuous_prediction> prediction;
+    std::string prediction_note;           // where the model's assumptions do not hold for this level
     // "C=8" or "4.00 req/s" (open loop), for tables.
     std::string load_label() const;
 };

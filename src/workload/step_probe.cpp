@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 namespace im::workload {
@@ -149,6 +150,31 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
                         c.windows, k, 100 * spread));
         return predict::probed_step{{w, depth, med}, spread};
     };
+    // The CPU sampling of the last step's w sequences (their logits are still there): rounds of one
+    // llama_sampler_sample per sequence, as the continuous engine samples after each step.
+    const auto probe_sampling = [&](int w) {
+        std::vector<std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)>> chains;
+        for (int s = 0; s < w; ++s) chains.emplace_back(engine::llama::make_sampler_chain(*c.sampling), &llama_sampler_free);
+        const auto round = [&] {
+            for (int s = 0; s < w; ++s) llama_sampler_sample(chains[static_cast<size_t>(s)].get(), lctx, s);
+        };
+        round();  // untimed: caches, the chains' first allocations
+        int64_t t = clock::now_ns();
+        round();
+        const double est_s = seconds_since(t);
+        const int k = std::clamp(est_s > 0 ? static_cast<int>(std::ceil(c.sampling_window_min_s / est_s)) : 16, 1, 16);
+        std::vector<double> per_round;
+        for (int win = 0; win < c.windows; ++win) {
+            t = clock::now_ns();
+            for (int r = 0; r < k; ++r) round();
+            per_round.push_back(seconds_since(t) / k);
+        }
+        const double med = median_of(per_round);
+        say(fmt::format("sampling W={}: {:.3f} ms per step ({} windows of {} rounds)", w, med * 1e3, c.windows, k));
+        res.samplings.push_back({w, med});
+    };
+    const bool probe_samplings = c.sampling && c.sampling->mode == engine::llama::sampling_mode::cpu;
+
     // Sequences 1 .. w-1 hold copies of sequence 0's cache (`state`, at depth d); `have` of them do now.
     std::vector<uint8_t> state;
     int have = 1;
@@ -185,6 +211,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
             const auto p = probe_point(w, d);
             res.steps.push_back(p.sample);
             res.step_spread_rel.push_back(p.spread_rel);
+            if (probe_samplings) probe_sampling(w);
         }
     }
 

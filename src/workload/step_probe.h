@@ -1,11 +1,13 @@
 #pragma once
 
+#include "engine/llama/continuous.h"
 #include "engine/llama/session.h"
 #include "predict/step_model.h"
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,12 @@ struct step_probe_config {
     // Kernel-switch probes (predict::locate_switches): W between the sweep's, at the middle depth, while
     // their predicted cost keeps their total below this share of the predicted full sweep's time.
     double switch_budget_share = 0.03;
+    // Continuous --fast (docs/fast-mode.md §8): after each step probe of the sweep's W, the CPU sampling
+    // of that step's W sequences, one chain of these settings per sequence (the continuous engine's), timed in
+    // `windows` windows of rounds (every sequence sampled once per round) lasting >= sampling_window_min_s.
+    // Unset, or a mode other than cpu: not probed.
+    std::optional<engine::llama::sampling_params> sampling;
+    double sampling_window_min_s = 0.02;
 };
 
 struct step_probe_result {
@@ -45,6 +53,9 @@ struct step_probe_result {
     double switch_probe_s = 0;  // wall time of the switch probes
     std::vector<predict::prefill_sample> prefills;
     std::vector<int> prefill_workers;  // W whose prefill was timed (the rest are predicted)
+    // Sampling probes (config.sampling): tokens = sequences sampled in one step, seconds = the median window's
+    // time per round (fit with predict::fit_prefill: S(N) = e + f·N).
+    std::vector<predict::prefill_sample> samplings;
     std::vector<int> depths;           // KV depths probed
     int64_t n_ctx = 0;
     int n_threads = 0;

@@ -232,8 +232,21 @@ TEST(parallel_cli, fast_flag_errors) {
     r = run_infermeter({"parallel", "-m", "synth:tiny", "--workers", "1,2", "--verify", "2", "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("add --fast"), std::string::npos) << r.err;
-    r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--fast", "--no-db"});
+    // Continuous --fast predicts closed-loop levels only (docs/fast-mode.md §8); --verify needs --fast there too.
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--rate", "4", "--fast", "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("closed-loop"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--verify", "1", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("add --fast"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "2", "--backend-sampling",
+                        "--fast", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("backend sampling"), std::string::npos) << r.err;
+    r = run_infermeter({"parallel", "-m", "synth:tiny", "--mode", "continuous", "--concurrency", "1,2", "--fast", "--verify",
+                        "4", "--no-db"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--verify 4"), std::string::npos) << r.err;
     r = run_infermeter({"parallel", "-m", "synth:tiny", "--fast", "--plan", "--no-db"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     r = run_infermeter({"evaluate", "-m", "synth:tiny", "--verify", "2", "--no-db", "--out", "/tmp/im-never"});

@@ -30,9 +30,8 @@ std::string sampling_params::describe() const {
     return what + (mode == sampling_mode::cpu ? ", CPU sampling" : ", backend sampling");
 }
 
-llama_sampler * continuous_engine::make_chain() const {
+llama_sampler * make_sampler_chain(const sampling_params & s) {
     llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
-    const auto & s = c_.sampling;
     if (s.temp <= 0) {
         llama_sampler_chain_add(chain, llama_sampler_init_greedy());
         return chain;
@@ -58,7 +57,7 @@ continuous_engine::continuous_engine(const model & m, const engine_params & p, c
     }
     n_vocab_ = llama_vocab_n_tokens(m.vocab());
     if (c_.sampling.mode != sampling_mode::none) {
-        for (int i = 0; i < c_.n_slots; ++i) chains_.push_back(make_chain());
+        for (int i = 0; i < c_.n_slots; ++i) chains_.push_back(make_sampler_chain(c_.sampling));
     }
     if (c_.sampling.mode == sampling_mode::backend) {
         for (int i = 0; i < c_.n_slots; ++i) backend_cfg_.push_back({i, chains_[static_cast<size_t>(i)]});

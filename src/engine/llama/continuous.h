@@ -34,6 +34,10 @@ struct sampling_params {
     std::string describe() const;  // "greedy, CPU sampling"
 };
 
+// The sampler chain of `s` (greedy, or top-k / top-p / min-p, temperature, dist); the caller frees it
+// with llama_sampler_free. The continuous engine makes one per slot; --fast probes its cost.
+llama_sampler * make_sampler_chain(const sampling_params & s);
+
 struct continuous_config {
     int n_slots = 1;
     int64_t n_ctx = 0;         // total cells (all slots)
@@ -65,7 +69,6 @@ class continuous_engine : public request_engine {
 
   private:
     void run_step(std::vector<event> & out);
-    llama_sampler * make_chain() const;
 
     const model & model_;
     engine_params params_;

@@ -372,6 +372,99 @@ TEST(step_model_interval, probe_bias_widens_every_time_interval) {
     EXPECT_GE(after.overall_tps.hi, off * 0.999);
 }
 
+// ---- Continuous batching, closed loop (docs/fast-mode.md §8) ----
+
+namespace {
+
+// A scripted engine with known costs: steps t = 2 ms + 1 ms·W + 10 µs·W·d, prefills T(N) = 3 ms + 0.1 ms·N,
+// sampling S(N) = 0.2 ms + 0.5 ms per sequence; sampled exactly, so every fit is exact.
+struct continuous_script {
+    step_fit steps;
+    prefill_fit prefill, sampling;
+    continuous_script() {
+        steps = fit_steps(samples_of({2e-3, 1e-3, 1e-5}, {1, 2, 4, 8}, {4, 8, 12}));
+        prefill = fit_prefill(std::vector<prefill_sample>{{8, 3e-3 + 8e-4}, {16, 3e-3 + 16e-4}, {64, 3e-3 + 64e-4}});
+        sampling = fit_prefill(std::vector<prefill_sample>{{1, 2e-4 + 5e-4}, {2, 2e-4 + 10e-4}, {8, 2e-4 + 40e-4}});
+    }
+};
+
+}  // namespace
+
+TEST(step_model_continuous, closed_loop_cycle_by_hand) {
+    const continuous_script s;
+    // C = 4, p = 8, n = 5. One cycle: the prefill step T(32) = 3 + 3.2 = 6.2 ms and its sampling S(4) = 2.2 ms;
+    // then 4 decode steps of 4 sequences at depths 8, 9, 10, 11: 6 ms + 40 µs·d = 6.32 + 6.36 + 6.40 + 6.44 =
+    // 25.52 ms, each sampled (2.2 ms). TTFT = 8.4 ms, E2E = 6.2 + 25.52 + 5 x 2.2 = 42.72 ms,
+    // TPOT = (25.52 + 4 x 2.2) / 4 = 8.58 ms, output 4 x 5 / 42.72 ms = 468.16 t/s, 93.63 req/s.
+    const auto r = predict_continuous(s.steps, s.prefill, &s.sampling, 4, 8, 5);
+    expect_rel(r.sampling_step_s.value, 2.2e-3, 1e-9);
+    expect_rel(r.ttft_s.value, 8.4e-3, 1e-9);
+    expect_rel(r.e2e_s.value, 42.72e-3, 1e-9);
+    expect_rel(r.tpot_s.value, 8.58e-3, 1e-9);
+    expect_rel(r.output_tps.value, 20 / 42.72e-3, 1e-9);
+    expect_rel(r.request_tps.value, 4 / 42.72e-3, 1e-9);
+    EXPECT_FALSE(r.extrapolated);
+    // Exact fits: every interval collapses to its value.
+    EXPECT_NEAR(r.output_tps.lo, r.output_tps.value, 1e-6 * r.output_tps.value);
+    EXPECT_NEAR(r.output_tps.hi, r.output_tps.value, 1e-6 * r.output_tps.value);
+
+    // Without sampling (--no-sample): the lockstep row's time with n - 1 decode steps.
+    const auto q = predict_continuous(s.steps, s.prefill, nullptr, 4, 8, 5);
+    expect_rel(q.e2e_s.value, 31.72e-3, 1e-9);
+    expect_rel(q.e2e_s.value, predict_row(s.steps, s.prefill, 4, 8, 4).t_pp_s.value + predict_tg_s(s.steps, 4, 8, 4).value, 1e-12);
+    expect_rel(q.ttft_s.value, 6.2e-3, 1e-9);
+    EXPECT_EQ(q.sampling_step_s.value, 0.0);
+    EXPECT_GT(q.e2e_s.dof, 0) << "no sampling fit must not set the dof to 0";
+
+    // One output token: no decode step, no TPOT.
+    const auto one = predict_continuous(s.steps, s.prefill, &s.sampling, 2, 8, 1);
+    expect_rel(one.e2e_s.value, 3e-3 + 1.6e-3 + 1.2e-3, 1e-9);
+    EXPECT_EQ(one.tpot_s.value, 0.0);
+    // Beyond the probed W (8) or prompt tokens (64): flagged.
+    EXPECT_TRUE(predict_continuous(s.steps, s.prefill, &s.sampling, 16, 8, 5).extrapolated);
+    EXPECT_TRUE(predict_continuous(s.steps, s.prefill, &s.sampling, 4, 100, 5).extrapolated);
+}
+
+TEST(step_model_continuous, intervals_add_in_quadrature) {
+    continuous_script s;
+    s.steps.probe_bias_rel = s.prefill.probe_bias_rel = s.sampling.probe_bias_rel = 0.05;
+    const auto r = predict_continuous(s.steps, s.prefill, &s.sampling, 4, 8, 5);
+    // Exact fits: each part's half-width is 1.96 x 5% of its value; the parts are 6.2 ms (prefill), 25.52 ms
+    // (decode) and 11 ms (five samplings), independent.
+    const double h = 1.959964 * 0.05 * std::sqrt(6.2e-3 * 6.2e-3 + 25.52e-3 * 25.52e-3 + 11e-3 * 11e-3);
+    expect_rel(r.e2e_s.hi - r.e2e_s.value, h, 1e-6);
+    expect_rel(r.e2e_s.value - r.e2e_s.lo, h, 1e-6);
+    expect_rel(r.output_tps.lo, 20 / (42.72e-3 + h), 1e-6);
+    expect_rel(r.output_tps.hi, 20 / (42.72e-3 - h), 1e-6);
+    const double h_ttft = 1.959964 * 0.05 * std::sqrt(6.2e-3 * 6.2e-3 + 2.2e-3 * 2.2e-3);
+    expect_rel(r.ttft_s.hi - r.ttft_s.value, h_ttft, 1e-6);
+    const double h_tpot = 1.959964 * 0.05 * std::sqrt(25.52e-3 * 25.52e-3 + 8.8e-3 * 8.8e-3) / 4;
+    expect_rel(r.tpot_s.hi - r.tpot_s.value, h_tpot, 1e-6);
+}
+
+TEST(step_model_continuous, sampling_noise_averages_over_steps_its_coefficients_do_not) {
+    // A noisy sampling fit (dof > 0): n steps' sampling has variance n²·xᵀCx + n·(s·S)², so the relative
+    // half-width of n steps shrinks with n towards that of the coefficients alone, and never below it.
+    const continuous_script s;
+    const auto noisy = fit_prefill(std::vector<prefill_sample>{{1, 0.7e-3}, {2, 1.25e-3}, {4, 2.1e-3}, {8, 4.3e-3}, {8, 4.1e-3}});
+    ASSERT_GT(noisy.dof, 0);
+    ASSERT_GT(noisy.resid_sd_rel, 0);
+    const auto short_run = predict_continuous(s.steps, s.prefill, &noisy, 4, 8, 2);
+    const auto long_run = predict_continuous(s.steps, s.prefill, &noisy, 4, 8, 9);
+    const auto rel = [](const interval & i) { return (i.hi - i.value) / i.value; };
+    const double s_short = short_run.e2e_s.value - predict_continuous(s.steps, s.prefill, nullptr, 4, 8, 2).e2e_s.value;
+    const double s_long = long_run.e2e_s.value - predict_continuous(s.steps, s.prefill, nullptr, 4, 8, 9).e2e_s.value;
+    expect_rel(s_long / s_short, 9.0 / 2.0, 1e-9);  // n·S(C)
+    EXPECT_GT(rel(short_run.sampling_step_s), 0);
+    // The per-step noise: one step's interval is wider, relative to its value, than the mean step's over 8 (TPOT).
+    const double per_step = rel(short_run.sampling_step_s);
+    const auto tpot_no_sampling = predict_continuous(s.steps, s.prefill, nullptr, 4, 8, 9).tpot_s;
+    EXPECT_NEAR(tpot_no_sampling.hi, tpot_no_sampling.value, 1e-9 * tpot_no_sampling.value);  // exact step fit
+    const double tpot_h = long_run.tpot_s.hi - long_run.tpot_s.value;
+    EXPECT_LT(tpot_h, per_step * short_run.sampling_step_s.value);
+    EXPECT_GT(tpot_h, 0);
+}
+
 // ---- Locating a kernel switch between the sweep's W (docs/fast-mode.md §2, "Locating a switch") ----
 
 namespace {
