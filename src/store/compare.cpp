@@ -185,10 +185,10 @@ std::string rows_text(const run_data & d) {
 
 // --- loading ---------------------------------------------------------------------------------------
 
-const report::table & run_data::rows_of(const std::string & kind) const {
-    const auto it = tables.find(kind);
+const report::table & run_data::rows_of(const std::string & kind_name) const {
+    const auto it = tables.find(kind_name);
     if (it != tables.end()) return it->second;
-    return report::result_kind_of(kind).shape;  // throws for a name that is no kind
+    return report::result_kind_of(kind_name).shape;  // throws for a name that is no kind
 }
 
 size_t run_data::n_rows() const {

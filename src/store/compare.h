@@ -30,7 +30,7 @@ struct run_data {
     // One table per result kind (report::result_kinds(), current field lists), with this run's rows
     // (maybe none).
     std::map<std::string, report::table> tables;
-    const report::table & rows_of(const std::string & kind) const;  // the kind must be registered
+    const report::table & rows_of(const std::string & kind_name) const;  // the kind must be registered
     size_t n_rows() const;                                          // over every kind
 };
 
