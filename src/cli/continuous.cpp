@@ -35,6 +35,19 @@ void add_continuous_flags(CLI::App * cmd, continuous_flags & f) {
 
 namespace {
 
+// Progress on one line; the runner's notes as warnings that clear it first.
+workload::continuous_callbacks callbacks_for(progress_line & progress) {
+    workload::continuous_callbacks cb;
+    cb.progress = [&progress](const workload::request_workload & w, const workload::request_progress & p) {
+        progress.update(request_progress_text(w, p));
+    };
+    cb.info = [&progress](const std::string & msg) {
+        progress.clear();
+        log::warn("{}", msg);
+    };
+    return cb;
+}
+
 engine::llama::sampling_params sampling_of(const continuous_flags & f) {
     if (f.no_sample && f.backend_sampling) throw_usage("--no-sample and --backend-sampling exclude each other");
     if (f.temp < 0 || f.temp > 100) throw_usage("--temp must be in 0..100 (got {})", f.temp);
@@ -101,14 +114,7 @@ void run_fast_levels(const continuous_command & c, const workload::continuous_sw
     bool interrupted = fr.interrupted;
     if (c.verify > 0 && !interrupted) {
         workload::continuous_runner runner(s);
-        workload::continuous_callbacks cb;
-        cb.progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
-            progress.update(request_progress_text(w, p));
-        };
-        cb.info = [&](const std::string & msg) {
-            progress.clear();
-            log::warn("{}", msg);
-        };
+        const auto cb = callbacks_for(progress);
         auto r = runner.run(*verified_level, cb);
         progress.clear();
         interrupted = r.interrupted;
@@ -165,14 +171,7 @@ void run_continuous_command(const continuous_command & c) {
     }
 
     progress_line progress;
-    workload::continuous_callbacks cb;
-    cb.progress = [&](const workload::request_workload & w, const workload::request_progress & p) {
-        progress.update(request_progress_text(w, p));
-    };
-    cb.info = [&](const std::string & msg) {
-        progress.clear();
-        log::warn("{}", msg);
-    };
+    const auto cb = callbacks_for(progress);
     std::vector<workload::request_run> runs;
     report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first level
     bool have_model_ctx = false;

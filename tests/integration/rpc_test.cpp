@@ -2,6 +2,7 @@
 // and parallel across them, compared with the same run in-process (-t 1 on both sides: the servers run
 // one thread each, and on a shared 2-core machine a polling 2-thread pool measures the neighbours); a dead endpoint and bad -ts/--rpc
 // values fail cleanly. Skipped where build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build).
+#include "support/fault_server.h"
 #include "support/run.h"
 
 #include <gtest/gtest.h>
@@ -28,36 +29,12 @@ std::string rpc_server_bin() { return im::test::bin_path("ggml-rpc-server"); }
 
 bool rpc_built() { return std::filesystem::exists(rpc_server_bin()); }
 
-// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
-int free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
-bool accepts(int port) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    return ok;
-}
-
 // One ggml-rpc-server on 127.0.0.1 (CPU backend, one thread); killed by the destructor on every path.
 class rpc_server {
   public:
     explicit rpc_server(const std::filesystem::path & log) {
         for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
-            port_ = free_port();
+            port_ = im::test::fault_server::unused_port();
             pid_ = fork();
             if (pid_ == 0) {
                 const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -71,7 +48,7 @@ class rpc_server {
             }
             const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
             while (std::chrono::steady_clock::now() < deadline) {
-                if (accepts(port_)) return;
+                if (im::test::accepts_connections(port_)) return;
                 int status = 0;
                 if (waitpid(pid_, &status, WNOHANG) == pid_) break;  // exited (the port was taken): next attempt
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -195,7 +172,7 @@ TEST(rpc, bench_and_parallel_across_two_servers_match_local_shape) {
 
 TEST(rpc, dead_endpoint_is_a_runtime_error_naming_it) {
     if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
-    const std::string dead = "127.0.0.1:" + std::to_string(free_port());
+    const std::string dead = "127.0.0.1:" + std::to_string(im::test::fault_server::unused_port());
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = im::test::run_infermeter({"bench", "-m", im::test::tiny_model().string(), "-p", "32", "-n", "0", "-r", "1",
                                              "--rpc", dead, "--no-db"});

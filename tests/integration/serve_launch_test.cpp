@@ -26,18 +26,6 @@ int launched_port(const std::string & text) {
     return std::stoi(m[1].str());
 }
 
-// True when something accepts connections on 127.0.0.1:port.
-bool listening(int port) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    return ok;
-}
-
 bool server_built() { return std::filesystem::exists(im::test::bin_path("llama-server")); }
 
 }  // namespace
@@ -58,7 +46,7 @@ TEST(serve_launch, compare_in_process_in_one_command) {
     }
     const int port = launched_port(r.out);
     ASSERT_GT(port, 0);
-    EXPECT_FALSE(listening(port)) << "the launched server is still running on port " << port;
+    EXPECT_FALSE(im::test::accepts_connections(port)) << "the launched server is still running on port " << port;
     // Its telemetry was scraped (llama-server --metrics).
     EXPECT_NE(r.out.find("`llamacpp:"), std::string::npos) << r.out;
     // One comparison table per level, the gap attributed.
@@ -137,7 +125,7 @@ TEST(serve_launch, interrupted_run_stops_the_server_and_marks_outputs) {
             for (const auto & row : j) EXPECT_TRUE(row.at("interrupted").get<bool>()) << row.dump();
             const int port = launched_port(j.front().at("engine").get<std::string>());
             ASSERT_GT(port, 0) << j.front().dump();
-            EXPECT_FALSE(listening(port)) << "the launched server outlived the run (port " << port << ")";
+            EXPECT_FALSE(im::test::accepts_connections(port)) << "the launched server outlived the run (port " << port << ")";
         }
     }
 }

@@ -5,6 +5,9 @@
 
 #include <array>
 #include <fstream>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sstream>
 #include <cstdlib>
 #include <fcntl.h>
@@ -100,6 +103,17 @@ std::string read_text(const std::filesystem::path & path) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+bool accepts_connections(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    return ok;
 }
 
 std::filesystem::path tiny_model() {

@@ -29,5 +29,7 @@ std::string read_text(const std::filesystem::path & path);
 std::filesystem::path temp_dir(const std::string & tag);
 // The synthesized tiny model (created once per test cache).
 std::filesystem::path tiny_model();
+// True when something accepts TCP connections on 127.0.0.1:port.
+bool accepts_connections(int port);
 
 }  // namespace im::test
