@@ -7,6 +7,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <utility>
 
 namespace im::predict {
@@ -488,6 +489,83 @@ prefill_fit fit_prefill(std::span<const prefill_sample> samples) {
 
 interval predict_pp_s(const prefill_fit & f, int64_t tokens) { return time_interval(pp_estimate(f, tokens)); }
 
+sampling_curve fit_sampling(std::span<const prefill_sample> samples) {
+    if (samples.empty()) {
+        throw_runtime("no sampling probes: the --fast sampling probes produced no timings (run without --fast to "
+                      "measure every level)");
+    }
+    std::map<int64_t, std::vector<double>> by_n;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const auto & s = samples[i];
+        if (s.tokens < 1 || !std::isfinite(s.seconds) || !(s.seconds > 0)) {
+            throw_runtime("sampling probe {} ({} sequences, {} s) is not a usable timing: sequences must be >= 1 and "
+                          "the time finite and > 0",
+                          i, s.tokens, s.seconds);
+        }
+        by_n[s.tokens].push_back(s.seconds);
+    }
+    sampling_curve c;
+    double ss = 0;
+    for (auto & [n, times] : by_n) {
+        const double med = stats::percentile(times, 50);
+        c.n.push_back(n);
+        c.seconds.push_back(med);
+        c.probes.push_back(static_cast<int>(times.size()));
+        for (const double t : times) {
+            const double r = t / med - 1;
+            ss += r * r;
+            c.max_rel_residual = std::max(c.max_rel_residual, std::abs(r));
+        }
+    }
+    c.n_samples = static_cast<int>(samples.size());
+    c.dof = c.n_samples - static_cast<int>(c.n.size());
+    c.resid_sd_rel = c.dof > 0 ? std::sqrt(ss / c.dof) : 0.0;
+    return c;
+}
+
+namespace {
+
+estimate sampling_estimate(const sampling_curve & c, int64_t sequences, double repeats) {
+    IM_CHECK(!c.n.empty() && c.n.size() == c.seconds.size() && c.n.size() == c.probes.size(),
+             "a sampling_curve without probes (fit_sampling never returns one)");
+    estimate e;
+    e.dof = c.dof;
+    if (sequences <= 0 || repeats == 0) return e;
+    const double n = static_cast<double>(sequences);
+    const auto var_at = [&](size_t i) {
+        const double sd = c.resid_sd_rel * c.seconds[i];
+        return sd * sd / c.probes[i];
+    };
+    double one = 0, var = 0;
+    if (c.n.size() == 1 || sequences < c.n.front()) {
+        const double k = n / static_cast<double>(c.n.front());  // proportional to N
+        one = k * c.seconds.front();
+        var = k * k * var_at(0);
+    } else {
+        // The segment holding n, or the last one beyond the largest N.
+        size_t i = 0;
+        while (i + 2 < c.n.size() && sequences > c.n[i + 1]) ++i;
+        const double t = (n - static_cast<double>(c.n[i])) / static_cast<double>(c.n[i + 1] - c.n[i]);
+        one = (1 - t) * c.seconds[i] + t * c.seconds[i + 1];
+        var = (1 - t) * (1 - t) * var_at(i) + t * t * var_at(i + 1);
+        if (sequences > c.n.back() && one < c.seconds.back()) {  // a falling last segment: noise, not a trend
+            const double k = n / static_cast<double>(c.n.back());
+            one = k * c.seconds.back();
+            var = k * k * var_at(c.n.size() - 1);
+        }
+    }
+    const double noise = c.resid_sd_rel * one;
+    e.value = repeats * one;
+    e.sd = std::sqrt(repeats * repeats * var + repeats * noise * noise);
+    e.bias_sd = c.probe_bias_rel * e.value;
+    e.extrapolated = sequences < c.n.front() || sequences > c.n.back();
+    return e;
+}
+
+}  // namespace
+
+interval predict_sampling_s(const sampling_curve & c, int64_t n) { return time_interval(sampling_estimate(c, n, 1)); }
+
 row_prediction predict_row(const step_fit & s, const prefill_fit & p, int workers, int n_prompt, int n_predict) {
     IM_CHECK(workers >= 1 && n_prompt >= 0 && n_predict >= 0,
              fmt::format("workers = {}, n_prompt = {}, n_predict = {}", workers, n_prompt, n_predict));
@@ -509,7 +587,7 @@ row_prediction predict_row(const step_fit & s, const prefill_fit & p, int worker
     return r;
 }
 
-continuous_prediction predict_continuous(const step_fit & s, const prefill_fit & p, const prefill_fit * sampling,
+continuous_prediction predict_continuous(const step_fit & s, const prefill_fit & p, const sampling_curve * sampling,
                                          int concurrency, int n_prompt, int n_output) {
     IM_CHECK(concurrency >= 1 && n_prompt >= 1 && n_output >= 1,
              fmt::format("concurrency = {}, n_prompt = {}, n_output = {}", concurrency, n_prompt, n_output));
@@ -521,7 +599,7 @@ continuous_prediction predict_continuous(const step_fit & s, const prefill_fit &
     const auto sampled = [&](double steps) {
         estimate none;
         none.dof = std::numeric_limits<int>::max();
-        return sampling ? pp_estimate(*sampling, concurrency, steps) : none;
+        return sampling ? sampling_estimate(*sampling, concurrency, steps) : none;
     };
     const estimate s_one = sampled(1);
 

@@ -106,6 +106,28 @@ prefill_fit fit_prefill(std::span<const prefill_sample> samples);
 // Predicted T(tokens) with its 95% prediction interval (as predict_step_s); 0 when tokens = 0.
 interval predict_pp_s(const prefill_fit & f, int64_t tokens);
 
+// S(N), the CPU sampling time of one step that samples N sequences (docs/fast-mode.md §8): the probes' median
+// at each probed N joined by straight lines, the end segments extended beyond (never below the end's own time;
+// below the smallest N, and with a single probed N, proportional to N). Not one line or parabola over all N:
+// the per-sequence cost rises once N rows of logits outgrow the caches (H200 box, 151,936 logits a row:
+// 0.35 ms a sequence up to N = 8, 0.55 ms at N = 32), and a global fit bent by that misses both ends.
+struct sampling_curve {
+    std::vector<int64_t> n;        // the probed N, ascending, distinct
+    std::vector<double> seconds;   // the median probe at each N
+    std::vector<int> probes;       // how many probes at each N
+    double resid_sd_rel = 0;       // pooled relative sd of the probes around their N's median (0: one probe per N)
+    double max_rel_residual = 0;   // the largest |probe / its median - 1|
+    int n_samples = 0, dof = 0;    // dof = probes - distinct N
+    double probe_bias_rel = 0;     // as step_fit's
+};
+
+// Throws a runtime error when `samples` is empty or holds N < 1 or a time that is not finite and > 0.
+sampling_curve fit_sampling(std::span<const prefill_sample> samples);
+
+// Predicted S(n) with its 95% prediction interval: a probed N's median has variance (s_rel·S)²/k (k probes),
+// an interpolated value the two ends' weighted by (1-t)² and t²; `extrapolated` outside the probed N.
+interval predict_sampling_s(const sampling_curve & c, int64_t n);
+
 // One lockstep row: t_pp_s = T(W·p), t_tg_s = predict_tg_s; prompt t/s = W·p / T_PP, generation t/s =
 // W·n / T_TG, overall t/s = W·(p+n) / (T_PP + T_TG) (docs/metrics.md). A rate's bounds are the tokens over
 // the time's bounds; the overall time's half-width is sqrt(h_pp² + h_tg²) (independent fits). A rate with
@@ -127,9 +149,9 @@ row_prediction predict_row(const step_fit & s, const prefill_fit & p, int worker
 //   E2E   = T(C·p) + T_TG(C, p, n-1) + n·S(C)           (T_TG as predict_tg_s)
 //   TPOT  = (E2E - TTFT) / (n - 1) = T_TG(C, p, n-1) / (n-1) + S(C)   (0 when n = 1)
 //   output t/s = C·n / E2E,  requests/s = C / E2E
-// S(C) is one step's sampling time for C sequences from `sampling`'s fit T(N) = e + f·N over N sequences
-// (null: no sampling, S = 0). The three fits are independent: half-widths add in quadrature; the sampling fit's
-// coefficient error is shared by all n steps (scaled by n), its noise is independent per step (by sqrt(n)).
+// S(C) is one step's sampling time for C sequences from the `sampling` curve (null: no sampling, S = 0). The
+// three are independent: half-widths add in quadrature; the sampling curve's error at C is shared by all n
+// steps (scaled by n), the probes' noise is independent per step (by sqrt(n)).
 struct continuous_prediction {
     int concurrency = 0;
     int n_prompt = 0, n_output = 0;
@@ -139,7 +161,7 @@ struct continuous_prediction {
     bool extrapolated = false;         // any of the three fits used outside what was probed
 };
 
-continuous_prediction predict_continuous(const step_fit & s, const prefill_fit & p, const prefill_fit * sampling,
+continuous_prediction predict_continuous(const step_fit & s, const prefill_fit & p, const sampling_curve * sampling,
                                          int concurrency, int n_prompt, int n_output);
 
 // A step time split for the report: matmul_s = weight_flops / matmul_rate_flops_per_s (the matmul rate

@@ -5,6 +5,7 @@
 #include "workload/fast.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -81,7 +82,7 @@ continuous_fast_result run_continuous_fast(const continuous_sweep & s, const std
     if (s.sampling.mode == engine::llama::sampling_mode::cpu && f.probes.samplings.empty()) return f;
     fit_probes(f.probes, f.steps, f.prefill, f.tolerance);
     if (!f.probes.samplings.empty()) {
-        f.sampling = predict::fit_prefill(f.probes.samplings);
+        f.sampling = predict::fit_sampling(f.probes.samplings);
         f.sampling->probe_bias_rel = probe_bias_rel;
     }
 
@@ -140,8 +141,13 @@ std::string continuous_fast_markdown(const continuous_fast_result & f) {
         fmtx::thousands(f.mean_output, 1));
     out += step_fit_markdown(f.steps, f.prefill, f.tolerance);
     if (f.sampling) {
-        out += fmt::format("Sampling S(N) = {} ms + {} ms per sequence, for the N sequences of one step (CPU, {} fit residual).\n",
-                           ms(f.sampling->e), ms(f.sampling->f), fmtx::percent(f.sampling->max_rel_residual, 1));
+        std::vector<std::string> points;
+        for (size_t i = 0; i < f.sampling->n.size(); ++i) {
+            points.push_back(fmt::format("{} ms at N = {}", ms(f.sampling->seconds[i]), f.sampling->n[i]));
+        }
+        out += fmt::format("Sampling S(N), one step's CPU sampling of N sequences (the median probe; straight lines "
+                           "between): {} (probes within {} of their median).\n",
+                           fmt::join(points, ", "), fmtx::percent(f.sampling->max_rel_residual, 1));
     }
     out += "\nOne closed-loop cycle completes C requests: a step prefilling the C prompts, then n - 1 decode steps of C "
            "sequences; every step samples each sequence it produced a token for. E2E = T(C·p) + T_TG(C, p, n-1) + n·S(C), "

@@ -19,7 +19,7 @@ struct continuous_fast_result {
     step_probe_result probes;
     predict::step_fit steps;
     predict::prefill_fit prefill;
-    std::optional<predict::prefill_fit> sampling;  // S(N) per step of N sequences; none with --no-sample
+    std::optional<predict::sampling_curve> sampling;  // S(N) per step of N sequences; none with --no-sample
     double tolerance = 0.05;                       // the regime-split tolerance used
     double mean_prompt = 0, mean_output = 0;       // over the workload's requests
     int n_prompt = 0, n_output = 0;                // those means rounded: what the model uses

@@ -110,11 +110,12 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
 
     // One probe point: W sequences, each holding the cache of `d` cells, decode together (see
     // steps_per_window); every sequence is taken back to depth d afterwards.
+    const auto decode_step = [&](int w, int pos) {
+        batch::fill_step(b, w, pos, n_vocab);
+        if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, pos));
+    };
     const auto probe_point = [&](int w, int d) {
-        const auto step = [&](int pos) {
-            batch::fill_step(b, w, pos, n_vocab);
-            if (llama_decode(lctx, b) != 0) fail(fmt::format("a step of {} sequences at depth {}", w, pos));
-        };
+        const auto step = [&](int pos) { decode_step(w, pos); };
         // Untimed: one step (a new shape: graph build, CUDA graph capture), and where that step
         // is shorter than a window, two more pipelined ones whose time per step sizes the window
         // (the first step's time alone, capture included, chose 2-step windows on the H200 and
@@ -150,27 +151,37 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
                         c.windows, k, 100 * spread));
         return predict::probed_step{{w, depth, med}, spread};
     };
-    // The CPU sampling of the last step's w sequences (their logits are still there): rounds of one
-    // llama_sampler_sample per sequence, as the continuous engine samples after each step.
-    const auto probe_sampling = [&](int w) {
+    // The CPU sampling of w sequences at depth d: rounds of one llama_sampler_sample per sequence, as the
+    // continuous engine samples after each step, each round on the fresh logits of an untimed decode step.
+    // Not rounds over the same logits: those stay in the host's caches while a run's arrive new every step
+    // (copied from the GPU, or written by the output matmul). Warm rounds read 0.77 ms where the run's
+    // sampling took 1.19 ms (synth:tiny, 4 sequences of 151,936 logits, 2-core VM).
+    const auto probe_sampling = [&](int w, int d) {
         std::vector<std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)>> chains;
         for (int s = 0; s < w; ++s) chains.emplace_back(engine::llama::make_sampler_chain(*c.sampling), &llama_sampler_free);
+        int pos = d;
         const auto round = [&] {
+            decode_step(w, pos++);
+            llama_synchronize(lctx);
+            const int64_t t = clock::now_ns();
             for (int s = 0; s < w; ++s) llama_sampler_sample(chains[static_cast<size_t>(s)].get(), lctx, s);
+            return seconds_since(t);
         };
-        round();  // untimed: caches, the chains' first allocations
-        int64_t t = clock::now_ns();
-        round();
-        const double est_s = seconds_since(t);
-        const int k = std::clamp(est_s > 0 ? static_cast<int>(std::ceil(c.sampling_window_min_s / est_s)) : 16, 1, 16);
+        round();  // untimed: the chains' first allocations
+        const double est_s = round();
+        // At most window_max_steps rounds a window: the context holds that many steps past d (max_steps).
+        const int k_max = std::max(1, c.window_max_steps);
+        const int k = std::clamp(est_s > 0 ? static_cast<int>(std::ceil(c.sampling_window_min_s / est_s)) : k_max, 1, k_max);
         std::vector<double> per_round;
         for (int win = 0; win < c.windows; ++win) {
-            t = clock::now_ns();
-            for (int r = 0; r < k; ++r) round();
-            per_round.push_back(seconds_since(t) / k);
+            double sum = 0;
+            for (int r = 0; r < k; ++r) sum += round();
+            per_round.push_back(sum / k);
         }
+        llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
         const double med = median_of(per_round);
-        say(fmt::format("sampling W={}: {:.3f} ms per step ({} windows of {} rounds)", w, med * 1e3, c.windows, k));
+        say(fmt::format("sampling W={}: {:.3f} ms per step ({} windows of {} rounds, fresh logits each)", w, med * 1e3,
+                        c.windows, k));
         res.samplings.push_back({w, med});
     };
     const bool probe_samplings = c.sampling && c.sampling->mode == engine::llama::sampling_mode::cpu;
@@ -211,7 +222,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
             const auto p = probe_point(w, d);
             res.steps.push_back(p.sample);
             res.step_spread_rel.push_back(p.spread_rel);
-            if (probe_samplings) probe_sampling(w);
+            if (probe_samplings) probe_sampling(w, d);
         }
     }
 

@@ -380,11 +380,12 @@ namespace {
 // sampling S(N) = 0.2 ms + 0.5 ms per sequence; sampled exactly, so every fit is exact.
 struct continuous_script {
     step_fit steps;
-    prefill_fit prefill, sampling;
+    prefill_fit prefill;
+    sampling_curve sampling;
     continuous_script() {
         steps = fit_steps(samples_of({2e-3, 1e-3, 1e-5}, {1, 2, 4, 8}, {4, 8, 12}));
         prefill = fit_prefill(std::vector<prefill_sample>{{8, 3e-3 + 8e-4}, {16, 3e-3 + 16e-4}, {64, 3e-3 + 64e-4}});
-        sampling = fit_prefill(std::vector<prefill_sample>{{1, 2e-4 + 5e-4}, {2, 2e-4 + 10e-4}, {8, 2e-4 + 40e-4}});
+        sampling = fit_sampling(std::vector<prefill_sample>{{1, 2e-4 + 5e-4}, {2, 2e-4 + 10e-4}, {8, 2e-4 + 40e-4}});
     }
 };
 
@@ -446,7 +447,7 @@ TEST(step_model_continuous, sampling_noise_averages_over_steps_its_coefficients_
     // A noisy sampling fit (dof > 0): n steps' sampling has variance n²·xᵀCx + n·(s·S)², so the relative
     // half-width of n steps shrinks with n towards that of the coefficients alone, and never below it.
     const continuous_script s;
-    const auto noisy = fit_prefill(std::vector<prefill_sample>{{1, 0.7e-3}, {2, 1.25e-3}, {4, 2.1e-3}, {8, 4.3e-3}, {8, 4.1e-3}});
+    const auto noisy = fit_sampling(std::vector<prefill_sample>{{1, 0.7e-3}, {2, 1.25e-3}, {4, 2.1e-3}, {8, 4.3e-3}, {8, 4.1e-3}});
     ASSERT_GT(noisy.dof, 0);
     ASSERT_GT(noisy.resid_sd_rel, 0);
     const auto short_run = predict_continuous(s.steps, s.prefill, &noisy, 4, 8, 2);
@@ -463,6 +464,67 @@ TEST(step_model_continuous, sampling_noise_averages_over_steps_its_coefficients_
     const double tpot_h = long_run.tpot_s.hi - long_run.tpot_s.value;
     EXPECT_LT(tpot_h, per_step * short_run.sampling_step_s.value);
     EXPECT_GT(tpot_h, 0);
+}
+
+TEST(sampling_curve, follows_a_cache_step_that_a_global_fit_misses) {
+    // The H200 box's CPU sampling of Qwen2 logits (evaluate, 2026-12-03): 0.35 ms a sequence up to N = 8,
+    // then more per sequence as N rows of 151,936 logits outgrow the caches. Three probes per N (depths), ±1%.
+    const std::vector<std::pair<int, double>> truth{{1, 0.35e-3},  {2, 0.68e-3},  {4, 1.46e-3}, {8, 2.81e-3},
+                                                   {16, 6.51e-3}, {32, 17.7e-3}, {64, 40.5e-3}};
+    std::vector<prefill_sample> probes;
+    for (const auto & [n, s] : truth) {
+        for (const double k : {0.99, 1.0, 1.01}) probes.push_back({n, s * k});
+    }
+    const auto c = fit_sampling(probes);
+    ASSERT_EQ(c.n.size(), truth.size());
+    EXPECT_EQ(c.dof, static_cast<int>(probes.size() - truth.size()));
+    EXPECT_NEAR(c.max_rel_residual, 0.01, 1e-9);
+    double worst_global = 0;
+    const auto global = fit_prefill(probes);  // what §8 used before: one e + f·N (+ g·N²) over every N
+    for (const auto & [n, s] : truth) {
+        const auto p = predict_sampling_s(c, n);
+        expect_rel(p.value, s, 1e-12);  // a probed N: its median
+        EXPECT_FALSE(p.extrapolated);
+        EXPECT_LT(p.lo, s);
+        EXPECT_GT(p.hi, s);
+        worst_global = std::max(worst_global, std::abs(predict_pp_s(global, n).value / s - 1));
+    }
+    EXPECT_GT(worst_global, 0.05) << "the global fit should miss this curve somewhere (else the test shows nothing)";
+    // Between probes: the straight line. N = 24 is halfway from 16 to 32.
+    expect_rel(predict_sampling_s(c, 24).value, (6.51e-3 + 17.7e-3) / 2, 1e-12);
+    // Beyond: the last segment extended (128: 40.5 + 64 x (40.5 - 17.7) / 32 ms), flagged.
+    const auto far = predict_sampling_s(c, 128);
+    expect_rel(far.value, 40.5e-3 + 64 * (40.5e-3 - 17.7e-3) / 32, 1e-12);
+    EXPECT_TRUE(far.extrapolated);
+}
+
+TEST(sampling_curve, ends_single_points_and_intervals_by_hand) {
+    // One probed N: proportional to N.
+    const auto one = fit_sampling(std::vector<prefill_sample>{{4, 2e-3}});
+    expect_rel(predict_sampling_s(one, 8).value, 4e-3, 1e-12);
+    EXPECT_EQ(one.dof, 0);
+    // Below the smallest N: proportional to N (never the first segment's line through a negative intercept).
+    const auto c = fit_sampling(std::vector<prefill_sample>{{4, 1e-3}, {8, 3e-3}});
+    expect_rel(predict_sampling_s(c, 2).value, 0.5e-3, 1e-12);
+    EXPECT_TRUE(predict_sampling_s(c, 2).extrapolated);
+    // A falling last segment is noise: beyond it, proportional to the last N's time.
+    const auto falling = fit_sampling(std::vector<prefill_sample>{{4, 3e-3}, {8, 2.5e-3}});
+    expect_rel(predict_sampling_s(falling, 16).value, 5e-3, 1e-12);
+    // Intervals: probes 0.9, 1.0, 1.1 ms at N = 2 and 1.9, 2.0, 2.1 ms at N = 4: medians 1 and 2 ms, relative
+    // residuals ±10% and ±5%: pooled s_rel = sqrt((0.01 + 0.01 + 0.0025 + 0.0025) / 4) = 0.0790569, dof 4.
+    const auto noisy = fit_sampling(std::vector<prefill_sample>{{2, 0.9e-3}, {2, 1e-3}, {2, 1.1e-3},
+                                                                {4, 1.9e-3}, {4, 2e-3}, {4, 2.1e-3}});
+    ASSERT_EQ(noisy.dof, 4);
+    expect_rel(noisy.resid_sd_rel, std::sqrt(0.025 / 4), 1e-9);
+    // At N = 3 (t = 1/2): value 1.5 ms; the medians' variance (1/4)(s·1)²/3 + (1/4)(s·2)²/3 ms², the step's own
+    // noise (s·1.5)²; half-width t(4) = 2.776 times the root of their sum.
+    const double s = noisy.resid_sd_rel;
+    const double var = (0.25 * s * s * 1e-6 + 0.25 * s * s * 4e-6) / 3 + (s * 1.5e-3) * (s * 1.5e-3);
+    const auto mid = predict_sampling_s(noisy, 3);
+    expect_rel(mid.value, 1.5e-3, 1e-12);
+    expect_rel(mid.hi - mid.value, 2.776 * std::sqrt(var), 1e-3);
+    EXPECT_THROW(fit_sampling(std::vector<prefill_sample>{}), std::exception);
+    EXPECT_THROW(fit_sampling(std::vector<prefill_sample>{{0, 1e-3}}), std::exception);
 }
 
 // ---- Locating a kernel switch between the sweep's W (docs/fast-mode.md §2, "Locating a switch") ----

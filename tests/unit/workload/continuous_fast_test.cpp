@@ -35,7 +35,8 @@ engine::fake_config scripted(int slots, int step_tokens) {
 // N prompt tokens alone in a step, and sampling of N sequences.
 struct probed_fits {
     predict::step_fit steps;
-    predict::prefill_fit prefill, sampling;
+    predict::prefill_fit prefill;
+    predict::sampling_curve sampling;
     probed_fits(int n_prompt, int n_output) {
         std::vector<predict::step_sample> st;
         for (int w : {1, 2, 4, 8}) {
@@ -50,7 +51,7 @@ struct probed_fits {
             smp.push_back({w, static_cast<double>(k_sample * w) / 1e9});
         }
         prefill = predict::fit_prefill(pre);
-        sampling = predict::fit_prefill(smp);
+        sampling = predict::fit_sampling(smp);
     }
 };
 
