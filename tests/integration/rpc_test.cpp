@@ -15,6 +15,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
+#include <optional>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -81,6 +82,47 @@ class rpc_server {
   private:
     pid_t pid_ = -1;
     int port_ = 0;
+};
+
+// bench/link_proxy on 127.0.0.1 in front of `to`: every byte `delay_ms` late each way, at most `rate_mbit`
+// (0: no limit). The delay netem would add, for kernels without sch_netem. Killed by the destructor.
+class delay_link {
+  public:
+    delay_link(const std::string & to, double delay_ms, double rate_mbit, const std::filesystem::path & log) {
+        port_ = im::test::fault_server::unused_port();
+        pid_ = fork();
+        if (pid_ == 0) {
+            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+            const std::string bin = im::test::bin_path("link_proxy"), port = std::to_string(port_),
+                              delay = std::to_string(delay_ms), rate = std::to_string(rate_mbit);
+            execl(bin.c_str(), bin.c_str(), "--listen", port.c_str(), "--to", to.c_str(), "--delay-ms", delay.c_str(),
+                  "--rate-mbit", rate.c_str(), static_cast<char *>(nullptr));
+            _exit(127);
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (std::chrono::steady_clock::now() < deadline && !up_) {
+            up_ = im::test::accepts_connections(port_);
+            if (!up_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    ~delay_link() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    delay_link(const delay_link &) = delete;
+    delay_link & operator=(const delay_link &) = delete;
+    bool up() const { return up_; }
+    std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  private:
+    pid_t pid_ = -1;
+    int port_ = 0;
+    bool up_ = false;
 };
 
 json parse_rows(const im::test::run_result & r) {
@@ -325,6 +367,34 @@ class ns_rpc_server {
 
 // tg over emulated links (1 Gb/s with 1 ms each way; 10 Gb/s with 0.2 ms) against the same server
 // on loopback: the per-token round trips of RPC show up as the latency added to each decode step.
+// One decode step over RPC is several request/response round trips (set the inputs, compute the graph,
+// read the logits back), so 1 ms each way must add at least 2 ms to every generated token, and bench must
+// see it. The link is bench/link_proxy on loopback (portable: no namespaces, no netem).
+TEST(rpc, a_link_delay_adds_its_round_trips_to_every_token) {
+    if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
+    const auto dir = im::test::temp_dir("rpc-delay");
+    const auto tiny = im::test::tiny_model().string();
+    const auto tg_of = [&](const std::string & endpoint) {
+        const auto r = im::test::run_infermeter({"bench", "-m", tiny, "-ngl", "99", "-p", "0", "-n", "16", "-r", "2", "-t", "1",
+                                                 "--rpc", endpoint, "-o", "json", "--no-db"});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return value_where(parse_rows(r), "avg_ts", [](const json &) { return true; });
+    };
+    rpc_server server(dir / "server.log");
+    ASSERT_TRUE(server.running());
+    const double tg_direct = tg_of(server.endpoint());
+    delay_link link(server.endpoint(), 1.0, 0, dir / "link.log");
+    ASSERT_TRUE(link.up()) << im::test::read_text(dir / "link.log");
+    const double tg_delayed = tg_of(link.endpoint());
+    ASSERT_GT(tg_direct, 0);
+    ASSERT_GT(tg_delayed, 0);
+    const double added_ms = 1e3 / tg_delayed - 1e3 / tg_direct;
+    std::printf("[ rpc ] tg16 synth:tiny: loopback %.1f t/s, through a 1 ms link %.1f t/s: +%.2f ms a token = %.1f round trips\n",
+                tg_direct, tg_delayed, added_ms, added_ms / 2.0);
+    EXPECT_GE(added_ms, 2.0 * 0.9) << "a 1 ms link must cost at least one 2 ms round trip per token";
+    EXPECT_LT(added_ms, 2.0 * 40) << "more round trips per token than a decode step makes: the link or bench is wrong";
+}
+
 TEST(rpc, token_generation_over_emulated_links) {
     if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
     if (sh("command -v ip") != 0 || sh("command -v tc") != 0) GTEST_SKIP() << "no ip/tc (apt-get install iproute2)";
@@ -346,11 +416,17 @@ TEST(rpc, token_generation_over_emulated_links) {
         if (!host.ok()) GTEST_SKIP() << "network namespaces are not available here: " << host.why();
         ns_rpc_server server(host, 50052, dir / ("ns-" + rate + ".log"));
         ASSERT_TRUE(server.up()) << im::test::read_text(dir / ("ns-" + rate + ".log"));
-        const double tg = tg_of(server.endpoint());
+        // Without netem the delay comes from bench/link_proxy in front of the veth (tbf keeps the rate).
+        std::optional<delay_link> link;
+        if (!host.delay_emulated()) {
+            link.emplace(server.endpoint(), std::stod(delay), 0, dir / ("link-" + rate + ".log"));
+            ASSERT_TRUE(link->up()) << im::test::read_text(dir / ("link-" + rate + ".log"));
+        }
+        const double tg = tg_of(link ? link->endpoint() : server.endpoint());
         EXPECT_GT(tg, 0.5);
-        std::printf("[ rpc ] tg16 synth:tiny, one rpc server: loopback %.1f t/s, veth %s %s %.1f t/s (x%.3f)\n",
-                    tg_loopback, rate.c_str(),
-                    host.delay_emulated() ? (delay + " each way (netem)").c_str() : "(tbf; no netem in this kernel: no added delay)",
+        if (delay == "1ms") EXPECT_LT(tg, tg_loopback) << "a link with 1 ms each way must slow token generation";
+        std::printf("[ rpc ] tg16 synth:tiny, one rpc server: loopback %.1f t/s, veth %s with %s each way (%s) %.1f t/s (x%.3f)\n",
+                    tg_loopback, rate.c_str(), delay.c_str(), host.delay_emulated() ? "netem" : "tbf rate + link_proxy delay",
                     tg, tg / tg_loopback);
     }
 }
