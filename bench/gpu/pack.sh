@@ -12,7 +12,7 @@ grep -qx '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >> .git/inf
 tar -C third_party -cJf .carry/llama-src.tar.xz \
     llama.cpp/CMakeLists.txt llama.cpp/LICENSE llama.cpp/licenses llama.cpp/cmake llama.cpp/ggml llama.cpp/src \
     llama.cpp/include llama.cpp/common llama.cpp/vendor llama.cpp/tools llama.cpp/scripts/ui-assets.cmake \
-    llama.cpp/models/ggml-vocab-qwen2.gguf
+    llama.cpp/models/ggml-vocab-qwen2.gguf llama.cpp/models/ggml-vocab-llama-bpe.gguf
 work=$(mktemp -d)
 (cd "$work" && npm pack --silent better-sqlite3@12 >/dev/null && tar -xzf better-sqlite3-*.tgz package/deps/sqlite3)
 mkdir -p .carry/sqlite3 .carry/zlib
