@@ -49,6 +49,7 @@ run_all() {  # name, extra flags...
     "$bin/infermeter" bench -m "$model" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" "$@" -o json --no-db > "$out/bench-$name.json"
     "$bin/infermeter" parallel -m "$model" -p "$P" -n "$N" -w "$W" -t "$THREADS" "$@" -o json --no-db > "$out/parallel-$name.json"
 }
+"$bin/infermeter" model info "$model" --json > "$out/model.json"
 run_all local -ngl 0
 for name in loopback 10g-0.2ms 1g-1ms; do run_all "$name" -ngl 99 --rpc "${endpoint[$name]}"; done
 
@@ -74,9 +75,19 @@ for n in names:
     print(f"{n:<12}" + "".join(f"{v:>14.2f}" for v in vals))
     if n != "local":
         print(f"{'  / local':<12}" + "".join(f"{v / base[c]:>14.3f}" for (c, _), v in zip(cols, vals)))
+# What crosses the link in one decode step of one sequence: the hidden state to the server (n_embd f32;
+# the input embeddings stay on the client's CPU) and the logits back (n_vocab f32; the output layer is on
+# the server). Time on the link = bytes / rate; the rest of what the link adds is round trips x 2 x delay.
+m = json.load(open(f"{out}/model.json"))
+up, down = 4 * m["n_embd"], 4 * m["n_vocab"]
+rates = {"10g-0.2ms": 10e9 / 8, "1g-1ms": 1e9 / 8}
 tg_loop = bench("loopback", "tg")
+print(f"\na decode step of one sequence sends {up / 1024:.1f} KiB (hidden state) and receives {down / 1024:.1f} KiB (logits)")
 for n in ["10g-0.2ms", "1g-1ms"]:
     added = 1e3 / bench(n, "tg") - 1e3 / tg_loop
-    print(f"{n}: +{added:.2f} ms per generated token against loopback = {added / (2 * delays[n]):.1f} round trips of the link")
+    wire = (up + down) / rates[n] * 1e3
+    trips = (added - wire) / (2 * delays[n])
+    print(f"{n}: +{added:.2f} ms per generated token against loopback: {wire:.2f} ms of it the bytes at the link's rate, "
+          f"the rest {added - wire:.2f} ms = {trips:.1f} round trips of {2 * delays[n]:.1f} ms")
 EOF
 echo "logs in $out"

@@ -18,10 +18,13 @@ const std::string m1_pro_spec = "bw=200GB/s,flops=5.2TF";
 
 // The reference's model, if a previous `model synth` left it in the user's cache (synthesizing it
 // here would take minutes and 1.6 GB of temporary disk).
+// The reference's model as the `models` fixture (synthesize_test_models) left it in the tests' own cache
+// (tests/support/run.cpp points XDG_CACHE_HOME there). It used to be looked up in ~/.cache, where CI has
+// none: both tests below were skipped there without a word.
 std::string cached_qwen2_1_5b() {
-    const char * home = std::getenv("HOME");
-    if (!home) return {};
-    const auto p = std::filesystem::path(home) / ".cache/infermeter/models/qwen2-1.5b-q4_k_m.gguf";
+    const char * cache = std::getenv("XDG_CACHE_HOME");
+    if (!cache || !*cache) return {};
+    const auto p = std::filesystem::path(cache) / "infermeter/models/qwen2-1.5b-q4_k_m.gguf";
     return std::filesystem::exists(p) ? p.string() : std::string();
 }
 
@@ -46,7 +49,7 @@ TEST(roofline_cli, list_specs_prints_the_datasheet_table) {
 
 TEST(roofline_cli, reference_8_worker_row_on_m1_pro_is_overhead_bound) {
     const std::string model = cached_qwen2_1_5b();
-    if (model.empty()) GTEST_SKIP() << "qwen2-1.5b-q4_k_m not in ~/.cache/infermeter/models";
+    ASSERT_FALSE(model.empty()) << "the models fixture did not synthesize qwen2-1.5b-q4_k_m into $XDG_CACHE_HOME";
     const auto r = run_infermeter({"roofline", "-m", model, "--device-spec", m1_pro_spec, "--observed",
                                    "workers=8,gen_tps=181.59,depth=2176", "-o", "json"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -70,7 +73,7 @@ TEST(roofline_cli, reference_8_worker_row_on_m1_pro_is_overhead_bound) {
 
 TEST(roofline_cli, h100_spec_ideal_at_one_worker) {
     const std::string model = cached_qwen2_1_5b();
-    if (model.empty()) GTEST_SKIP() << "qwen2-1.5b-q4_k_m not in ~/.cache/infermeter/models";
+    ASSERT_FALSE(model.empty()) << "the models fixture did not synthesize qwen2-1.5b-q4_k_m into $XDG_CACHE_HOME";
     const auto r = run_infermeter({"roofline", "-m", model, "--device-spec", "H100 SXM", "--depth", "2176", "-o", "json"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
