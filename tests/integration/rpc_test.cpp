@@ -363,29 +363,28 @@ class ns_rpc_server {
     std::string endpoint_;
 };
 
+// tg16 of synth:tiny with every layer on the ggml-rpc-server at `endpoint` (one thread each side).
+double tg16_over(const std::string & endpoint) {
+    const auto r = im::test::run_infermeter({"bench", "-m", im::test::tiny_model().string(), "-ngl", "99", "-p", "0", "-n",
+                                             "16", "-r", "2", "-t", "1", "--rpc", endpoint, "-o", "json", "--no-db"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return value_where(parse_rows(r), "avg_ts", [](const json &) { return true; });
+}
+
 }  // namespace
 
-// tg over emulated links (1 Gb/s with 1 ms each way; 10 Gb/s with 0.2 ms) against the same server
-// on loopback: the per-token round trips of RPC show up as the latency added to each decode step.
 // One decode step over RPC is several request/response round trips (set the inputs, compute the graph,
 // read the logits back), so 1 ms each way must add at least 2 ms to every generated token, and bench must
 // see it. The link is bench/link_proxy on loopback (portable: no namespaces, no netem).
 TEST(rpc, a_link_delay_adds_its_round_trips_to_every_token) {
     if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
     const auto dir = im::test::temp_dir("rpc-delay");
-    const auto tiny = im::test::tiny_model().string();
-    const auto tg_of = [&](const std::string & endpoint) {
-        const auto r = im::test::run_infermeter({"bench", "-m", tiny, "-ngl", "99", "-p", "0", "-n", "16", "-r", "2", "-t", "1",
-                                                 "--rpc", endpoint, "-o", "json", "--no-db"});
-        EXPECT_EQ(r.exit_code, 0) << r.err;
-        return value_where(parse_rows(r), "avg_ts", [](const json &) { return true; });
-    };
     rpc_server server(dir / "server.log");
     ASSERT_TRUE(server.running());
-    const double tg_direct = tg_of(server.endpoint());
+    const double tg_direct = tg16_over(server.endpoint());
     delay_link link(server.endpoint(), 1.0, 0, dir / "link.log");
     ASSERT_TRUE(link.up()) << im::test::read_text(dir / "link.log");
-    const double tg_delayed = tg_of(link.endpoint());
+    const double tg_delayed = tg16_over(link.endpoint());
     ASSERT_GT(tg_direct, 0);
     ASSERT_GT(tg_delayed, 0);
     const double added_ms = 1e3 / tg_delayed - 1e3 / tg_direct;
@@ -395,21 +394,16 @@ TEST(rpc, a_link_delay_adds_its_round_trips_to_every_token) {
     EXPECT_LT(added_ms, 2.0 * 40) << "more round trips per token than a decode step makes: the link or bench is wrong";
 }
 
+// tg over emulated links (1 Gb/s with 1 ms each way; 10 Gb/s with 0.2 ms) against the same server
+// on loopback: the per-token round trips of RPC show up as the latency added to each decode step.
 TEST(rpc, token_generation_over_emulated_links) {
     if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
     if (sh("command -v ip") != 0 || sh("command -v tc") != 0) GTEST_SKIP() << "no ip/tc (apt-get install iproute2)";
     if (getenv("INFERMETER_SKIP_NETNS")) GTEST_SKIP() << "INFERMETER_SKIP_NETNS is set";
     const auto dir = im::test::temp_dir("rpc-netns");
-    const auto tiny = im::test::tiny_model().string();
-    const auto tg_of = [&](const std::string & endpoint) {
-        const auto r = im::test::run_infermeter({"bench", "-m", tiny, "-ngl", "99", "-p", "0", "-n", "16", "-r", "2", "-t", "1",
-                                                 "--rpc", endpoint, "-o", "json", "--no-db"});
-        EXPECT_EQ(r.exit_code, 0) << r.err;
-        return value_where(parse_rows(r), "avg_ts", [](const json &) { return true; });
-    };
     rpc_server loop(dir / "loopback.log");
     ASSERT_TRUE(loop.running());
-    const double tg_loopback = tg_of(loop.endpoint());
+    const double tg_loopback = tg16_over(loop.endpoint());
     EXPECT_GT(tg_loopback, 1.0);
     for (const auto & [delay, rate] : std::vector<std::pair<std::string, std::string>>{{"0.2ms", "10gbit"}, {"1ms", "1gbit"}}) {
         emulated_host host(delay, rate);
@@ -422,7 +416,7 @@ TEST(rpc, token_generation_over_emulated_links) {
             link.emplace(server.endpoint(), std::stod(delay), 0, dir / ("link-" + rate + ".log"));
             ASSERT_TRUE(link->up()) << im::test::read_text(dir / ("link-" + rate + ".log"));
         }
-        const double tg = tg_of(link ? link->endpoint() : server.endpoint());
+        const double tg = tg16_over(link ? link->endpoint() : server.endpoint());
         EXPECT_GT(tg, 0.5);
         if (delay == "1ms") EXPECT_LT(tg, tg_loopback) << "a link with 1 ms each way must slow token generation";
         std::printf("[ rpc ] tg16 synth:tiny, one rpc server: loopback %.1f t/s, veth %s with %s each way (%s) %.1f t/s (x%.3f)\n",
