@@ -156,7 +156,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
     // Not rounds over the same logits: those stay in the host's caches while a run's arrive new every step
     // (copied from the GPU, or written by the output matmul). Warm rounds read 0.77 ms where the run's
     // sampling took 1.19 ms (synth:tiny, 4 sequences of 151,936 logits, 2-core VM).
-    const auto probe_sampling = [&](int w, int d) {
+    const auto probe_sampling = [&](int w, int d, double step_s) {
         std::vector<std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)>> chains;
         for (int s = 0; s < w; ++s) chains.emplace_back(engine::llama::make_sampler_chain(*c.sampling), &llama_sampler_free);
         int pos = d;
@@ -169,8 +169,10 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
         };
         round();  // untimed: the chains' first allocations
         const double est_s = round();
-        // At most window_max_steps rounds a window: the context holds that many steps past d (max_steps).
-        const int k_max = std::max(1, c.window_max_steps);
+        // No more rounds a window than the step probe's window had steps (each round decodes one): the
+        // sampling probe costs at most what the step probe did, where sampling is a sliver of a slow step
+        // (a 1.5B model on 2 cores: 0.4 ms of 100), and the context holds that many steps past d.
+        const int k_max = steps_per_window(c, step_s);
         const int k = std::clamp(est_s > 0 ? static_cast<int>(std::ceil(c.sampling_window_min_s / est_s)) : k_max, 1, k_max);
         std::vector<double> per_round;
         for (int win = 0; win < c.windows; ++win) {
@@ -222,7 +224,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
             const auto p = probe_point(w, d);
             res.steps.push_back(p.sample);
             res.step_spread_rel.push_back(p.spread_rel);
-            if (probe_samplings) probe_sampling(w, d);
+            if (probe_samplings) probe_sampling(w, d, p.sample.seconds);
         }
     }
 
