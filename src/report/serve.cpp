@@ -34,21 +34,6 @@ const std::optional<workload::request_run> & server_twin(const serve_comparison_
     return l.server_backend_sampling && l.backend_sampling ? l.backend_sampling : l.cpu_sampling;
 }
 
-nlohmann::ordered_json run_figures(const std::optional<workload::request_run> & r) {
-    if (!r) return nullptr;
-    nlohmann::ordered_json j;
-    j["engine"] = r->engine;
-    j["sampling"] = r->sampling;
-    j["output_tps"] = r->metrics.output_tps;
-    j["decode_tps"] = r->metrics.decode_tps > 0 ? nlohmann::ordered_json(r->metrics.decode_tps) : nlohmann::ordered_json(nullptr);
-    j["request_tps"] = r->metrics.request_tps;
-    j["ttft_p50_ms"] = r->metrics.ttft.p50;
-    j["tpot_p50_ms"] = r->metrics.tpot.p50;
-    j["n_ok"] = r->metrics.n_ok;
-    j["n_failed"] = r->metrics.n_failed;
-    return j;
-}
-
 double pop_std(const std::vector<double> & v) {
     std::vector<double> x;
     for (double d : v) {
@@ -150,34 +135,6 @@ std::string serve_comparison_markdown(const std::vector<serve_comparison_level> 
         }
     }
     return out;
-}
-
-nlohmann::ordered_json serve_comparison_json(const std::vector<serve_comparison_level> & levels) {
-    auto arr = nlohmann::ordered_json::array();
-    for (const auto & l : levels) {
-        nlohmann::ordered_json j;
-        j["load"] = l.http.load_label();
-        j["http"] = run_figures(l.http);
-        j["lockstep"] = run_figures(l.lockstep);
-        j["no_sample"] = run_figures(l.no_sample);
-        j["cpu_sampling"] = run_figures(l.cpu_sampling);
-        j["backend_sampling"] = run_figures(l.backend_sampling);
-        if (!l.backend_sampling_error.empty()) j["backend_sampling_error"] = l.backend_sampling_error;
-        if (!l.lockstep_note.empty()) j["lockstep_note"] = l.lockstep_note;
-        const double base = l.no_sample ? l.no_sample->metrics.output_tps : 0;
-        const auto & twin = server_twin(l);
-        const auto frac = [](double from, double to) -> nlohmann::ordered_json {
-            if (!(from > 0)) return nullptr;
-            return to / from - 1;
-        };
-        j["sampling_change"] = l.cpu_sampling ? frac(base, l.cpu_sampling->metrics.output_tps) : nullptr;
-        j["server_change"] = twin ? frac(twin->metrics.output_tps, l.http.metrics.output_tps) : nullptr;
-        j["http_vs_in_process"] = twin && twin->metrics.output_tps > 0
-                                      ? nlohmann::ordered_json(l.http.metrics.output_tps / twin->metrics.output_tps)
-                                      : nlohmann::ordered_json(nullptr);
-        arr.push_back(j);
-    }
-    return arr;
 }
 
 namespace {

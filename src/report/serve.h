@@ -38,7 +38,6 @@ workload::request_run lockstep_as_run(const workload::lockstep_row & row, const 
 // One table per level: each engine's output t/s and latency against continuous batching without
 // sampling, then where the gap goes (sampling; server scheduling, streaming and transport).
 std::string serve_comparison_markdown(const std::vector<serve_comparison_level> & levels);
-nlohmann::ordered_json serve_comparison_json(const std::vector<serve_comparison_level> & levels);
 
 // How unevenly one level's measured requests went over n_endpoints --urls (docs/metrics.md): the
 // busiest endpoint's request count over the mean, and the slowest endpoint's TPOT p50 over the
