@@ -28,21 +28,17 @@ sport=$(free_port)
 pids+=($!)
 wait_port "$sport" || { echo "rpc_links: ggml-rpc-server did not start"; cat "$out/rpc-server.log"; exit 1; }
 declare -A endpoint=([loopback]="127.0.0.1:$sport")
-for link in "10g-0.2ms:0.2:10000" "1g-1ms:1:1000"; do
+names=(loopback)
+links="10g-0.2ms:0.2:10000 1g-1ms:1:1000"  # name:delay ms each way:rate Mbit/s
+for link in $links; do
     IFS=: read -r name d rate <<< "$link"
     port=$(free_port)
     "$bin/link_proxy" --listen "$port" --to "127.0.0.1:$sport" --delay-ms "$d" --rate-mbit "$rate" > "$out/proxy-$name.log" 2>&1 &
     pids+=($!)
     wait_port "$port" || { echo "rpc_links: link_proxy $name did not start"; exit 1; }
     endpoint[$name]="127.0.0.1:$port"
+    names+=("$name")
 done
-
-get() { python3 -c "
-import json,sys
-rows=json.load(open(sys.argv[1])); key,want=sys.argv[2],sys.argv[3]
-for r in rows:
-    if want in json.dumps(r): print(r[key]); break
-" "$@"; }
 
 run_all() {  # name, extra flags...
     local name=$1; shift
@@ -51,13 +47,15 @@ run_all() {  # name, extra flags...
 }
 "$bin/infermeter" model info "$model" --json > "$out/model.json"
 run_all local -ngl 0
-for name in loopback 10g-0.2ms 1g-1ms; do run_all "$name" -ngl 99 --rpc "${endpoint[$name]}"; done
+for name in "${names[@]}"; do run_all "$name" -ngl 99 --rpc "${endpoint[$name]}"; done
 
-python3 - "$out" "$P" "$N" "$W" <<'EOF'
+python3 - "$out" "$P" "$N" "$W" "$links" <<'EOF'
 import json, sys
 out, P, N, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(w) for w in sys.argv[4].split(",")]
-delays = {"loopback": 0.0, "10g-0.2ms": 0.2, "1g-1ms": 1.0}
-names = ["local", "loopback", "10g-0.2ms", "1g-1ms"]
+links = [l.split(":") for l in sys.argv[5].split()]
+delays = {name: float(d) for name, d, _ in links}
+rates = {name: float(r) * 1e6 / 8 for name, _, r in links}  # bytes per second
+names = ["local", "loopback"] + [name for name, _, _ in links]
 def bench(name, test):  # llama-bench's rows: pp has n_gen = 0, tg has n_prompt = 0
     for r in json.load(open(f"{out}/bench-{name}.json")):
         if (r["n_gen"] == 0) == (test == "pp"): return r["avg_ts"]
@@ -80,11 +78,10 @@ for n in names:
 # the server). Time on the link = bytes / rate; the rest of what the link adds is round trips x 2 x delay.
 m = json.load(open(f"{out}/model.json"))
 up, down = 4 * m["n_embd"], 4 * m["n_vocab"]
-rates = {"10g-0.2ms": 10e9 / 8, "1g-1ms": 1e9 / 8}
 tg_loop = bench("loopback", "tg")
 print(f"\na decode step of one sequence sends {up / 1024:.1f} KiB (hidden state) and receives {down / 1024:.1f} KiB (logits)")
 token_ms = 1e3 / tg_loop
-for n in ["10g-0.2ms", "1g-1ms"]:
+for n in names[2:]:
     added = 1e3 / bench(n, "tg") - token_ms
     wire = (up + down) / rates[n] * 1e3
     least = wire + 2 * delays[n]  # the bytes and at least one round trip

@@ -15,12 +15,15 @@
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
-#include <optional>
+#include <functional>
 #include <netinet/in.h>
+#include <optional>
+#include <string>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -30,39 +33,42 @@ std::string rpc_server_bin() { return im::test::bin_path("ggml-rpc-server"); }
 
 bool rpc_built() { return std::filesystem::exists(rpc_server_bin()); }
 
-// One ggml-rpc-server on 127.0.0.1 (CPU backend, one thread); killed by the destructor on every path.
-class rpc_server {
+// A program started with its output appended to `log`, stopped by the destructor on every path (SIGTERM,
+// then SIGKILL after 2 s). The three servers below are this with their own command and readiness check.
+class child {
   public:
-    explicit rpc_server(const std::filesystem::path & log) {
-        for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
-            port_ = im::test::fault_server::unused_port();
-            pid_ = fork();
-            if (pid_ == 0) {
-                const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-                if (fd >= 0) {
-                    dup2(fd, 1);
-                    dup2(fd, 2);
-                }
-                const std::string bin = rpc_server_bin(), port = std::to_string(port_);
-                execl(bin.c_str(), bin.c_str(), "-H", "127.0.0.1", "-p", port.c_str(), "-t", "1", static_cast<char *>(nullptr));
-                _exit(127);
+    child(const std::vector<std::string> & argv, const std::filesystem::path & log) {
+        pid_ = fork();
+        if (pid_ == 0) {
+            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
             }
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-            while (std::chrono::steady_clock::now() < deadline) {
-                if (im::test::accepts_connections(port_)) return;
-                int status = 0;
-                if (waitpid(pid_, &status, WNOHANG) == pid_) break;  // exited (the port was taken): next attempt
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            }
-            stop();
+            std::vector<char *> args;
+            for (const auto & a : argv) args.push_back(const_cast<char *>(a.c_str()));
+            args.push_back(nullptr);
+            execvp(args[0], args.data());
+            _exit(127);
         }
     }
-    ~rpc_server() { stop(); }
-    rpc_server(const rpc_server &) = delete;
-    rpc_server & operator=(const rpc_server &) = delete;
+    ~child() { stop(); }
+    child(const child &) = delete;
+    child & operator=(const child &) = delete;
 
-    bool running() const { return pid_ > 0; }
-    std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+    // Polls `ready` every `poll` until it holds (true), the program exits or `limit` passes (false).
+    bool wait_until(const std::function<bool()> & ready, std::chrono::milliseconds limit, std::chrono::milliseconds poll) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+            if (ready()) return true;
+            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return false;
+            }
+            std::this_thread::sleep_for(poll);
+        }
+        return false;
+    }
 
     void stop() {
         if (pid_ <= 0) return;
@@ -81,47 +87,50 @@ class rpc_server {
 
   private:
     pid_t pid_ = -1;
+};
+
+// One ggml-rpc-server on 127.0.0.1 (CPU backend, one thread); a new free port if the first was taken.
+class rpc_server {
+  public:
+    explicit rpc_server(const std::filesystem::path & log) {
+        for (int attempt = 0; attempt < 3 && !running(); ++attempt) {
+            port_ = im::test::fault_server::unused_port();
+            proc_.emplace(std::vector<std::string>{rpc_server_bin(), "-H", "127.0.0.1", "-p", std::to_string(port_), "-t", "1"},
+                          log);
+            const int port = port_;
+            if (!proc_->wait_until([port] { return im::test::accepts_connections(port); }, std::chrono::seconds(30),
+                                   std::chrono::milliseconds(50))) {
+                proc_.reset();  // exited (the port was taken) or never listened: next attempt
+            }
+        }
+    }
+    bool running() const { return proc_.has_value(); }
+    std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  private:
+    std::optional<child> proc_;
     int port_ = 0;
 };
 
 // bench/link_proxy on 127.0.0.1 in front of `to`: every byte `delay_ms` late each way, at most `rate_mbit`
-// (0: no limit). The delay netem would add, for kernels without sch_netem. Killed by the destructor.
+// (0: no limit). The delay netem would add, for kernels without sch_netem.
 class delay_link {
   public:
-    delay_link(const std::string & to, double delay_ms, double rate_mbit, const std::filesystem::path & log) {
-        port_ = im::test::fault_server::unused_port();
-        pid_ = fork();
-        if (pid_ == 0) {
-            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-            }
-            const std::string bin = im::test::bin_path("link_proxy"), port = std::to_string(port_),
-                              delay = std::to_string(delay_ms), rate = std::to_string(rate_mbit);
-            execl(bin.c_str(), bin.c_str(), "--listen", port.c_str(), "--to", to.c_str(), "--delay-ms", delay.c_str(),
-                  "--rate-mbit", rate.c_str(), static_cast<char *>(nullptr));
-            _exit(127);
-        }
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (std::chrono::steady_clock::now() < deadline && !up_) {
-            up_ = im::test::accepts_connections(port_);
-            if (!up_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
+    delay_link(const std::string & to, double delay_ms, double rate_mbit, const std::filesystem::path & log)
+        : port_(im::test::fault_server::unused_port()),
+          proc_({im::test::bin_path("link_proxy"), "--listen", std::to_string(port_), "--to", to, "--delay-ms",
+                 std::to_string(delay_ms), "--rate-mbit", std::to_string(rate_mbit)},
+                log) {
+        const int port = port_;
+        up_ = proc_.wait_until([port] { return im::test::accepts_connections(port); }, std::chrono::seconds(10),
+                               std::chrono::milliseconds(20));
     }
-    ~delay_link() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
-    delay_link(const delay_link &) = delete;
-    delay_link & operator=(const delay_link &) = delete;
     bool up() const { return up_; }
     std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
 
   private:
-    pid_t pid_ = -1;
     int port_ = 0;
+    child proc_;
     bool up_ = false;
 };
 
@@ -317,50 +326,23 @@ class emulated_host {
     bool delay_emulated_ = true;
 };
 
-// ggml-rpc-server inside a namespace, on its veth address; killed by the destructor.
+// ggml-rpc-server inside a namespace, on its veth address (`ip netns exec` execs the server in place:
+// the child's pid is the server's).
 class ns_rpc_server {
   public:
-    ns_rpc_server(const emulated_host & h, int port, const std::filesystem::path & log) : endpoint_(h.ip() + ":" + std::to_string(port)) {
-        pid_ = fork();
-        if (pid_ == 0) {
-            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-            }
-            const std::string bin = rpc_server_bin(), p = std::to_string(port);
-            // `ip netns exec` execs the server in place: this pid is the server's.
-            execlp("ip", "ip", "netns", "exec", h.ns().c_str(), bin.c_str(), "-H", h.ip().c_str(), "-p", p.c_str(), "-t", "1",
-                   static_cast<char *>(nullptr));
-            _exit(127);
-        }
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (sh("ip netns exec " + h.ns() + " sh -c 'ss -ltn | grep -q " + h.ip() + ":" + std::to_string(port) + "'") == 0) {
-                up_ = true;
-                return;
-            }
-            if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
+    ns_rpc_server(const emulated_host & h, int port, const std::filesystem::path & log)
+        : endpoint_(h.ip() + ":" + std::to_string(port)),
+          proc_({"ip", "netns", "exec", h.ns(), rpc_server_bin(), "-H", h.ip(), "-p", std::to_string(port), "-t", "1"}, log) {
+        const std::string listening = "ip netns exec " + h.ns() + " sh -c 'ss -ltn | grep -q " + endpoint_ + "'";
+        up_ = proc_.wait_until([&] { return sh(listening) == 0; }, std::chrono::seconds(30), std::chrono::milliseconds(100));
     }
-    ~ns_rpc_server() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
-    ns_rpc_server(const ns_rpc_server &) = delete;
-    ns_rpc_server & operator=(const ns_rpc_server &) = delete;
     bool up() const { return up_; }
     const std::string & endpoint() const { return endpoint_; }
 
   private:
-    pid_t pid_ = -1;
-    bool up_ = false;
     std::string endpoint_;
+    child proc_;
+    bool up_ = false;
 };
 
 // tg16 of synth:tiny with every layer on the ggml-rpc-server at `endpoint` (one thread each side).
