@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <tuple>
 
 namespace im::workload {
@@ -76,11 +77,16 @@ continuous_fast_result run_continuous_fast(const continuous_sweep & s, const std
     pc.ctx_min = s.ctx_min;
     pc.kv_unified = s.kv_unified;
     pc.sampling = s.sampling;
+    pc.synced_steps = true;
     f.probes = run_step_probes(pc, cb);
     f.interrupted = f.probes.interrupted;
     if (f.probes.steps.empty() || f.probes.prefills.empty()) return f;
     if (s.sampling.mode == engine::llama::sampling_mode::cpu && f.probes.samplings.empty()) return f;
     fit_probes(f.probes, f.steps, f.prefill, f.tolerance);
+    if (!f.probes.synced_steps.empty()) {
+        f.synced = predict::fit_steps(f.probes.synced_steps, f.tolerance);
+        f.synced->probe_bias_rel = probe_bias_rel;
+    }
     if (!f.probes.samplings.empty()) {
         f.sampling = predict::fit_sampling(f.probes.samplings);
         f.sampling->probe_bias_rel = probe_bias_rel;
@@ -98,7 +104,7 @@ continuous_fast_result run_continuous_fast(const continuous_sweep & s, const std
         r.n_ctx = f.probes.n_ctx;
         r.n_threads = f.probes.n_threads;
         r.interrupted = f.interrupted;
-        const auto p = predict::predict_continuous(f.steps, f.prefill, f.sampling ? &*f.sampling : nullptr, w.concurrency,
+        const auto p = predict::predict_continuous(f.synced ? *f.synced : f.steps, f.prefill, f.sampling ? &*f.sampling : nullptr, w.concurrency,
                                                    f.n_prompt, f.n_output);
         auto & m = r.metrics;
         m.request_tps = p.request_tps.value;
@@ -140,6 +146,23 @@ std::string continuous_fast_markdown(const continuous_fast_result & f) {
         fmtx::thousands(f.probes.seconds, 1), f.n_prompt, f.n_output, fmtx::thousands(f.mean_prompt, 1),
         fmtx::thousands(f.mean_output, 1));
     out += step_fit_markdown(f.steps, f.prefill, f.tolerance);
+    if (f.synced) {
+        // The host's share of a step that pipelining hides and the engine's synchronize per step does not,
+        // per W: the mean over the probed depths of synchronized / pipelined - 1.
+        std::map<int, std::pair<double, int>> extra;  // W -> (sum of relative differences, count)
+        for (const auto & s : f.probes.synced_steps) {
+            auto & [sum, count] = extra[s.workers];
+            sum += s.seconds / predict::predict_step_s(f.steps, s.workers, s.depth).value - 1;
+            ++count;
+        }
+        std::vector<std::string> points;
+        for (const auto & [w, e] : extra) points.push_back(fmt::format("{:+.1f}% at W = {}", 100 * e.first / e.second, w));
+        out += fmt::format("\nThe cycle's decode steps use steps timed with a synchronize each, as the continuous engine "
+                           "runs them (it reads the logits after every step, so the host's share of a step is not hidden "
+                           "behind the previous one as in the pipelined probes): {} against the pipelined step; their "
+                           "fit's largest residual {}.\n",
+                           fmt::join(points, ", "), fmtx::percent(f.synced->max_rel_residual, 1));
+    }
     if (f.sampling) {
         std::vector<std::string> points;
         for (size_t i = 0; i < f.sampling->n.size(); ++i) {

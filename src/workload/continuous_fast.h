@@ -17,7 +17,10 @@ namespace im::workload {
 struct continuous_fast_result {
     std::vector<request_run> runs;  // one predicted run per level, in order
     step_probe_result probes;
-    predict::step_fit steps;
+    predict::step_fit steps;   // pipelined steps (the lockstep sweep's)
+    // Steps timed with a synchronize each, as the continuous engine runs them: what the cycle's decode steps
+    // use (probes.synced_steps); empty when interrupted before any was timed (the pipelined fit stands in).
+    std::optional<predict::step_fit> synced;
     predict::prefill_fit prefill;
     std::optional<predict::sampling_curve> sampling;  // S(N) per step of N sequences; none with --no-sample
     double tolerance = 0.05;                       // the regime-split tolerance used

@@ -151,42 +151,61 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
                         c.windows, k, 100 * spread));
         return predict::probed_step{{w, depth, med}, spread};
     };
-    // The CPU sampling of w sequences at depth d: rounds of one llama_sampler_sample per sequence, as the
-    // continuous engine samples after each step, each round on the fresh logits of an untimed decode step.
-    // Not rounds over the same logits: those stay in the host's caches while a run's arrive new every step
-    // (copied from the GPU, or written by the output matmul). Warm rounds read 0.77 ms where the run's
-    // sampling took 1.19 ms (synth:tiny, 4 sequences of 151,936 logits, 2-core VM).
-    const auto probe_sampling = [&](int w, int d, double step_s) {
+    // Synchronized rounds at W = w, depth d, as the continuous engine runs its steps: each round decodes a
+    // step, waits for it (llama_synchronize: the engine reads the logits after every step, so the host's
+    // share of a step - graph build, launches - is not hidden behind the previous step as in the pipelined
+    // windows above) and, with CPU sampling, samples every sequence once (one chain per sequence, as the
+    // engine's). The sampling is timed on the fresh logits of the round's own step, not in rounds over the
+    // same logits: those stay in the host's caches while a run's arrive new every step (warm rounds read
+    // 0.77 ms where the run's sampling took 1.19 ms: synth:tiny, 4 sequences of 151,936 logits, 2-core VM).
+    const bool probe_samplings = c.sampling && c.sampling->mode == engine::llama::sampling_mode::cpu;
+    const auto probe_synced = [&](int w, int d, double step_s) {
         std::vector<std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)>> chains;
-        for (int s = 0; s < w; ++s) chains.emplace_back(engine::llama::make_sampler_chain(*c.sampling), &llama_sampler_free);
+        if (probe_samplings) {
+            for (int s = 0; s < w; ++s) chains.emplace_back(engine::llama::make_sampler_chain(*c.sampling), &llama_sampler_free);
+        }
         int pos = d;
-        const auto round = [&] {
+        const auto round = [&] {  // {decode + synchronize, sampling} seconds
+            const int64_t t = clock::now_ns();
             decode_step(w, pos++);
             llama_synchronize(lctx);
-            const int64_t t = clock::now_ns();
-            for (int s = 0; s < w; ++s) llama_sampler_sample(chains[static_cast<size_t>(s)].get(), lctx, s);
-            return seconds_since(t);
+            const int64_t t1 = clock::now_ns();
+            for (size_t s = 0; s < chains.size(); ++s) llama_sampler_sample(chains[s].get(), lctx, static_cast<int32_t>(s));
+            return std::pair{static_cast<double>(t1 - t) * 1e-9, seconds_since(t1)};
         };
         round();  // untimed: the chains' first allocations
-        const double est_s = round();
-        // No more rounds a window than the step probe's window had steps (each round decodes one): the
-        // sampling probe costs at most what the step probe did, where sampling is a sliver of a slow step
-        // (a 1.5B model on 2 cores: 0.4 ms of 100), and the context holds that many steps past d.
+        const auto [est_step, est_sample] = round();
+        // No more rounds a window than the step probe's window had steps: the synced probe costs at most what
+        // the step probe did, where sampling is a sliver of a slow step (a 1.5B model on 2 cores: 0.4 ms of
+        // 100), and the context holds that many steps past d.
+        const double est_s = probe_samplings ? est_sample : est_step;
+        const double min_s = probe_samplings ? c.sampling_window_min_s : c.window_min_s;
         const int k_max = steps_per_window(c, step_s);
-        const int k = std::clamp(est_s > 0 ? static_cast<int>(std::ceil(c.sampling_window_min_s / est_s)) : k_max, 1, k_max);
-        std::vector<double> per_round;
+        const int k = std::clamp(est_s > 0 ? static_cast<int>(std::ceil(min_s / est_s)) : k_max, 1, k_max);
+        const int first_timed = pos;
+        std::vector<double> per_step, per_sample;
         for (int win = 0; win < c.windows; ++win) {
-            double sum = 0;
-            for (int r = 0; r < k; ++r) sum += round();
-            per_round.push_back(sum / k);
+            double steps = 0, samples = 0;
+            for (int r = 0; r < k; ++r) {
+                const auto [st, sa] = round();
+                steps += st, samples += sa;
+            }
+            per_step.push_back(steps / k);
+            per_sample.push_back(samples / k);
         }
         llama_memory_seq_rm(mem, -1, d, -1);  // back to depth d for every sequence
-        const double med = median_of(per_round);
-        say(fmt::format("sampling W={}: {:.3f} ms per step ({} windows of {} rounds, fresh logits each)", w, med * 1e3,
-                        c.windows, k));
+        const double step_med = median_of(per_step);
+        res.synced_steps.push_back({w, (first_timed + pos - 1) / 2.0, step_med});
+        if (!probe_samplings) {
+            say(fmt::format("synchronized step W={}: {:.3f} ms ({} windows of {} steps)", w, step_med * 1e3, c.windows, k));
+            return;
+        }
+        const double med = median_of(per_sample);
+        say(fmt::format("synchronized step W={}: {:.3f} ms, then sampling: {:.3f} ms ({} windows of {} rounds, fresh "
+                        "logits each)",
+                        w, step_med * 1e3, med * 1e3, c.windows, k));
         res.samplings.push_back({w, med});
     };
-    const bool probe_samplings = c.sampling && c.sampling->mode == engine::llama::sampling_mode::cpu;
 
     // Sequences 1 .. w-1 hold copies of sequence 0's cache (`state`, at depth d); `have` of them do now.
     std::vector<uint8_t> state;
@@ -224,7 +243,7 @@ step_probe_result run_step_probes(const step_probe_config & c, const step_probe_
             const auto p = probe_point(w, d);
             res.steps.push_back(p.sample);
             res.step_spread_rel.push_back(p.spread_rel);
-            if (probe_samplings) probe_sampling(w, d, p.sample.seconds);
+            if (probe_samplings || c.synced_steps) probe_synced(w, d, p.sample.seconds);
         }
     }
 

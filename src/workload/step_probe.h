@@ -42,6 +42,9 @@ struct step_probe_config {
     // Unset, or a mode other than cpu: not probed.
     std::optional<engine::llama::sampling_params> sampling;
     double sampling_window_min_s = 0.02;
+    // Continuous --fast: after each step probe, also time steps with a synchronize each (synced_steps), as the
+    // continuous engine runs them; always done when CPU sampling is probed (the same rounds).
+    bool synced_steps = false;
 };
 
 struct step_probe_result {
@@ -54,8 +57,11 @@ struct step_probe_result {
     std::vector<predict::prefill_sample> prefills;
     std::vector<int> prefill_workers;  // W whose prefill was timed (the rest are predicted)
     // Sampling probes (config.sampling): tokens = sequences sampled in one step, seconds = the median window's
-    // time per round (fit with predict::fit_prefill: S(N) = e + f·N).
+    // time per round (predict::fit_sampling: the median per N, straight lines between).
     std::vector<predict::prefill_sample> samplings;
+    // Synchronized steps (config.synced_steps or CPU sampling): per (W, depth) of the sweep, the median window's
+    // time per step when every step is waited for before the next is decoded.
+    std::vector<predict::step_sample> synced_steps;
     std::vector<int> depths;           // KV depths probed
     int64_t n_ctx = 0;
     int n_threads = 0;
