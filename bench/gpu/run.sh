@@ -14,9 +14,13 @@ out=${OUT:-/tmp/out}
 mkdir -p "$out"
 export XDG_CACHE_HOME=$root/.cache XDG_DATA_HOME=$root/.cache/data
 
+# TARGETS: what the build step builds (default: everything a step may use; parity, fast and stability need
+# only "infermeter llama-bench llama-batched-bench", a minute less of the device's time).
+targets=(${TARGETS:-infermeter llama-bench llama-batched-bench llama-server fault_server http_client_bench})
+
 build() {
     if [[ -f build/build.ninja ]]; then  # warm machine: incremental
-        cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench llama-server fault_server http_client_bench > /tmp/build.log 2>&1 \
+        cmake --build build -j "$(nproc)" --target "${targets[@]}" > /tmp/build.log 2>&1 \
             || { grep -E "error|Error" /tmp/build.log | head -30; return 1; }
         return 0
     fi
@@ -37,7 +41,7 @@ build() {
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DINFERMETER_TESTS=OFF -DLLAMA_CPP_DIR="$root/third_party/llama.cpp" "${zlib[@]}" "${sqlite[@]}" "${curl[@]}" \
         > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; return 1; }
-    cmake --build build -j "$(nproc)" --target infermeter llama-bench llama-batched-bench llama-server fault_server http_client_bench > /tmp/build.log 2>&1 \
+    cmake --build build -j "$(nproc)" --target "${targets[@]}" > /tmp/build.log 2>&1 \
         || { grep -E "error|Error" /tmp/build.log | head -30; return 1; }
     echo "build: done"
 }
@@ -89,7 +93,8 @@ run_step() {
         fast)
             # Issue 10: the full sweep against --fast (128/4096, W = 1..64).
             OUT=/tmp/fast W=${W:-1,2,4,8,16,32,64} P=128 N=${N:-4096} BIN=build/bin/infermeter \
-                bench/fast_mode.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/fast-mode.txt" ;;
+                bench/fast_mode.sh synth:qwen2-1.5b-q4_k_m -ngl 99 -fa on 2>&1 | tee "$out/fast-mode.txt"
+            tar -C /tmp -czf "$out/fast-mode-logs.tar.gz" fast ;;  # the probes' log and every run's JSON
         tune)
             # Issue 11: the settings search on the GPU at W = 64 (lockstep), then the recommended flags' sweep row.
             build/bin/infermeter tune -m synth:qwen2-1.5b-q4_k_m -ngl 99 --workload ${TUNE_WORKLOAD:-lockstep} -w ${TUNE_W:-64} -p 128 -n ${TUNE_N:-128} \

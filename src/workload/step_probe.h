@@ -41,7 +41,7 @@ struct step_probe_config {
     // `windows` windows of rounds (every sequence sampled once per round) lasting >= sampling_window_min_s.
     // Unset, or a mode other than cpu: not probed.
     std::optional<engine::llama::sampling_params> sampling;
-    double sampling_window_min_s = 0.02;
+    double sampling_window_min_s = 0.1;  // 0.02 left one round a window at N = 64 on the H200 (±10% a round)
     // Continuous --fast: after each step probe, also time steps with a synchronize each (synced_steps), as the
     // continuous engine runs them; always done when CPU sampling is probed (the same rounds).
     bool synced_steps = false;
