@@ -45,7 +45,11 @@ run_all() {  # name, extra flags...
     "$bin/infermeter" bench -m "$model" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" "$@" -o json --no-db > "$out/bench-$name.json"
     "$bin/infermeter" parallel -m "$model" -p "$P" -n "$N" -w "$W" -t "$THREADS" "$@" -o json --no-db > "$out/parallel-$name.json"
 }
-"$bin/infermeter" model info "$model" --json > "$out/model.json"
+# What crosses the link per decode step and the link as infermeter probes it (its split analysis:
+# docs/metrics.md "Split analysis"), once per endpoint.
+for name in "${names[@]}"; do
+    "$bin/infermeter" model info "$model" --json -ngl 99 --rpc "${endpoint[$name]}" > "$out/split-$name.json"
+done
 run_all local -ngl 0
 for name in "${names[@]}"; do run_all "$name" -ngl 99 --rpc "${endpoint[$name]}"; done
 
@@ -73,17 +77,21 @@ for n in names:
     print(f"{n:<12}" + "".join(f"{v:>14.2f}" for v in vals))
     if n != "local":
         print(f"{'  / local':<12}" + "".join(f"{v / base[c]:>14.3f}" for (c, _), v in zip(cols, vals)))
-# What crosses the link in one decode step of one sequence: the hidden state to the server (n_embd f32;
-# the input embeddings stay on the client's CPU) and the logits back (n_vocab f32; the output layer is on
-# the server). Time on the link = bytes / rate; the rest of what the link adds is round trips x 2 x delay.
-m = json.load(open(f"{out}/model.json"))
-up, down = 4 * m["n_embd"], 4 * m["n_vocab"]
+# What crosses the link in one decode step of one sequence, from infermeter's split analysis (the hidden
+# state up, the logits back when the output layer is on the server). Time on the link = bytes / rate; the
+# rest of what the link adds is round trips x 2 x delay.
+split = {n: json.load(open(f"{out}/split-{n}.json"))["split"] for n in names[1:]}
+step_bytes = split["loopback"]["decode_bytes_per_token"]
 tg_loop = bench("loopback", "tg")
-print(f"\na decode step of one sequence sends {up / 1024:.1f} KiB (hidden state) and receives {down / 1024:.1f} KiB (logits)")
+print(f"\na decode step of one sequence moves {step_bytes / 1024:.1f} KiB over the link "
+      + "; ".join(f"{c['what']} {c['bytes_per_token'] / 1024:.1f} KiB" for c in split["loopback"]["crossings"]))
+for n in names[1:]:
+    l = split[n]["links"][0]
+    print(f"{n}: probed RTT {1e3 * l['rtt_s']:.3f} ms, {l['up_bytes_per_s'] / 1e6:.0f} MB/s up, {l['down_bytes_per_s'] / 1e6:.0f} MB/s down")
 token_ms = 1e3 / tg_loop
 for n in names[2:]:
     added = 1e3 / bench(n, "tg") - token_ms
-    wire = (up + down) / rates[n] * 1e3
+    wire = step_bytes / rates[n] * 1e3
     least = wire + 2 * delays[n]  # the bytes and at least one round trip
     if least < 0.05 * token_ms:
         print(f"{n}: {added:+.2f} ms per generated token against loopback; the link's least cost ({wire:.2f} ms of bytes + "

@@ -10,8 +10,10 @@
 #include "model/quant.h"
 #include "model/ref.h"
 #include "report/measurements.h"
+#include "report/split.h"
 #include "store/store.h"
 #include "workload/bench.h"
+#include "workload/split.h"
 
 #include <fmt/format.h>
 
@@ -38,6 +40,7 @@ struct bench_args {
     bool allow_ctx_overflow = false;
     std::string output = "md";
     std::string export_path;
+    std::string split_baseline;
     store::store_flags db;
     engine_flags engine;
 };
@@ -123,12 +126,16 @@ void run(const bench_args & a) {
         }
     }
 
+    const auto baseline = a.split_baseline.empty() ? std::vector<std::pair<std::string, double>>{}
+                                                   : workload::read_split_baseline(a.split_baseline);
     std::vector<workload::bench_result> results;
+    std::optional<workload::split_analysis> split;  // when layers sit off the host (--rpc, GPUs)
     report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first result
     report::config_summary cfg;
     const auto markdown = [&](bool interrupted) {
         return "## Single Request Performance\n\n" + report::config_markdown(cfg) + "\n" + report::bench_markdown(results) +
-               report::bench_repetitions_note(results) + (interrupted ? report::interrupted_note() : "");
+               report::bench_repetitions_note(results) + (split ? "\n" + report::split_markdown(*split) : "") +
+               (interrupted ? report::interrupted_note() : "");
     };
     results_writer writer(out, a.db, "bench", [&](bool interrupted) { return report::bench_table(results, ctx, interrupted); },
                           markdown);
@@ -147,8 +154,18 @@ void run(const bench_args & a) {
                    ctx.gpu_info.empty() ? ctx.cpu_info : ctx.gpu_info + "; " + ctx.cpu_info, ctx.backends,
                    r.n_threads, ctx.devices, r.test.params};
             note_devices(m);
+            split = analyze_split_or_warn(m, r.test.params);
+            if (split) split->baseline_source = a.split_baseline;
         }
         results.push_back(r);
+        if (split) {
+            // a sweep of model-level settings (-ngl, -sm, -ts) reloads the model elsewhere: only the first placement's rows
+            std::vector<workload::bench_result> same;
+            for (const auto & x : results) {
+                if (engine::llama::model::same_load(x.test.params, results.front().test.params)) same.push_back(x);
+            }
+            workload::attribute_bench(*split, same, baseline);
+        }
         progress.done(fmt::format("{}: {} t/s{}", r.test.name(), fmtx::mean_pm(r.ts.mean, r.ts.stddev),
                                   r.partial ? fmt::format(" (partial: {} of {} repetitions)", r.samples_ns.size(), a.repetitions)
                                             : std::string()));
@@ -160,6 +177,7 @@ void run(const bench_args & a) {
     const bool complete = workload::run_bench(model_path, tests, policy, cb);
     progress.clear();
     writer.finish(ctx, !complete);
+    if (split && out.stdout_format != report::format::md) fmt::print(stderr, "\n{}", report::split_markdown(*split));
     if (!complete) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 
@@ -185,6 +203,7 @@ void add_bench(CLI::App & root) {
     cmd->add_flag("--allow-ctx-overflow", a->allow_ctx_overflow, "Allow -p + -n + -d beyond the model's trained context");
     cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each test");
+    add_split_baseline_flag(cmd, a->split_baseline);
     add_engine_flags(cmd, a->engine);
     add_store_flags(cmd, a->db);
     cmd->callback([a, max_reps] {

@@ -10,6 +10,7 @@
 #include "model/quant.h"
 #include "model/ref.h"
 #include "model/synth.h"
+#include "report/split.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -156,11 +157,14 @@ struct info_args {
 
 // Loads the model with the engine flags and a context of n_ctx cells: where llama.cpp put each layer
 // and what each device holds (weights, KV cache, compute buffers).
-std::vector<engine::llama::device_use> load_devices(const std::filesystem::path & path, const info_args & a) {
+// With layers off the host, also the split analysis (what crosses per step, the probed links).
+std::vector<engine::llama::device_use> load_devices(const std::filesystem::path & path, const info_args & a,
+                                                    std::optional<workload::split_analysis> & split) {
     const auto p = single(a.engine, "model info --devices");
     check_range(a.n_ctx, "--ctx", 1, 1 << 24);
     engine::llama::model loaded(path, p);
     engine::llama::context ctx(loaded, p, {static_cast<uint32_t>(a.n_ctx), 1, false, false});
+    split = analyze_split_or_warn(loaded, p);
     return engine::llama::devices_in_use(loaded, &ctx.alloc());
 }
 
@@ -196,10 +200,12 @@ void run_info(const info_args & a) {
     const auto m = model::read_info(path);
     // --rpc and -ts only mean something for a load: they imply --devices.
     const bool devices = a.devices || !a.engine.rpc.empty() || !a.engine.tensor_split.empty();
-    const auto devs = devices ? load_devices(path, a) : std::vector<engine::llama::device_use>{};
+    std::optional<workload::split_analysis> split;
+    const auto devs = devices ? load_devices(path, a, split) : std::vector<engine::llama::device_use>{};
     if (a.json) {
         auto j = info_json(m);
         if (devices) j["devices"] = devices_json(devs);
+        if (split) j["split"] = report::split_json(*split);
         fmt::print("{}\n", j.dump(2));
         return;
     }
@@ -221,6 +227,7 @@ void run_info(const info_args & a) {
                fmtx::thousands(static_cast<int64_t>(m.n_params)));
     fmt::print("KV per token   f16 {} B, q8_0 {} B, q4_0 {} B\n", kv(GGML_TYPE_F16), kv(GGML_TYPE_Q8_0), kv(GGML_TYPE_Q4_0));
     if (devices) print_devices(devs, a.n_ctx);
+    if (split) fmt::print("\n{}", report::split_markdown(*split));
 }
 
 }  // namespace

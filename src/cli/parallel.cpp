@@ -11,6 +11,7 @@
 #include "model/quant.h"
 #include "model/ref.h"
 #include "report/measurements.h"
+#include "report/split.h"
 #include "telemetry/sampler.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
@@ -41,6 +42,7 @@ struct parallel_args {
     std::string mode = "lockstep";
     std::string output = "md";
     std::string export_path;
+    std::string split_baseline;
     store::store_flags db;
     engine_flags engine;
     continuous_flags continuous;
@@ -196,6 +198,9 @@ void run(const parallel_args & a) {
         return;
     }
 
+    const auto baseline = a.split_baseline.empty() ? std::vector<std::pair<std::string, double>>{}
+                                                   : workload::read_split_baseline(a.split_baseline);
+    std::optional<workload::split_analysis> split;  // when layers sit off the host (--rpc, GPUs)
     workload::lockstep_result partial;
     report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first W
     bool have_model_ctx = false;
@@ -206,7 +211,8 @@ void run(const parallel_args & a) {
     };
     const auto markdown = [&](bool interrupted) {
         return fmt::format("## Parallel Workload Performance ({} prompt / {} output tokens, lockstep)\n\n", c.n_prompt,
-                           c.n_predict) + report::parallel_markdown(with_mark(interrupted), c, kvpt);
+                           c.n_predict) + report::parallel_markdown(with_mark(interrupted), c, kvpt) +
+               (split ? "\n" + report::split_markdown(*split) : "");
     };
     results_writer writer(out, a.db, "parallel",
                           [&](bool interrupted) { return report::parallel_table(with_mark(interrupted), c, ctx); }, markdown);
@@ -224,8 +230,11 @@ void run(const parallel_args & a) {
             ctx = report::make_run_context(&m, globals().command_line);
             have_model_ctx = true;
             note_devices(m);
+            split = analyze_split_or_warn(m, c.params);
+            if (split) split->baseline_source = a.split_baseline;
         }
         partial.rows.push_back(row);
+        if (split) workload::attribute_lockstep(*split, partial.rows, c.params.n_ubatch, baseline);
         if (partial.base_workers == 0) partial.base_workers = row.workers;
         if (row.kv_bytes_allocated != 0 && !workload::kv_agrees(row.kv_bytes, row.kv_bytes_allocated)) {
             log::warn("{} workers: computed KV {} B but llama.cpp allocated {} B", row.workers, row.kv_bytes,
@@ -252,6 +261,7 @@ void run(const parallel_args & a) {
     }
     partial = result;
     writer.finish(ctx, result.interrupted);
+    if (split && out.stdout_format != report::format::md) fmt::print(stderr, "\n{}", report::split_markdown(*split));
     if (result.interrupted) throw error(error_kind::interrupted, "interrupted: the results above are partial");
 }
 
@@ -282,6 +292,7 @@ void add_parallel(CLI::App & root) {
                     "(continuous batching with real sampling, arrivals, latency percentiles)")->capture_default_str();
     cmd->add_option("-o,--output", a->output, "stdout format: md, csv, json, jsonl, sql")->capture_default_str();
     cmd->add_option("--export", a->export_path, "Also write results to FILE (.md .csv .json .jsonl .sql), updated after each W");
+    add_split_baseline_flag(cmd, a->split_baseline);
     add_engine_flags(cmd, a->engine);
     add_continuous_flags(cmd, a->continuous);
     add_store_flags(cmd, a->db);

@@ -1,4 +1,5 @@
 #include "report/evaluation.h"
+#include "report/split.h"
 
 #include "core/escape.h"
 #include "core/format.h"
@@ -196,6 +197,7 @@ json to_json(const evaluation & e) {
         j["parallel"]["fast"] = fj;
     }
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
+    if (e.split) j["split"] = split_json(*e.split);  // only where a run was split: earlier reports stay as they were
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
     j["tune"] = e.tune ? json(tune_json(*e.tune)) : json(nullptr);
     j["recommendations"] = {{"interactive", choice_json(e.rec.interactive, e.n_predict, e.price_per_hour, e.price_per_kwh)},
@@ -489,6 +491,7 @@ std::string to_markdown(const evaluation & e) {
     md += "### Parallel Scaling Analysis\n\n" + efficiency_block(e.lockstep) + "\n" + ascii_efficiency_chart(e.lockstep) + "\n";
     if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
     md += step_breakdown_markdown(e);
+    if (e.split) md += "#" + split_markdown(*e.split) + "\n";  // a subsection of the analysis
     if (e.serving) md += serving_markdown(*e.serving) + "\n";
     if (e.telemetry) md += telemetry_markdown(*e.telemetry);
 

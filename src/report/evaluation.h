@@ -11,6 +11,7 @@
 #include "workload/bench.h"
 #include "workload/fast.h"
 #include "workload/lockstep.h"
+#include "workload/split.h"
 
 #include <nlohmann/json.hpp>
 
@@ -45,6 +46,9 @@ struct evaluation {
     std::optional<workload::fast_result> fast;
     std::optional<workload::lockstep_row> verified;
     std::optional<hardware::roofline_report> roofline;
+    // With layers off the host (--rpc, several GPUs): what crosses between devices, the probed links and
+    // each measured step's transfer share (docs/scale-out.md "Split analysis"); absent on one device.
+    std::optional<workload::split_analysis> split;
     // Continuous batching with real sampling (the serving stage); absent with --no-serving.
     std::optional<serving_result> serving;
     recommend_options rec_opts;

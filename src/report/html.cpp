@@ -1,5 +1,6 @@
 #include "core/format.h"
 #include "report/evaluation.h"
+#include "report/split.h"
 #include "report/svg.h"
 #include "report/telemetry.h"
 
@@ -233,6 +234,7 @@ std::string to_html(const evaluation & e) {
         h += "</ul>";
     }
     h += telemetry_html(e.telemetry);
+    if (e.split) h += split_html(*e.split);
     if (e.roofline) {
         h += "<h2>Interpretation: roofline</h2><div class=\"charts\">" + roofline_chart(*e.roofline) + "</div><ul class=\"sentences\">";
         for (const auto & s : e.roofline->summary) h += "<li>" + escape(s) + "</li>";

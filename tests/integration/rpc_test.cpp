@@ -406,3 +406,108 @@ TEST(rpc, token_generation_over_emulated_links) {
                     tg, tg / tg_loopback);
     }
 }
+
+namespace {
+
+// The cells of the Markdown table row whose first cell is `first`, from the split section; empty when absent.
+std::vector<std::string> md_row(const std::string & text, const std::string & first) {
+    size_t at = text.find("## Split Analysis");
+    if (at == std::string::npos) return {};
+    while ((at = text.find("\n| " + first + " |", at)) != std::string::npos) {
+        const size_t end = text.find('\n', at + 1);
+        const std::string line = text.substr(at + 2, end - at - 2);
+        std::vector<std::string> cells;
+        size_t p = 1;
+        while (p < line.size()) {
+            const size_t q = line.find('|', p);
+            if (q == std::string::npos) break;
+            std::string c = line.substr(p, q - p);
+            c.erase(0, c.find_first_not_of(' '));
+            c.erase(c.find_last_not_of(' ') + 1);
+            cells.push_back(c);
+            p = q + 1;
+        }
+        return cells;
+    }
+    return {};
+}
+
+double number(std::string s) {
+    std::erase(s, ',');
+    return s.empty() ? -1 : std::atof(s.c_str());
+}
+
+struct split_run {
+    double rtt_ms = -1;       // the probed RTT of RPC0
+    double tg_step_ms = -1;   // one tg16 step
+    double tg_transfer_ms = -1;
+    double tg_bytes_kib = -1;
+    std::string out;
+};
+
+split_run bench_split(const std::string & endpoint) {
+    const auto r = im::test::run_infermeter({"bench", "-m", im::test::tiny_model().string(), "-ngl", "99", "-p", "16", "-n",
+                                             "16", "-r", "2", "-t", "1", "--rpc", endpoint, "--no-db"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    split_run s;
+    s.out = r.out;
+    const auto link = md_row(r.out, "host <-> RPC0");
+    if (link.size() >= 2) s.rtt_ms = number(link[1]);
+    const auto tg = md_row(r.out, "tg16");
+    if (tg.size() >= 5) {
+        s.tg_step_ms = number(tg[1]);
+        s.tg_bytes_kib = number(tg[2]);  // "596.5 KiB"
+        s.tg_transfer_ms = number(tg[4]);
+    }
+    return s;
+}
+
+}  // namespace
+
+// The split analysis (issue 12): bench over one RPC server prints what crosses per step (synth:tiny, 256
+// hidden, 151,936 logits: 1 KiB up, 593.5 KiB of logits down per token) with a probed RTT; behind a link
+// that delays 1 ms each way the probed RTT is >= 2 ms and the attributed transfer of a token grows by at
+// least the one round trip that reading the logits back costs. model info --json carries the same plan.
+TEST(rpc, split_analysis_probes_the_link_and_attributes_the_step) {
+    if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
+    const auto dir = im::test::temp_dir("rpc-split");
+    rpc_server server(dir / "server.log");
+    ASSERT_TRUE(server.running());
+
+    const auto info = im::test::run_infermeter({"model", "info", im::test::tiny_model().string(), "--json", "--rpc", server.endpoint()});
+    ASSERT_EQ(info.exit_code, 0) << info.err;
+    const auto ij = json::parse(info.out);
+    ASSERT_TRUE(ij.contains("split")) << info.out;
+    const double per_token = (ij["n_embd"].get<double>() + ij["n_vocab"].get<double>()) * 4;
+    EXPECT_DOUBLE_EQ(ij["split"]["decode_bytes_per_token"].get<double>(), per_token) << ij["split"].dump();
+    EXPECT_EQ(ij["split"]["decode_round_trips_per_step"], 1) << ij["split"].dump();
+    ASSERT_EQ(ij["split"]["links"].size(), 1u);
+    EXPECT_GT(ij["split"]["links"][0]["rtt_s"].get<double>(), 0);
+    EXPECT_GT(ij["split"]["links"][0]["down_bytes_per_s"].get<double>(), 1e6);
+
+    const auto direct = bench_split(server.endpoint());
+    ASSERT_NE(direct.out.find("## Split Analysis"), std::string::npos) << direct.out;
+    EXPECT_GT(direct.rtt_ms, 0) << direct.out;
+    EXPECT_LT(direct.rtt_ms, 2.0) << direct.out;
+    EXPECT_NEAR(direct.tg_bytes_kib, per_token / 1024, 0.1) << direct.out;
+    EXPECT_GT(direct.tg_transfer_ms, 0) << direct.out;
+    EXPECT_LT(direct.tg_transfer_ms, direct.tg_step_ms) << direct.out;
+
+    delay_link link(server.endpoint(), 1.0, 0, dir / "link.log");
+    ASSERT_TRUE(link.up()) << im::test::read_text(dir / "link.log");
+    const auto delayed = bench_split(link.endpoint());
+    std::printf("[ rpc ] split: RTT loopback %.3f ms, 1 ms link %.3f ms; tg16 step %.2f -> %.2f ms, transfer %.3f -> %.3f ms\n",
+                direct.rtt_ms, delayed.rtt_ms, direct.tg_step_ms, delayed.tg_step_ms, direct.tg_transfer_ms, delayed.tg_transfer_ms);
+    EXPECT_GE(delayed.rtt_ms, 2.0) << delayed.out;
+    EXPECT_LT(delayed.rtt_ms, 20.0) << delayed.out;
+    EXPECT_GE(delayed.tg_transfer_ms, direct.tg_transfer_ms + 2.0 * 0.95) << delayed.out;
+    EXPECT_LT(delayed.tg_transfer_ms, delayed.tg_step_ms) << delayed.out;
+}
+
+// A CPU-only run without --rpc has nothing crossing devices: no probe, no section.
+TEST(rpc, split_analysis_absent_on_one_device) {
+    const auto r = im::test::run_infermeter({"bench", "-m", im::test::tiny_model().string(), "-ngl", "0", "-p", "16", "-n", "0",
+                                             "-r", "1", "-t", "1", "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find("Split Analysis"), std::string::npos) << r.out;
+}
