@@ -77,10 +77,10 @@ struct trial {
     candidate settings;
     std::string changed;   // "axis=value" against the candidate it was derived from; empty for the baseline
     double score = 0;      // 0 when rejected or failed
-    double ttft_p50_ms = -1, tpot_p50_ms = -1;  // the measurement's latencies (-1: not measured)
     bool rejected = false; // changed the greedy tokens
     std::string check;     // the output check's detail (empty for the baseline)
     std::string failed;    // why it could not run (empty when it ran)
+    double ttft_p50_ms = -1, tpot_p50_ms = -1;  // the measurement's latencies (-1: not measured)
 };
 
 struct search_options {
