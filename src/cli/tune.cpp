@@ -106,6 +106,20 @@ void run(const tune_args & a) {
         if (!a.server_bin.empty() && access(a.server_bin.c_str(), X_OK) != 0) {
             throw_usage("--server-bin {}: not an executable file", a.server_bin);
         }
+        // A searched or sized flag given again would be overridden by (or override) the candidate's.
+        for (const auto & arg : a.server_args) {
+            const std::string name = arg.substr(0, arg.find('='));
+            for (const char * f : {"-fa", "--flash-attn", "-ub", "--ubatch-size", "-b", "--batch-size", "-t", "--threads",
+                                   "--threads-http", "-kvu", "--kv-unified", "-no-kvu", "--no-kv-unified", "-bs",
+                                   "--backend-sampling", "-np", "--parallel", "-c", "--ctx-size", "-m", "--model", "--host",
+                                   "--port"}) {
+                if (name == f) {
+                    throw_usage("--server-arg {}: tune sets it for every candidate (give a searched flag's baseline as "
+                                "tune's own flag, e.g. -ub 256; -np is -w)",
+                                arg);
+                }
+            }
+        }
     } else if (!a.server_bin.empty() || !a.server_args.empty()) {
         throw_usage("--server-bin and --server-arg are for --workload serve");
     }
@@ -115,7 +129,18 @@ void run(const tune_args & a) {
         launch_options lo;
         lo.bin = a.server_bin;
         lo.args = args;
-        return std::make_unique<launched_probe_server>(lo);
+        try {
+            return std::make_unique<launched_probe_server>(lo);
+        } catch (const error & e) {
+            if (e.kind() != error_kind::runtime) throw;
+            // A candidate the server refuses is a failed trial: its table cell gets the first line and the
+            // log's last one, not the whole tail.
+            const std::string m = e.what();
+            const auto first = m.substr(0, m.find('\n'));
+            auto tail = m.substr(0, m.find_last_not_of("\n ") + 1);
+            tail = tail.substr(tail.find_last_of('\n') + 1);
+            throw error(error_kind::runtime, tail == first ? first : first + " ... " + tail);
+        }
     };
     // One search per W, the budget shared evenly; the axes are the same at every W (serve: but -np and
     // --threads-http follow C).

@@ -133,6 +133,7 @@ TEST(tune_cli, serve_workload_tunes_llama_server_flags) {
              {"tune", "-m", "synth:tiny", "--workload", "serve", "--kv-types"},
              {"tune", "-m", "synth:tiny", "--workload", "serve", "--tie-margin", "0"},
              {"tune", "-m", "synth:tiny", "--server-arg=--no-warmup"},
+             {"tune", "-m", "synth:tiny", "--workload", "serve", "--server-arg=-ub", "--server-arg=64"},
              {"tune", "-m", "synth:tiny", "--workload", "bogus"}}) {
         EXPECT_EQ(run_infermeter(args).exit_code, 2) << args.back();
     }
