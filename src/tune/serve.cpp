@@ -83,7 +83,7 @@ output_check compare_answers(const std::vector<reference_answer> & ref, const st
         r.detail = d.token < 0 ? fmt::format("other text: answer {} of {} diverged from the baseline's at byte {}, past its end", i + 1,
                                              r.n_rows, d.byte)
                                : fmt::format("other text: {} of {} answers diverged, {} where the baseline's choice was clear "
-                                             "(answer {}, token {}: top-2 probabilities {:.4f} / {:.4f}, gap {:.4f} >= {:g})",
+                                             "(answer {}, token {}: top-2 probabilities {:.3g} / {:.3g}, gap {:.3g} >= {:g})",
                                              r.n_flips, r.n_rows, r.n_flips - r.n_near_ties, i + 1, d.token + 1,
                                              ref[i][static_cast<size_t>(d.token)].p1, ref[i][static_cast<size_t>(d.token)].p2,
                                              d.gap, tie_margin);
@@ -326,12 +326,15 @@ evaluator serve_evaluator(const serve_config & c, const std::vector<axis> & axes
             for (const auto & a : st->reference) n_tokens += a.size();
             chk.detail = fmt::format("reference: {} answers, {} tokens, taken one request at a time with n_probs = 2; "
                                      "{:.1f}% of the baseline's tokens are near ties (top-2 probabilities within {:g}){}; "
-                                     "its own probe at C = {}: {}",
+                                     "its own probe at C = {}: {}{}",
                                      st->reference.size(), n_tokens, 100 * share, st->c.tie_margin,
                                      share >= 0.5 ? ": near-flat distributions (a random-weight model?), so the tie rule, "
                                                     "not the text, decides this check"
                                                   : "",
-                                     st->c.concurrency, chk.detail);
+                                     st->c.concurrency, chk.detail,
+                                     chk.same ? ""
+                                              : " — the baseline fails its own check: batching alone moved its text here, so "
+                                                "candidates rejected like it are not told apart from it (a larger --tie-margin?)");
             chk.same = true;
         }
         return chk;
