@@ -18,6 +18,7 @@
 #include "dataset/vocab.h"
 #include "engine/http/client.h"
 #include "engine/http/metrics.h"
+#include "engine/text_keeping.h"
 #include "model/info.h"
 #include "model/ref.h"
 #include "report/requests.h"
@@ -64,23 +65,6 @@ struct serve_args {
     std::string start_at;  // --start-at: RFC 3339 UTC or epoch seconds
 };
 
-// llama-server's flags for the engine flags given (the same ones the in-process runs use).
-std::vector<std::string> server_engine_args(const engine_flags & f) {
-    std::vector<std::string> v{"-ngl", f.n_gpu_layers, "-b", f.n_batch, "-ub", f.n_ubatch};
-    const std::string fa = f.flash_attn == "1" ? "on" : f.flash_attn == "0" ? "off" : f.flash_attn;
-    v.insert(v.end(), {"-fa", fa});
-    if (!f.threads.empty()) v.insert(v.end(), {"-t", f.threads, "-tb", f.threads});
-    if (f.type_k != "f16") v.insert(v.end(), {"-ctk", f.type_k});
-    if (f.type_v != "f16") v.insert(v.end(), {"-ctv", f.type_v});
-    if (f.mmap == "0") v.push_back("--no-mmap");
-    if (f.poll != "50") v.insert(v.end(), {"--poll", f.poll});
-    if (f.split_mode != "layer") v.insert(v.end(), {"-sm", f.split_mode});
-    if (f.main_gpu != "0") v.insert(v.end(), {"-mg", f.main_gpu});
-    if (!f.tensor_split.empty()) v.insert(v.end(), {"-ts", f.tensor_split});  // llama-server reads "3,1" and "3/1"
-    if (!f.rpc.empty()) v.insert(v.end(), {"--rpc", f.rpc});
-    return v;
-}
-
 // Sequence slots the launched server needs: the largest concurrency any level can reach.
 int server_slots(const request_flags & f, const std::vector<workload::request_workload> & levels) {
     if (f.find_capacity) return f.capacity_max_concurrency;
@@ -107,37 +91,6 @@ struct level_check {
     int n_tokenized_vs_chunks = 0;   // own count differs from the tokens the stream reported
     int n_tokenized_vs_usage = 0;    // own count differs from the server's usage
     int max_tokenized_diff = 0;      // largest |own − server usage| (or − streamed when no usage)
-};
-
-// Passes everything through to the HTTP engine and keeps each request's streamed text, so the
-// output can be counted with infermeter's own tokenizer (DESIGN §2.5: token counts three ways).
-class text_keeping_engine : public engine::request_engine {
-  public:
-    explicit text_keeping_engine(engine::request_engine & inner) : inner_(inner) {}
-    int64_t now_ns() const override { return inner_.now_ns(); }
-    void submit(engine::request r) override { inner_.submit(std::move(r)); }
-    void poll(int64_t deadline_ns, std::vector<engine::event> & out) override {
-        const size_t first = out.size();
-        inner_.poll(deadline_ns, out);
-        for (size_t i = first; i < out.size(); ++i) {
-            if (out[i].kind == engine::event_kind::tokens) text_[out[i].id] += out[i].text;
-        }
-    }
-    size_t in_flight() const override { return inner_.in_flight(); }
-    void cancel_all() override { inner_.cancel_all(); }
-    std::string describe() const override { return inner_.describe(); }
-    // The text of request `id` so far; forgets it.
-    std::string take_text(uint64_t id) {
-        auto it = text_.find(id);
-        if (it == text_.end()) return {};
-        std::string t = std::move(it->second);
-        text_.erase(it);
-        return t;
-    }
-
-  private:
-    engine::request_engine & inner_;
-    std::unordered_map<uint64_t, std::string> text_;
 };
 
 int64_t process_cpu_ns() {
@@ -430,7 +383,7 @@ void run(const serve_args & a) {
     }
 
     engine::http::http_engine http(copts);
-    text_keeping_engine eng(http);
+    engine::text_keeping_engine eng(http);
     std::vector<llama_token> token_buf;
     log::info("serve: {}", http.describe());
     std::string metrics_url = metrics_url_from(hf);

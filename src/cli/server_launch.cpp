@@ -56,6 +56,24 @@ long health_status(const std::string & url) {
 
 }  // namespace
 
+std::vector<std::string> server_engine_args(const engine_flags & f, bool tunable) {
+    std::vector<std::string> v{"-ngl", f.n_gpu_layers};
+    if (tunable) {
+        const std::string fa = f.flash_attn == "1" ? "on" : f.flash_attn == "0" ? "off" : f.flash_attn;
+        v.insert(v.end(), {"-b", f.n_batch, "-ub", f.n_ubatch, "-fa", fa});
+        if (!f.threads.empty()) v.insert(v.end(), {"-t", f.threads, "-tb", f.threads});
+    }
+    if (f.type_k != "f16") v.insert(v.end(), {"-ctk", f.type_k});
+    if (f.type_v != "f16") v.insert(v.end(), {"-ctv", f.type_v});
+    if (f.mmap == "0") v.push_back("--no-mmap");
+    if (f.poll != "50") v.insert(v.end(), {"--poll", f.poll});
+    if (f.split_mode != "layer") v.insert(v.end(), {"-sm", f.split_mode});
+    if (f.main_gpu != "0") v.insert(v.end(), {"-mg", f.main_gpu});
+    if (!f.tensor_split.empty()) v.insert(v.end(), {"-ts", f.tensor_split});  // llama-server reads "3,1" and "3/1"
+    if (!f.rpc.empty()) v.insert(v.end(), {"--rpc", f.rpc});
+    return v;
+}
+
 std::string default_server_bin() {
     std::error_code ec;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);

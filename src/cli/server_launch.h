@@ -1,5 +1,7 @@
 #pragma once
 
+#include "cli/engine_flags.h"
+
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -37,6 +39,11 @@ class launched_server {
     int port_ = 0;
     pid_t pid_ = -1;
 };
+
+// llama-server's flags for the engine flags given (the same ones the in-process runs use). Without
+// `tunable`, the flags `tune --workload serve` searches (-b, -ub, -fa, -t/-tb) are left out: the search
+// sets them per candidate.
+std::vector<std::string> server_engine_args(const engine_flags & f, bool tunable = true);
 
 // The llama-server beside the running executable (build/bin/llama-server for build/bin/infermeter).
 std::string default_server_bin();

@@ -272,7 +272,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
         tc.n_predict = std::clamp(e.n_predict, 8, 128);
         tc.offloaded = opts.params.n_gpu_layers != 0 && !engine::gpu_info().empty();
         report::tune_section t{opts.model_ref, tc.workers, tc.n_prompt, tc.n_predict, opts.tune_budget_s,
-                               tune::inprocess_axes(tc), {}, "", "lockstep"};
+                               tune::inprocess_axes(tc), {}, "", "lockstep", "", 0};
         if (previous.contains("tune") && previous["tune"].contains("best")) {
             stage(2, "tune", "reusing the settings the interrupted run found");
             t.result.baseline = previous["tune"]["baseline"].get<tune::candidate>();

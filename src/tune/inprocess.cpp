@@ -18,53 +18,48 @@
 
 namespace im::tune {
 
-namespace {
-
 using engine::llama::flash_attn;
-
-// Values with the baseline's first and no repeats.
-std::vector<std::string> first_then(const std::string & base, const std::vector<std::string> & others) {
-    std::vector<std::string> v{base};
-    for (const auto & o : others) {
-        if (std::find(v.begin(), v.end(), o) == v.end()) v.push_back(o);
-    }
-    return v;
-}
-
-}  // namespace
 
 workload_kind workload_from_name(const std::string & name) {
     if (name == "lockstep") return workload_kind::lockstep;
     if (name == "continuous") return workload_kind::continuous;
-    throw_usage("--workload {}: lockstep or continuous (serve: not built yet)", name);
+    if (name == "serve") return workload_kind::serve;
+    throw_usage("--workload {}: lockstep, continuous or serve", name);
 }
 
-const char * workload_name(workload_kind k) { return k == workload_kind::continuous ? "continuous" : "lockstep"; }
+const char * workload_name(workload_kind k) {
+    switch (k) {
+        case workload_kind::lockstep: return "lockstep";
+        case workload_kind::continuous: return "continuous";
+        case workload_kind::serve: return "serve";
+    }
+    return "lockstep";
+}
 
 std::vector<axis> inprocess_axes(const inprocess_config & c) {
     std::vector<axis> axes;
     // Continuous: where the sampler runs first (on the H200 it moved 64 streams from 0.16 to 0.59 of lockstep).
     if (c.workload == workload_kind::continuous) {
-        axes.push_back({"--backend-sampling", first_then(c.backend_sampling ? "1" : "0", {"0", "1"}), true});
+        axes.push_back({"--backend-sampling", values_first(c.backend_sampling ? "1" : "0", {"0", "1"}), true});
     }
-    axes.push_back({"-fa", first_then(engine::llama::flash_attn_name(c.base.fa), {"on", "off"})});
+    axes.push_back({"-fa", values_first(engine::llama::flash_attn_name(c.base.fa), {"on", "off"})});
     std::vector<std::string> ub;
     for (int u : {128, 256, 512, 1024, 2048}) {
         if (u <= c.base.n_batch) ub.push_back(std::to_string(u));
     }
-    axes.push_back({"-ub", first_then(std::to_string(c.base.n_ubatch), ub)});
-    axes.push_back({"--kv-unified", first_then(c.kv_unified ? "1" : "0", {"0", "1"}), true});
+    axes.push_back({"-ub", values_first(std::to_string(c.base.n_ubatch), ub)});
+    axes.push_back({"--kv-unified", values_first(c.kv_unified ? "1" : "0", {"0", "1"}), true});
     if (!c.offloaded) {
         const int logical = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         const int base_t = c.base.n_threads > 0 ? c.base.n_threads : engine::llama::default_threads();
         std::vector<std::string> ts;
         for (int t : {logical, std::max(1, logical / 2), std::max(1, base_t / 2)}) ts.push_back(std::to_string(t));
-        axes.push_back({"-t", first_then(std::to_string(base_t), ts)});
-        axes.push_back({"--poll", first_then(std::to_string(c.base.poll), {"0", "50", "100"})});
+        axes.push_back({"-t", values_first(std::to_string(base_t), ts)});
+        axes.push_back({"--poll", values_first(std::to_string(c.base.poll), {"0", "50", "100"})});
     }
     if (c.kv_types) {
-        axes.push_back({"-ctk", first_then(ggml_type_name(c.base.type_k), {"f16", "q8_0"})});
-        axes.push_back({"-ctv", first_then(ggml_type_name(c.base.type_v), {"f16", "q8_0"})});
+        axes.push_back({"-ctk", values_first(ggml_type_name(c.base.type_k), {"f16", "q8_0"})});
+        axes.push_back({"-ctv", values_first(ggml_type_name(c.base.type_v), {"f16", "q8_0"})});
     }
     return axes;
 }
@@ -175,6 +170,7 @@ double measure_continuous(const inprocess_config & c, const candidate & cand) {
 }  // namespace
 
 evaluator inprocess_evaluator(const inprocess_config & c) {
+    IM_CHECK(c.workload != workload_kind::serve, "tune: the serve workload has its own evaluator (tune/serve.h)");
     const int64_t t0 = clock::now_ns();
     auto baseline = std::make_shared<std::optional<greedy_trace>>();
     evaluator ev;

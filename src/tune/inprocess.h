@@ -18,8 +18,9 @@ namespace im::tune {
 enum class workload_kind {
     lockstep,    // generation t/s of one lockstep row (no sampling: llama-batched-bench semantics)
     continuous,  // decode-step t/s of continuous batching with greedy sampling, W requests started together
+    serve,       // llama-server's own flags: output t/s of a closed loop over HTTP (tune/serve.h, not in-process)
 };
-workload_kind workload_from_name(const std::string & name);  // "lockstep" | "continuous"; usage error naming --workload
+workload_kind workload_from_name(const std::string & name);  // "lockstep" | "continuous" | "serve"; usage error naming --workload
 const char * workload_name(workload_kind k);
 
 struct inprocess_config {

@@ -13,6 +13,14 @@
 
 namespace im::tune {
 
+std::vector<std::string> values_first(const std::string & base, const std::vector<std::string> & others) {
+    std::vector<std::string> v{base};
+    for (const auto & o : others) {
+        if (std::find(v.begin(), v.end(), o) == v.end()) v.push_back(o);
+    }
+    return v;
+}
+
 const trial * search_result::costliest() const {
     const trial * worst = nullptr;
     for (const auto & t : trials) {
@@ -82,7 +90,7 @@ std::vector<pareto_point> pareto_front(const std::vector<std::pair<int, const se
     for (const auto & [w, r] : levels) {
         for (const auto & t : r->trials) {
             if (t.rejected || !t.failed.empty() || t.score <= 0) continue;
-            all.push_back({w, t.settings, t.score, 1000.0 * w / t.score});
+            all.push_back({w, t.settings, t.score, t.tpot_p50_ms >= 0 ? t.tpot_p50_ms : 1000.0 * w / t.score, t.ttft_p50_ms});
         }
     }
     std::vector<pareto_point> front;
@@ -120,12 +128,15 @@ search_result coordinate_descent(const std::vector<axis> & axes, const evaluator
         try {
             output_check chk;
             chk.same = true;
-            if (!changed.empty()) chk = ev.same_outputs(c);
+            if (!changed.empty() || ev.check_baseline) chk = ev.same_outputs(c);
             t.check = chk.detail;
-            if (!chk.same) {
+            if (!chk.same && !changed.empty()) {
                 t.rejected = true;
             } else {
-                t.score = ev.measure(c);
+                const measurement m = ev.measure(c);
+                t.score = m.score;
+                t.ttft_p50_ms = m.ttft_p50_ms;
+                t.tpot_p50_ms = m.tpot_p50_ms;
             }
         } catch (const im::error & e) {
             if (e.kind() == error_kind::interrupted) throw;
@@ -179,8 +190,8 @@ search_result coordinate_descent(const std::vector<axis> & axes, const evaluator
     r.confirmed = false;
     if (r.best != r.baseline && !interrupt::requested()) {
         for (int i = 0; i < o.confirm_runs; ++i) {
-            r.confirm_baseline.push_back(ev.measure(r.baseline));
-            r.confirm_best.push_back(ev.measure(r.best));
+            r.confirm_baseline.push_back(ev.measure(r.baseline).score);
+            r.confirm_best.push_back(ev.measure(r.best).score);
         }
         const double b = stats::percentile(r.confirm_baseline, 50), t = stats::percentile(r.confirm_best, 50);
         r.confirmed_gain = b > 0 ? t / b - 1 : 0;

@@ -21,6 +21,9 @@ struct axis {
     bool is_switch = false;  // a flag without a value ("--kv-unified"): values "0" / "1"
 };
 
+// An axis's values: `base` first, then `others` without repeats.
+std::vector<std::string> values_first(const std::string & base, const std::vector<std::string> & others);
+
 // A full assignment: axis name -> value.
 using candidate = std::map<std::string, std::string>;
 
@@ -47,13 +50,27 @@ struct output_check {
 };
 output_check compare_greedy(const greedy_trace & baseline, const greedy_trace & cand, double max_rel_noise = 0.10);
 
+// One measurement of a candidate: its score and, where the workload has requests (serve), their
+// median latencies (-1: not measured; the Pareto front then uses 1000 · W / score per stream).
+struct measurement {
+    double score = 0;           // higher is better (aggregate generation / output t/s)
+    double ttft_p50_ms = -1;    // median time to first token (DESIGN §2.5)
+    double tpot_p50_ms = -1;    // median time per output token after the first
+    measurement() = default;
+    measurement(double s) : score(s) {}  // NOLINT: a bare score is a measurement without latencies
+};
+
 struct evaluator {
-    // Higher is better (aggregate generation t/s). Throws im::error when the candidate cannot run.
-    std::function<double(const candidate &)> measure;
+    // Throws im::error when the candidate cannot run.
+    std::function<measurement(const candidate &)> measure;
     // The candidate's greedy results against the baseline's.
     std::function<output_check(const candidate &)> same_outputs;
     // Seconds since the search started (the budget is checked before each measurement).
     std::function<double()> elapsed_s;
+    // Also run same_outputs on the baseline (before measuring it) and keep its detail: for workloads
+    // whose results vary from run to run (HTTP under concurrency), the baseline against its own reference.
+    // The baseline is never rejected.
+    bool check_baseline = false;
 };
 
 struct trial {
@@ -63,6 +80,7 @@ struct trial {
     bool rejected = false; // changed the greedy tokens
     std::string check;     // the output check's detail (empty for the baseline)
     std::string failed;    // why it could not run (empty when it ran)
+    double ttft_p50_ms = -1, tpot_p50_ms = -1;  // the measurement's latencies (-1: not measured)
 };
 
 struct search_options {
@@ -93,13 +111,15 @@ struct search_result {
 search_result coordinate_descent(const std::vector<axis> & axes, const evaluator & ev, const search_options & o);
 
 // Across worker counts: the measured (W, settings) points no other point beats on both aggregate
-// generation t/s (higher) and per-stream time per token (lower; W / aggregate t/s). Sorted by W, then
-// by throughput. Rejected and failed trials are not points.
+// generation t/s (higher) and per-stream time per token (lower; the trial's measured p50 TPOT where it
+// has one, else 1000 · W / aggregate t/s). Sorted by W, then by throughput. Rejected and failed trials
+// are not points.
 struct pareto_point {
     int workers = 0;
     candidate settings;
     double aggregate_tps = 0;
-    double ms_per_token = 0;  // per stream: 1000 · W / aggregate_tps
+    double ms_per_token = 0;  // per stream: the measured p50 TPOT, else 1000 · W / aggregate_tps
+    double ttft_p50_ms = -1;  // measured p50 TTFT (-1: not measured)
 };
 std::vector<pareto_point> pareto_front(const std::vector<std::pair<int, const search_result *>> & levels);
 

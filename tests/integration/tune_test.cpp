@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -89,5 +91,50 @@ TEST(tune_cli, continuous_workload_searches_backend_sampling) {
     ASSERT_EQ(md.exit_code, 0) << md.err;
     EXPECT_NE(md.out.find("`infermeter parallel -m synth:tiny --mode continuous --concurrency 2 -p 16 -n 16"), std::string::npos)
         << md.out;
-    EXPECT_EQ(run_infermeter({"tune", "-m", "synth:tiny", "--workload", "serve"}).exit_code, 2);
+}
+
+// --workload serve (issue 11): the real llama-server from build/bin, launched per candidate on 127.0.0.1;
+// the recommended command is a llama-server command line, the Pareto front has a row, and the JSON export
+// carries every candidate with its score, latencies and verdict. On synth:tiny (random weights) the
+// baseline's distributions are near-flat and the output says the tie rule decides the check.
+TEST(tune_cli, serve_workload_tunes_llama_server_flags) {
+    if (!std::filesystem::exists(im::test::bin_path("llama-server"))) GTEST_SKIP() << "llama-server was not built";
+    const auto json_path = (im::test::temp_dir("tune-serve") / "tune.json").string();
+    const auto r = run_infermeter({"tune", "-m", "synth:tiny", "--workload", "serve", "-w", "2", "-p", "16", "-n", "16",
+                                   "--budget", "25s", "-t", "1", "--export", json_path});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const char * s : {"## Tune: synth:tiny at C = 2 (llama-server", "| 1 | baseline |", "**Recommended command:** `llama-server -m ",
+                           " -np 2 -c ", "## Pareto front", "| 2 | `", "the tie rule, not the text, decides this check"}) {
+        EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+    }
+    std::ifstream f(json_path);
+    const auto j = nlohmann::json::parse(f);
+    EXPECT_EQ(j["workload"], "serve");
+    EXPECT_EQ(j["baseline"]["--backend-sampling"], "0");
+    EXPECT_EQ(j["baseline"]["-t"], "1");
+    EXPECT_EQ(j["recommended_command"].get<std::string>().rfind("llama-server -m ", 0), 0u) << j["recommended_command"];
+    ASSERT_GE(j["trials"].size(), 2u) << j.dump(2);
+    EXPECT_EQ(j["trials"][0]["verdict"], "baseline");
+    EXPECT_EQ(j["trials"][1]["change"], "--backend-sampling=1");
+    for (const auto & t : j["trials"]) {
+        const std::string verdict = t["verdict"];
+        const bool ran = verdict == "baseline" || verdict.rfind("accepted", 0) == 0;
+        EXPECT_TRUE(ran || verdict == "rejected" || verdict == "failed") << t.dump();
+        EXPECT_EQ(ran, t["gen_tps"].get<double>() > 0) << t.dump();
+        if (ran) {
+            EXPECT_GT(t["tpot_p50_ms"].get<double>(), 0) << t.dump();
+            EXPECT_GT(t["ttft_p50_ms"].get<double>(), 0) << t.dump();
+        }
+    }
+    ASSERT_GE(j["pareto"].size(), 1u);
+    EXPECT_EQ(j["pareto"][0]["workers"], 2);
+    // Usage errors before any server starts.
+    for (const auto & args : std::vector<std::vector<std::string>>{
+             {"tune", "-m", "synth:tiny", "--workload", "serve", "--kv-types"},
+             {"tune", "-m", "synth:tiny", "--workload", "serve", "--tie-margin", "0"},
+             {"tune", "-m", "synth:tiny", "--server-arg=--no-warmup"},
+             {"tune", "-m", "synth:tiny", "--workload", "serve", "--server-arg=-ub", "--server-arg=64"},
+             {"tune", "-m", "synth:tiny", "--workload", "bogus"}}) {
+        EXPECT_EQ(run_infermeter(args).exit_code, 2) << args.back();
+    }
 }

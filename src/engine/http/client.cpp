@@ -782,4 +782,49 @@ client_stats http_engine::stats() const {
     return s;
 }
 
+namespace {
+
+size_t collect_body(char * data, size_t size, size_t n, void * userp) {
+    auto * s = static_cast<std::string *>(userp);
+    if (s->size() > (size_t(64) << 20)) return 0;  // not load: an answer here is small; stop at 64 MiB
+    s->append(data, size * n);
+    return size * n;
+}
+
+}  // namespace
+
+plain_answer fetch_once(const std::string & url, const std::string & post_json, int64_t timeout_ms,
+                        const std::vector<std::string> & headers, const std::string & api_key) {
+    global_init_once();
+    plain_answer a;
+    CURL * easy = curl_easy_init();
+    if (!easy) {
+        a.error = "libcurl could not create a request";
+        return a;
+    }
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_slist * list = nullptr;
+    if (!api_key.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + api_key).c_str());
+    for (const auto & h : headers) list = curl_slist_append(list, h.c_str());
+    if (!post_json.empty()) {
+        list = curl_slist_append(list, "Content-Type: application/json");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, post_json.c_str());
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, long(post_json.size()));
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &collect_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &a.body);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, long(timeout_ms));
+    const CURLcode rc = curl_easy_perform(easy);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &a.status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(easy);
+    a.ok = rc == CURLE_OK;
+    if (!a.ok) a.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    return a;
+}
+
 }  // namespace im::engine::http

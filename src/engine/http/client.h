@@ -115,6 +115,18 @@ class http_engine : public request_engine {
     std::unique_ptr<shared_state> shared_;
 };
 
+// One blocking exchange without streaming, for what is not load: a GET (`post_json` empty) or a POST of
+// `post_json` as application/json. `headers` and a Bearer `api_key` go with it (the key is never printed).
+// The body is kept up to 64 MiB. `error` is curl's reason when no answer came (then ok is false).
+struct plain_answer {
+    bool ok = false;
+    long status = 0;
+    std::string body;
+    std::string error;
+};
+plain_answer fetch_once(const std::string & url, const std::string & post_json, int64_t timeout_ms,
+                        const std::vector<std::string> & headers = {}, const std::string & api_key = "");
+
 // "http://host:8080" + endpoint → "http://host:8080/v1/completions"; a URL that already ends in a
 // known endpoint path is kept (and sets the endpoint when none was given). Throws im::error (usage)
 // naming --url for anything but http:// and https:// URLs, and --endpoint on a conflict.

@@ -1,13 +1,11 @@
 #include "engine/http/metrics.h"
 
 #include "core/error.h"
-
-#include <curl/curl.h>
+#include "engine/http/client.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <mutex>
 #include <utility>
 
 namespace im::engine::http {
@@ -190,51 +188,20 @@ metric_samples diff_metrics(const metric_samples & before, const metric_samples 
     return d;
 }
 
-namespace {
-
-size_t collect(char * data, size_t size, size_t n, void * userp) {
-    auto * s = static_cast<std::string *>(userp);
-    if (s->size() > (size_t(64) << 20)) return 0;  // a metrics page is small; stop at 64 MiB
-    s->append(data, size * n);
-    return size * n;
-}
-
-}  // namespace
-
 metrics_text scrape_metrics(const std::string & url, int64_t timeout_ms, const std::vector<std::string> & headers,
                             const std::string & api_key) {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    CURL * easy = curl_easy_init();
-    if (!easy) throw_runtime("libcurl could not create a request for {}", url);
-    std::string body;
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_slist * list = nullptr;
-    if (!api_key.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + api_key).c_str());
-    for (const auto & h : headers) list = curl_slist_append(list, h.c_str());
-    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &collect);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, long(timeout_ms));
-    const CURLcode rc = curl_easy_perform(easy);
-    long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(easy);
-    if (rc != CURLE_OK) {
+    const plain_answer a = fetch_once(url, "", timeout_ms, headers, api_key);
+    if (!a.ok) {
         throw_runtime("cannot read server metrics from {}: {} (check --metrics-url, or start llama-server with "
                       "--metrics)",
-                      url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                      url, a.error);
     }
-    if (status != 200) {
+    if (a.status != 200) {
         throw_runtime("server metrics at {} answered HTTP {} (llama-server serves /metrics only with --metrics; "
                       "check --metrics-url)",
-                      url, status);
+                      url, a.status);
     }
-    return parse_metrics(body);
+    return parse_metrics(a.body);
 }
 
 }  // namespace im::engine::http

@@ -65,6 +65,7 @@ std::string body_with(api a, const body_options & o, json prompt, int n_predict)
     if (a != api::llama && o.include_usage) b["stream_options"] = json{{"include_usage", true}};
     if (o.ignore_eos) b["ignore_eos"] = true;
     if (o.temperature >= 0) b["temperature"] = o.temperature;
+    if (o.seed >= 0) b["seed"] = o.seed;
     // Invalid UTF-8 in a prompt is replaced rather than failing the whole run.
     return b.dump(-1, ' ', false, json::error_handler_t::replace);
 }

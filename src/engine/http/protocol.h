@@ -28,6 +28,7 @@ struct body_options {
     bool ignore_eos = true;      // "ignore_eos": honour the requested output length
     bool include_usage = true;   // "stream_options": {"include_usage": true} (OpenAI endpoints)
     double temperature = 0.0;    // "temperature"; negative = leave it to the server (0 = greedy)
+    int64_t seed = -1;           // "seed"; omitted when negative (tune's probes fix it)
 };
 
 // The JSON body of a streaming request for `prompt` asking for `n_predict` tokens

@@ -113,7 +113,7 @@ TEST(tune_search, a_gain_that_does_not_survive_confirmation_is_dropped) {
     const auto inner = ev.measure;
     ev.measure = [&](const candidate & c) {
         ++calls;
-        const double s = inner(c);
+        const double s = inner(c).score;
         // Calls 3.. are the confirmation (baseline, best alternating): the best reads 5% low there.
         return calls >= 3 && c.at("-fa") == "on" ? s * 0.95 : s;
     };
