@@ -494,8 +494,15 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
         else e.stages_done.push_back("serving");
     }
 
-    // 5. roofline
-    if (!e.interrupted) {
+    // 5. roofline. Over --rpc the model's layers run on the servers' devices: probing them means sending the
+    // probes' GiB-sized tensors over the network (minutes on loopback, and a ggml-rpc-server was seen to stop
+    // accepting connections after it), and the local device's ceilings would describe hardware the model does
+    // not run on. --device-spec gives the servers' figures.
+    if (!e.interrupted && !opts.params.rpc.empty() && opts.device_spec.empty()) {
+        e.roofline_note = "the model runs on RPC servers (--rpc), whose ceilings are not probed over the network; pass "
+                          "--device-spec with their hardware (a datasheet name or bw=...,flops=...) for this section";
+        log::warn("roofline: {}", e.roofline_note);
+    } else if (!e.interrupted) {
         stage(n_stages - 1, "roofline", opts.device_spec.empty() ? "measuring memory bandwidth and matmul rate (cached per machine)"
                                                       : "against --device-spec " + opts.device_spec);
         hardware::ceilings ceil;

@@ -197,6 +197,7 @@ json to_json(const evaluation & e) {
         j["parallel"]["fast"] = fj;
     }
     j["roofline"] = e.roofline ? hardware::to_json(*e.roofline) : json(nullptr);
+    if (!e.roofline_note.empty()) j["roofline_note"] = e.roofline_note;
     if (e.split) j["split"] = split_json(*e.split);  // only where a run was split: earlier reports stay as they were
     j["serving"] = e.serving ? json(serving_json(*e.serving)) : json(nullptr);
     j["tune"] = e.tune ? json(tune_json(*e.tune)) : json(nullptr);
@@ -490,6 +491,7 @@ std::string to_markdown(const evaluation & e) {
     }
     md += "### Parallel Scaling Analysis\n\n" + efficiency_block(e.lockstep) + "\n" + ascii_efficiency_chart(e.lockstep) + "\n";
     if (e.roofline) md += hardware::to_markdown(*e.roofline) + "\n";
+    if (!e.roofline_note.empty()) md += fmt::format("### Roofline\n\nNot run: {}\n\n", esc::md_text(e.roofline_note));
     md += step_breakdown_markdown(e);
     if (e.split) md += "#" + split_markdown(*e.split) + "\n";  // a subsection of the analysis
     if (e.serving) md += serving_markdown(*e.serving) + "\n";

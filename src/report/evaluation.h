@@ -46,6 +46,7 @@ struct evaluation {
     std::optional<workload::fast_result> fast;
     std::optional<workload::lockstep_row> verified;
     std::optional<hardware::roofline_report> roofline;
+    std::string roofline_note;            // why there is no roofline (empty when there is one, or it was not reached)
     // With layers off the host (--rpc, several GPUs): what crosses between devices, the probed links and
     // each measured step's transfer share (docs/scale-out.md "Split analysis"); absent on one device.
     std::optional<workload::split_analysis> split;

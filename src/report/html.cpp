@@ -235,6 +235,7 @@ std::string to_html(const evaluation & e) {
     }
     h += telemetry_html(e.telemetry);
     if (e.split) h += split_html(*e.split);
+    if (!e.roofline_note.empty()) h += "<h2>Interpretation: roofline</h2><p>Not run: " + escape(e.roofline_note) + "</p>";
     if (e.roofline) {
         h += "<h2>Interpretation: roofline</h2><div class=\"charts\">" + roofline_chart(*e.roofline) + "</div><ul class=\"sentences\">";
         for (const auto & s : e.roofline->summary) h += "<li>" + escape(s) + "</li>";

@@ -511,3 +511,26 @@ TEST(rpc, split_analysis_absent_on_one_device) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out.find("Split Analysis"), std::string::npos) << r.out;
 }
+
+// evaluate over --rpc: the split analysis is a section of the report, and the roofline, whose probes would
+// send GiB-sized tensors to the servers (over five minutes on loopback), is not run but says why.
+TEST(rpc, evaluate_reports_the_split_and_says_why_there_is_no_roofline) {
+    if (!rpc_built()) GTEST_SKIP() << "build/bin/ggml-rpc-server was not built (INFERMETER_RPC=1 ./scripts/build)";
+    const auto dir = im::test::temp_dir("rpc-evaluate");
+    rpc_server server(dir / "server.log");
+    ASSERT_TRUE(server.running());
+    const auto out = dir / "report";
+    const auto r = im::test::run_infermeter({"evaluate", "-m", im::test::tiny_model().string(), "--rpc", server.endpoint(),
+                                             "-ngl", "99", "-t", "1", "--profile", "quick", "--no-serving", "-w", "1", "-p", "16",
+                                             "-n", "8", "--out", out.string(), "--no-db"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("roofline: the model runs on RPC servers"), std::string::npos) << r.err;
+    const auto md = im::test::read_text(out / "report.md");
+    EXPECT_NE(md.find("Not run: the model runs on RPC servers (--rpc)"), std::string::npos) << md;
+    EXPECT_NE(md.find("Split Analysis"), std::string::npos) << md;
+    const auto j = json::parse(im::test::read_text(out / "report.json"));
+    EXPECT_TRUE(j["roofline"].is_null());
+    EXPECT_NE(j.value("roofline_note", "").find("--device-spec"), std::string::npos) << j.dump().substr(0, 400);
+    EXPECT_TRUE(j.contains("split"));
+    EXPECT_NE(im::test::read_text(out / "report.html").find("Not run: the model runs on RPC servers"), std::string::npos);
+}
