@@ -47,6 +47,7 @@ struct tune_args {
     std::string server_bin;
     std::vector<std::string> server_args;
     double tie_margin = 0.03;
+    int probe_requests = 3;
 };
 
 // serve --launch-server's machinery behind the evaluator's interface: one llama-server per probe.
@@ -77,6 +78,7 @@ tune::serve_config serve_config_of(const tune_args & a, const std::filesystem::p
     c.n_prompt = a.n_prompt;
     c.n_predict = a.n_predict;
     c.tie_margin = a.tie_margin;
+    c.requests_per_user = a.probe_requests;
     return c;
 }
 
@@ -100,9 +102,13 @@ void run(const tune_args & a) {
     c.backend_sampling = a.backend_sampling;
     c.offloaded = c.base.n_gpu_layers != 0 && !engine::gpu_info().empty();
     const bool serve = c.workload == tune::workload_kind::serve;
+    if (!serve && a.probe_requests != 3) throw_usage("--probe-requests: only with --workload serve");
     if (serve) {
         if (a.kv_types) throw_usage("--kv-types: not with --workload serve (quantized KV changes results; give -ctk/-ctv to fix them)");
         if (a.tie_margin <= 0 || a.tie_margin >= 1) throw_usage("--tie-margin {}: give a probability gap in (0, 1)", a.tie_margin);
+        if (a.probe_requests < 2 || a.probe_requests > 1000) {
+            throw_usage("--probe-requests {}: give 2..1000 (the first request of each user is warmup)", a.probe_requests);
+        }
         if (!a.server_bin.empty() && access(a.server_bin.c_str(), X_OK) != 0) {
             throw_usage("--server-bin {}: not an executable file", a.server_bin);
         }
@@ -211,6 +217,10 @@ void add_tune(CLI::App & root) {
     cmd->add_option("--server-arg", a->server_args,
                     "serve: an extra llama-server argument for every candidate, not searched (repeatable; --server-arg=--flag "
                     "for dashed ones)");
+    cmd->add_option("--probe-requests", a->probe_requests,
+                    "serve: requests per user in each probe, the first of each user warmup (more: steadier scores on a noisy "
+                    "machine, longer probes)")
+        ->capture_default_str();
     cmd->add_option("--tie-margin", a->tie_margin,
                     "serve: a candidate's text may leave the baseline's only where the baseline's top-2 token probabilities "
                     "differ by less than this (a near tie: reordered float arithmetic can flip it)")

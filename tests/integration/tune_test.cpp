@@ -101,10 +101,11 @@ TEST(tune_cli, serve_workload_tunes_llama_server_flags) {
     if (!std::filesystem::exists(im::test::bin_path("llama-server"))) GTEST_SKIP() << "llama-server was not built";
     const auto json_path = (im::test::temp_dir("tune-serve") / "tune.json").string();
     const auto r = run_infermeter({"tune", "-m", "synth:tiny", "--workload", "serve", "-w", "2", "-p", "16", "-n", "16",
-                                   "--budget", "25s", "-t", "1", "--export", json_path});
+                                   "--budget", "25s", "-t", "1", "--probe-requests", "4", "--export", json_path});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     for (const char * s : {"## Tune: synth:tiny at C = 2 (llama-server", "| 1 | baseline |", "**Recommended command:** `llama-server -m ",
-                           " -np 2 -c ", "## Pareto front", "| 2 | `", "the tie rule, not the text, decides this check"}) {
+                           " -np 2 -c ", "## Pareto front", "| 2 | `", "the tie rule, not the text, decides this check",
+                           "reference: 8 answers"}) {  // --probe-requests 4 at C = 2
         EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
     }
     std::ifstream f(json_path);
@@ -134,7 +135,9 @@ TEST(tune_cli, serve_workload_tunes_llama_server_flags) {
              {"tune", "-m", "synth:tiny", "--workload", "serve", "--tie-margin", "0"},
              {"tune", "-m", "synth:tiny", "--server-arg=--no-warmup"},
              {"tune", "-m", "synth:tiny", "--workload", "serve", "--server-arg=-ub", "--server-arg=64"},
-             {"tune", "-m", "synth:tiny", "--workload", "bogus"}}) {
+             {"tune", "-m", "synth:tiny", "--workload", "bogus"},
+             {"tune", "-m", "synth:tiny", "--workload", "serve", "--probe-requests", "1"},
+             {"tune", "-m", "synth:tiny", "--probe-requests", "5"}}) {
         EXPECT_EQ(run_infermeter(args).exit_code, 2) << args.back();
     }
 }
