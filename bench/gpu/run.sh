@@ -67,7 +67,7 @@ run_step() {
         evaluate)
             local t0=$SECONDS
             # Straight into $OUT: reports are rewritten after every stage, so a run cut by DEADLINE still returns them.
-            build/bin/infermeter evaluate --profile ${PROFILE:-standard} -ngl 99 -fa on --out "$out/evaluate" --no-db ${EVALUATE_FLAGS:-} 2>&1 | tail -40
+            build/bin/infermeter evaluate --profile ${PROFILE:-standard} -ngl 99 -fa on --out "$out/evaluate-${PROFILE:-standard}" --no-db ${EVALUATE_FLAGS:-} 2>&1 | tail -40
             echo "evaluate wall: $((SECONDS - t0)) s" ;;
         continuous)
             # Issue 14: lockstep vs continuous (no sampling / CPU / backend sampling) at W = 1, 8, 64.
