@@ -126,8 +126,7 @@ void run(const bench_args & a) {
         }
     }
 
-    const auto baseline = a.split_baseline.empty() ? std::vector<std::pair<std::string, double>>{}
-                                                   : workload::read_split_baseline(a.split_baseline);
+    const auto baseline = workload::read_split_baseline(a.split_baseline);
     std::vector<workload::bench_result> results;
     std::optional<workload::split_analysis> split;  // when layers sit off the host (--rpc, GPUs)
     report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first result
@@ -154,7 +153,7 @@ void run(const bench_args & a) {
                    ctx.gpu_info.empty() ? ctx.cpu_info : ctx.gpu_info + "; " + ctx.cpu_info, ctx.backends,
                    r.n_threads, ctx.devices, r.test.params};
             note_devices(m);
-            split = analyze_split_or_warn(m, r.test.params);
+            split = workload::analyze_split(m, r.test.params);
             if (split) split->baseline_source = a.split_baseline;
         }
         results.push_back(r);
@@ -164,7 +163,7 @@ void run(const bench_args & a) {
             for (const auto & x : results) {
                 if (engine::llama::model::same_load(x.test.params, results.front().test.params)) same.push_back(x);
             }
-            workload::attribute_bench(*split, same, baseline);
+            split->steps = workload::attribute_bench(*split, same, baseline);
         }
         progress.done(fmt::format("{}: {} t/s{}", r.test.name(), fmtx::mean_pm(r.ts.mean, r.ts.stddev),
                                   r.partial ? fmt::format(" (partial: {} of {} repetitions)", r.samples_ns.size(), a.repetitions)

@@ -255,16 +255,6 @@ void note_devices(const engine::llama::model & m) {
     if (offloaded) log::info("devices: {}", engine::llama::describe_devices(engine::llama::devices_in_use(m)));
 }
 
-std::optional<workload::split_analysis> analyze_split_or_warn(const engine::llama::model & m,
-                                                             const engine::llama::engine_params & p) {
-    try {
-        return workload::analyze_split(m, p);
-    } catch (const im::error & e) {
-        log::warn("split analysis: {}; the run goes on without it", e.what());
-        return std::nullopt;
-    }
-}
-
 void add_split_baseline_flag(CLI::App * cmd, std::string & path) {
     cmd->add_option("--split-baseline", path,
                     "With --rpc or several devices: the -o json output of the same run on one device; the split "

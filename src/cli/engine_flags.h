@@ -1,11 +1,9 @@
 #pragma once
 
 #include "engine/llama/session.h"
-#include "workload/split.h"
 
 #include <CLI/CLI.hpp>
 
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,10 +51,6 @@ engine::llama::engine_params single(const engine_flags & f, const std::string & 
 // On stderr, where layers sit off the CPU (GPUs, --rpc servers): which device holds which layers.
 void note_devices(const engine::llama::model & m);
 
-// The split analysis of a run whose layers sit off the host (workload::analyze_split), or nothing; a
-// probe that fails is a warning, not the end of the run.
-std::optional<workload::split_analysis> analyze_split_or_warn(const engine::llama::model & m,
-                                                             const engine::llama::engine_params & p);
 // --split-baseline FILE: single-device step times for the split analysis (bench, parallel).
 void add_split_baseline_flag(CLI::App * cmd, std::string & path);
 

@@ -164,7 +164,7 @@ std::vector<engine::llama::device_use> load_devices(const std::filesystem::path 
     check_range(a.n_ctx, "--ctx", 1, 1 << 24);
     engine::llama::model loaded(path, p);
     engine::llama::context ctx(loaded, p, {static_cast<uint32_t>(a.n_ctx), 1, false, false});
-    split = analyze_split_or_warn(loaded, p);
+    split = workload::analyze_split(loaded, p);
     return engine::llama::devices_in_use(loaded, &ctx.alloc());
 }
 

@@ -198,8 +198,7 @@ void run(const parallel_args & a) {
         return;
     }
 
-    const auto baseline = a.split_baseline.empty() ? std::vector<std::pair<std::string, double>>{}
-                                                   : workload::read_split_baseline(a.split_baseline);
+    const auto baseline = workload::read_split_baseline(a.split_baseline);
     std::optional<workload::split_analysis> split;  // when layers sit off the host (--rpc, GPUs)
     workload::lockstep_result partial;
     report::run_context ctx = report::make_run_context(nullptr, globals().command_line);  // the model's, from the first W
@@ -230,11 +229,11 @@ void run(const parallel_args & a) {
             ctx = report::make_run_context(&m, globals().command_line);
             have_model_ctx = true;
             note_devices(m);
-            split = analyze_split_or_warn(m, c.params);
+            split = workload::analyze_split(m, c.params);
             if (split) split->baseline_source = a.split_baseline;
         }
         partial.rows.push_back(row);
-        if (split) workload::attribute_lockstep(*split, partial.rows, c.params.n_ubatch, baseline);
+        if (split) split->steps = workload::attribute_lockstep(*split, partial.rows, c.params.n_ubatch, baseline);
         if (partial.base_workers == 0) partial.base_workers = row.workers;
         if (row.kv_bytes_allocated != 0 && !workload::kv_agrees(row.kv_bytes, row.kv_bytes_allocated)) {
             log::warn("{} workers: computed KV {} B but llama.cpp allocated {} B", row.workers, row.kv_bytes,

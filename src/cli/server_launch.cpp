@@ -4,8 +4,7 @@
 #include "core/escape.h"
 #include "core/interrupt.h"
 #include "core/log.h"
-
-#include <curl/curl.h>
+#include "engine/http/client.h"
 
 #include <arpa/inet.h>
 #include <chrono>
@@ -42,16 +41,8 @@ int free_port() {
 }
 
 long health_status(const std::string & url) {
-    CURL * h = curl_easy_init();
-    if (!h) return 0;
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, +[](char *, size_t s, size_t n, void *) { return s * n; });
-    long status = 0;
-    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    return status;
+    const auto a = engine::http::fetch_once(url, "", 2000);
+    return a.ok ? a.status : 0;
 }
 
 }  // namespace

@@ -208,8 +208,8 @@ void add_tune(CLI::App & root) {
                     "What a score measures: lockstep (generation t/s, no sampling), continuous (continuous batching's "
                     "decode-step t/s with greedy sampling; adds the --backend-sampling axis), or serve (llama-server's flags: "
                     "--backend-sampling, -fa, --kv-unified, -ub, -b, and on a CPU -t and --threads-http; each candidate "
-                    "launches build/bin/llama-server with -np = W on 127.0.0.1, runs W closed-loop users of 3 greedy requests "
-                    "each (-p/-n) over HTTP and is scored by aggregate output t/s, p50 TTFT and TPOT beside it; its streamed "
+                    "launches build/bin/llama-server with -np = W on 127.0.0.1, runs W closed-loop users of --probe-requests "
+                    "greedy requests each (-p/-n) over HTTP and is scored by aggregate output t/s, p50 TTFT and TPOT beside it; its streamed "
                     "text must match the baseline's up to a divergence at a near tie, see --tie-margin)")
         ->capture_default_str();
     cmd->add_flag("--backend-sampling", a->backend_sampling, "Baseline (continuous, serve): greedy sampling in the graph");

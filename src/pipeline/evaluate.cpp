@@ -359,11 +359,7 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
             bc.result = [&](const workload::bench_result & r, const engine::llama::model & m) {
                 if (e.ctx.test_time.empty()) {
                     e.ctx = report::make_run_context(&m, opts.command_line);
-                    try {
-                        e.split = workload::analyze_split(m, opts.params);
-                    } catch (const im::error & err) {
-                        log::warn("split analysis: {}; the evaluation goes on without it", err.what());
-                    }
+                    e.split = workload::analyze_split(m, opts.params);
                 }
                 e.bench.push_back(r);
                 save();
@@ -430,15 +426,14 @@ report::evaluation run_evaluate(const evaluate_options & given, const evaluate_c
     }
     e.rec = report::recommend(e.lockstep, e.rec_opts);
     if (e.split) {  // bench's pp and tg steps, then the measured lockstep rows (predicted --fast rows are not steps)
-        auto lockstep = *e.split;
-        workload::attribute_bench(*e.split, e.bench);
         std::vector<workload::lockstep_row> rows;
-        for (const auto * r : report::measured_rows(e.lockstep)) {
-            if (!e.fast) rows.push_back(*r);
+        if (!e.fast) {
+            for (const auto * r : report::measured_rows(e.lockstep)) rows.push_back(*r);
         }
         if (e.verified) rows.push_back(*e.verified);
-        workload::attribute_lockstep(lockstep, rows, opts.params.n_ubatch);
-        e.split->steps.insert(e.split->steps.end(), lockstep.steps.begin(), lockstep.steps.end());
+        e.split->steps = workload::attribute_bench(*e.split, e.bench);
+        const auto lockstep = workload::attribute_lockstep(*e.split, rows, opts.params.n_ubatch);
+        e.split->steps.insert(e.split->steps.end(), lockstep.begin(), lockstep.end());
     }
 
     // 4. serving under load: continuous batching with real sampling (DESIGN §2.3, §3)

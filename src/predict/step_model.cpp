@@ -433,6 +433,18 @@ double attention_s(const step_fit & f, int workers, double depth) {
     return locate(f, workers).first->c * workers * depth;
 }
 
+namespace {
+
+// A prefill or sampling probe's timing: its count (tokens, sequences) >= 1, its time finite and > 0.
+void check_counted(const prefill_sample & s, size_t i, const char * what, const char * unit) {
+    if (s.tokens < 1 || !std::isfinite(s.seconds) || !(s.seconds > 0)) {
+        throw_runtime("{} {} ({} {}, {} s) is not a usable timing: {} must be >= 1 and the time finite and > 0", what, i,
+                      s.tokens, unit, s.seconds, unit);
+    }
+}
+
+}  // namespace
+
 prefill_fit fit_prefill(std::span<const prefill_sample> samples) {
     if (samples.empty()) {
         throw_runtime("no prefill probes to fit: the --fast prefill probes produced no timings (run without --fast "
@@ -442,11 +454,7 @@ prefill_fit fit_prefill(std::span<const prefill_sample> samples) {
     std::vector<int64_t> ns;
     for (size_t i = 0; i < samples.size(); ++i) {
         const auto & s = samples[i];
-        if (s.tokens < 1 || !std::isfinite(s.seconds) || !(s.seconds > 0)) {
-            throw_runtime("prefill probe {} ({} tokens, {} s) is not a usable timing: tokens must be >= 1 and the "
-                          "time finite and > 0",
-                          i, s.tokens, s.seconds);
-        }
+        check_counted(s, i, "prefill probe", "tokens");
         const double n = static_cast<double>(s.tokens);
         rows.push_back({{1.0, n, n * n}, s.seconds});
         ns.push_back(s.tokens);
@@ -497,11 +505,7 @@ sampling_curve fit_sampling(std::span<const prefill_sample> samples) {
     std::map<int64_t, std::vector<double>> by_n;
     for (size_t i = 0; i < samples.size(); ++i) {
         const auto & s = samples[i];
-        if (s.tokens < 1 || !std::isfinite(s.seconds) || !(s.seconds > 0)) {
-            throw_runtime("sampling probe {} ({} sequences, {} s) is not a usable timing: sequences must be >= 1 and "
-                          "the time finite and > 0",
-                          i, s.tokens, s.seconds);
-        }
+        check_counted(s, i, "sampling probe", "sequences");
         by_n[s.tokens].push_back(s.seconds);
     }
     sampling_curve c;

@@ -1,6 +1,7 @@
 #include "workload/split.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "hardware/link_probe.h"
 
 #include <fmt/format.h>
@@ -61,18 +62,14 @@ std::vector<predict::split_device> estimated_devices(const im::model::info & inf
     return devs;
 }
 
-const double * find(const std::vector<std::pair<std::string, double>> & baseline, const std::string & key) {
+std::optional<double> baseline_of(const std::vector<std::pair<std::string, double>> & baseline, const std::string & key) {
     for (const auto & [k, v] : baseline) {
-        if (k == key) return &v;
+        if (k == key) return v;
     }
-    return nullptr;
+    return std::nullopt;
 }
 
-std::optional<double> opt(const double * v) { return v ? std::optional<double>(*v) : std::nullopt; }
-
-}  // namespace
-
-std::optional<split_analysis> analyze_split(const engine::llama::model & m, const engine::llama::engine_params & p) {
+std::optional<split_analysis> plan_and_probe(const engine::llama::model & m, const engine::llama::engine_params & p) {
     const auto placement = engine::llama::devices_in_use(m);  // with each device's type and description
     std::vector<predict::split_device> devs;
     bool named = false;
@@ -111,7 +108,19 @@ std::optional<split_analysis> analyze_split(const engine::llama::model & m, cons
     return s;
 }
 
+}  // namespace
+
+std::optional<split_analysis> analyze_split(const engine::llama::model & m, const engine::llama::engine_params & p) {
+    try {
+        return plan_and_probe(m, p);
+    } catch (const im::error & e) {
+        log::warn("split analysis: {}; the run goes on without it", e.what());
+        return std::nullopt;
+    }
+}
+
 std::vector<std::pair<std::string, double>> read_split_baseline(const std::filesystem::path & path) {
+    if (path.empty()) return {};
     std::ifstream in(path);
     if (!in) throw_usage("--split-baseline {}: cannot read it (give the -o json output of a single-device run)", path.string());
     nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
@@ -138,36 +147,39 @@ std::vector<std::pair<std::string, double>> read_split_baseline(const std::files
     return out;
 }
 
-void attribute_bench(split_analysis & s, const std::vector<bench_result> & results,
-                     const std::vector<std::pair<std::string, double>> & baseline) {
-    s.steps.clear();
+std::vector<predict::split_attribution> attribute_bench(const split_analysis & s, const std::vector<bench_result> & results,
+                                                        const std::vector<std::pair<std::string, double>> & baseline) {
+    std::vector<predict::split_attribution> steps;
     for (const auto & r : results) {
         const auto & t = r.test;
         if (t.n_depth != 0 || r.avg_ns <= 0) continue;  // the step at depth differs from the baseline's
         if (t.n_prompt > 0 && t.n_gen == 0) {
             const std::string key = fmt::format("pp{}", t.n_prompt);
-            s.steps.push_back(predict::attribute(key, r.avg_ns * 1e-9, s.plan, {t.n_prompt, 1, t.params.n_ubatch}, s.links,
-                                                 opt(find(baseline, key))));
+            steps.push_back(predict::attribute(key, r.avg_ns * 1e-9, s.plan, {t.n_prompt, 1, t.params.n_ubatch}, s.links,
+                                               baseline_of(baseline, key)));
         } else if (t.n_gen > 0 && t.n_prompt == 0) {
             const std::string key = fmt::format("tg{}", t.n_gen);
-            s.steps.push_back(predict::attribute(key, r.avg_ns * 1e-9 / t.n_gen, s.plan, {1, 1, t.params.n_ubatch}, s.links,
-                                                 opt(find(baseline, key))));
+            steps.push_back(predict::attribute(key, r.avg_ns * 1e-9 / t.n_gen, s.plan, {1, 1, t.params.n_ubatch}, s.links,
+                                               baseline_of(baseline, key)));
         }
     }
+    return steps;
 }
 
-void attribute_lockstep(split_analysis & s, const std::vector<lockstep_row> & rows, int n_ubatch,
-                        const std::vector<std::pair<std::string, double>> & baseline) {
-    s.steps.clear();
+std::vector<predict::split_attribution> attribute_lockstep(const split_analysis & s, const std::vector<lockstep_row> & rows,
+                                                           int n_ubatch,
+                                                           const std::vector<std::pair<std::string, double>> & baseline) {
+    std::vector<predict::split_attribution> steps;
     for (const auto & r : rows) {
         if (!r.skipped.empty() || r.t_tg_mean_s <= 0 || r.n_predict <= 0) continue;
         const std::string decode = fmt::format("decode W={}", r.workers), prefill = fmt::format("prefill W={}", r.workers);
-        s.steps.push_back(predict::attribute(decode, r.t_tg_mean_s / r.n_predict, s.plan, {r.workers, r.workers, n_ubatch},
-                                             s.links, opt(find(baseline, decode))));
-        s.steps.push_back(predict::attribute(prefill, r.t_pp_mean_s, s.plan,
-                                             {static_cast<int64_t>(r.workers) * r.n_prompt, r.workers, n_ubatch}, s.links,
-                                             opt(find(baseline, prefill))));
+        steps.push_back(predict::attribute(decode, r.t_tg_mean_s / r.n_predict, s.plan, {r.workers, r.workers, n_ubatch},
+                                           s.links, baseline_of(baseline, decode)));
+        steps.push_back(predict::attribute(prefill, r.t_pp_mean_s, s.plan,
+                                           {static_cast<int64_t>(r.workers) * r.n_prompt, r.workers, n_ubatch}, s.links,
+                                           baseline_of(baseline, prefill)));
     }
+    return steps;
 }
 
 }  // namespace im::workload

@@ -29,19 +29,21 @@ struct split_analysis {
 // CPU-only run without --rpc: no probe, no section). Probes while `m` is loaded: an RPC server serves
 // one client, this process. The placement comes from llama.cpp's log; when the log named no layers,
 // from -ts (or each device's free memory) as llama.cpp divides them, and the plan says it is an estimate.
+// A probe or plan that fails is a warning and nothing: the run goes on without the section.
 std::optional<split_analysis> analyze_split(const engine::llama::model & m, const engine::llama::engine_params & p);
 
 // Single-device step times of an earlier run (its `-o json` output of bench or parallel), keyed like
-// split_analysis::steps ("tg16", "pp32", "decode W=2", "prefill W=2"). A usage error naming
-// --split-baseline when the file cannot be read or holds no such rows.
+// split_analysis::steps ("tg16", "pp32", "decode W=2", "prefill W=2"); none for an empty path. A usage
+// error naming --split-baseline when the file cannot be read or holds no such rows.
 std::vector<std::pair<std::string, double>> read_split_baseline(const std::filesystem::path & path);
 
-// Attributes each measured step: bench's pp (n_prompt tokens, one output) and tg (one token) tests,
-// pp+tg tests left out; lockstep's prefill (W x n_prompt tokens, W outputs) and decode step (W tokens,
-// W outputs) per W, from the mean times.
-void attribute_bench(split_analysis & s, const std::vector<bench_result> & results,
-                     const std::vector<std::pair<std::string, double>> & baseline = {});
-void attribute_lockstep(split_analysis & s, const std::vector<lockstep_row> & rows, int n_ubatch,
-                        const std::vector<std::pair<std::string, double>> & baseline = {});
+// The attribution of each measured step (for split_analysis::steps): bench's pp (n_prompt tokens, one
+// output) and tg (one token) tests, pp+tg tests left out; lockstep's prefill (W x n_prompt tokens, W
+// outputs) and decode step (W tokens, W outputs) per W, from the mean times.
+std::vector<predict::split_attribution> attribute_bench(const split_analysis & s, const std::vector<bench_result> & results,
+                                                        const std::vector<std::pair<std::string, double>> & baseline = {});
+std::vector<predict::split_attribution> attribute_lockstep(const split_analysis & s, const std::vector<lockstep_row> & rows,
+                                                           int n_ubatch,
+                                                           const std::vector<std::pair<std::string, double>> & baseline = {});
 
 }  // namespace im::workload
